@@ -1,0 +1,316 @@
+"""Pure numerical kernels of the master-dark recipe: arrays and scalars in, arrays out.
+
+Each kernel reproduces one step of soxspipe 0.17.4 ``soxs_mdark`` (reference §3-§4) with
+its exact floating-point semantics, so that ``numerics="soxspipe-0.17.4"`` is bit-identical
+to soxspipe and ``numerics="accurate"`` differs only where the contract says (§2).
+
+Nothing here knows about files, settings objects or dask: the recipe maps these kernels
+over blocks. Two facts make tiling exact:
+
+* every whole-frame statistic (level clip, post-stack clip, masked mean/std) is computed
+  on the whole frame in one call, in C order, as soxspipe does;
+* everything else is per pixel (the stack clip and the means over frames), so row strips
+  of any height give the same bytes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Final, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+Numerics = Literal["accurate", "soxspipe-0.17.4"]
+NUMERICS: Final[tuple[Numerics, ...]] = ("accurate", "soxspipe-0.17.4")
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+
+#: One row strip of the stacked master before the post-stack clip: the mean of the
+#: unclipped frames, its uncertainty, and the mask known so far (all-clipped or masked
+#: by the level clip in every frame).
+STRIP_DTYPE: Final = np.dtype([("flux", "<f4"), ("errs", "<f4"), ("mask", "u1")])
+
+
+class Bounds(NamedTuple):
+    """Final lower and upper clip bounds; values outside, or non-finite, are masked.
+
+    Bounds are float64 numbers. In ``soxspipe-0.17.4`` numerics they are float32 values
+    (soxspipe compares float32 pixels with a Python float, which numpy rounds to float32),
+    so comparing in float64 gives the same answer as soxspipe's float32 comparison.
+    """
+
+    lo: float
+    hi: float
+
+
+class FrameLevel(NamedTuple):
+    """Per-frame result of the level clip (reference §4.2)."""
+
+    lo: float
+    hi: float
+    mean: float
+    std: float
+
+
+def electrons(raw: npt.NDArray[np.floating], gain: float) -> F32:
+    """Convert raw counts to electrons: ``float32(float64(raw) * gain)`` (reference §3.4).
+
+    The raw values must already be the physical values (BZERO/BSCALE applied) in float64,
+    as ccdproc multiplies them by a float64 gain before the cast to float32.
+    """
+    out = np.multiply(raw, np.float64(gain), dtype=np.float64)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def deviation(e: F32, ron: float) -> F32:
+    """Per-pixel 1-sigma uncertainty ``sqrt(max(E, 0) + RON**2)`` in float32 (ref. §3.5).
+
+    ``RON**2`` is computed as a Python float and rounded once to float32 when added, as
+    in ccdproc's ``create_deviation``; negative signal counts as zero, not NaN.
+    """
+    signal = np.maximum(e, np.float32(0.0))
+    return np.sqrt(signal + np.float32(float(ron) ** 2), dtype=np.float32)
+
+
+def _seq_sum32(x: F32) -> np.float32:
+    """Sequential float32 sum in memory order: bottleneck 1.4's accumulator (ref. §4.9)."""
+    if x.size == 0:
+        return np.float32(0.0)
+    return np.float32(np.add.accumulate(x, dtype=np.float32)[-1])
+
+
+def _bounds_soxspipe(x: F32, sigma: float) -> tuple[float, float]:
+    """One iteration's bounds as astropy 6.1.2 computes them with bottleneck 1.4.0."""
+    n = np.float32(x.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean32 = np.float32(_seq_sum32(x) / n)
+        dev = np.subtract(x, mean32, dtype=np.float32)
+        std32 = np.sqrt(np.float32(_seq_sum32(np.multiply(dev, dev, dtype=np.float32)) / n))
+    mean, std = float(mean32), float(std32)
+    # astropy subtracts in double; numpy then compares float32 data with the bound
+    # rounded to float32, which is what the float32 cast here records.
+    return float(np.float32(mean - std * sigma)), float(np.float32(mean + std * sigma))
+
+
+def _bounds_accurate(x: F32, sigma: float) -> tuple[float, float]:
+    """One iteration's bounds with float64 mean and population std."""
+    if x.size == 0:
+        return float("nan"), float("nan")
+    x64 = x.astype(np.float64)
+    mean = float(x64.mean())
+    std = float(np.sqrt(np.mean(np.square(x64 - mean))))
+    return mean - std * sigma, mean + std * sigma
+
+
+def global_clip_bounds(
+    image: F32, sigma: float, maxiters: int, numerics: Numerics
+) -> Bounds:
+    """Iterative mean/std sigma clip over a whole image: astropy ``sigma_clip(axis=None)``.
+
+    Parameters
+    ----------
+    image : ndarray of float32
+        The whole 2-D image, C-contiguous: in ``soxspipe-0.17.4`` numerics the statistics
+        are sequential float32 sums in memory order, so the order is part of the result.
+    sigma : float
+        Lower and upper clip in units of the standard deviation.
+    maxiters : int
+        Maximum iterations; stops early when an iteration removes nothing.
+    numerics : {"accurate", "soxspipe-0.17.4"}
+        ``accurate`` accumulates in float64; ``soxspipe-0.17.4`` reproduces the float32
+        accumulation of bottleneck 1.4 under astropy 6.1.2 (astropy #17185).
+
+    Returns
+    -------
+    Bounds
+        The bounds of the last iteration; :func:`clip_mask` applies them.
+
+    Notes
+    -----
+    Non-finite values take no part in the statistics and are always masked.
+    """
+    x = np.ascontiguousarray(image, dtype=np.float32).ravel()
+    x = x[np.isfinite(x)]
+    bounds = _bounds_soxspipe if numerics == "soxspipe-0.17.4" else _bounds_accurate
+    lo = hi = float("nan")
+    iteration = 0
+    changed = 1
+    while changed and iteration < maxiters:
+        iteration += 1
+        size = x.size
+        lo, hi = bounds(x, sigma)
+        x = x[(x >= lo) & (x <= hi)]
+        changed = size - x.size
+    return Bounds(lo, hi)
+
+
+def clip_mask(image: F32, bounds: Bounds | FrameLevel) -> Bool:
+    """Mask of the values outside ``[lo, hi]`` or non-finite (astropy's final mask)."""
+    with np.errstate(invalid="ignore"):
+        inside = (image >= np.float64(bounds.lo)) & (image <= np.float64(bounds.hi))
+    return ~inside
+
+
+def frame_level(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> FrameLevel:
+    """Level clip of one prepared frame (reference §4.2): bounds, clipped mean and std.
+
+    The mean and std of the unmasked pixels are numpy masked-array statistics (pairwise
+    float32 sum, float64 result), exactly as soxspipe computes them, in both numerics.
+    """
+    bounds = global_clip_bounds(e, sigma, maxiters, numerics)
+    masked = np.ma.array(e, mask=clip_mask(e, bounds)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = float(np.ma.mean(masked))
+        std = float(np.ma.std(masked))
+    return FrameLevel(bounds.lo, bounds.hi, mean, std)
+
+
+def _seq_mean_over_frames(values: F32, keep: Bool) -> F32:
+    """Per-pixel mean over axis 0 of the kept values, summed sequentially in float32.
+
+    This is bottleneck ``nanmean(axis=0)`` on the NaN-substituted stack (ccdproc's
+    ``average_combine``): pixels with nothing kept give NaN.
+    """
+    acc = np.zeros(values.shape[1:], dtype=np.float32)
+    for frame, k in zip(values, keep, strict=True):
+        acc += np.where(k, frame, np.float32(0.0))
+    count = keep.sum(axis=0, dtype=np.int64).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.divide(acc, count, dtype=np.float32)
+
+
+def stack_clip_mask(stack: F32, sigma: float, maxiters: int) -> Bool:
+    """Per-pixel median / MAD-std sigma clip along the frame axis (reference §4.3 B2).
+
+    This is astropy's ``sigma_clip(axis=0, cenfunc="median", stdfunc="mad_std")``, its fast
+    C path in double precision, independent for every pixel.
+    """
+    from astropy.stats import sigma_clip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        clipped = sigma_clip(
+            np.asarray(stack, dtype=np.float32),
+            sigma_lower=sigma,
+            sigma_upper=sigma,
+            axis=0,
+            copy=False,
+            maxiters=maxiters,
+            cenfunc="median",
+            stdfunc="mad_std",
+            masked=True,
+        )
+    return np.ma.getmaskarray(clipped)
+
+
+def stack_strip(
+    e: F32,
+    levels: F64,
+    ron: float,
+    sigma: float,
+    maxiters: int,
+) -> npt.NDArray[np.void]:
+    """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
+
+    Parameters
+    ----------
+    e : ndarray of float32, shape (n_frames, rows, cols)
+        Prepared frames (electrons, before level subtraction), all frames of the strip.
+    levels : ndarray of float64, shape (n_frames, 4)
+        Per-frame ``(lo, hi, mean, std)`` of :func:`frame_level`, in frame order.
+    ron : float
+        Read noise in electrons, for the per-frame uncertainty.
+    sigma, maxiters : float, int
+        Stacked-clipping sigma and iterations.
+
+    Returns
+    -------
+    ndarray of STRIP_DTYPE, shape (rows, cols)
+        The mean of unclipped level-subtracted values, its uncertainty (mean of the
+        unclipped per-frame sigmas over ``sqrt(n_used)``, soxspipe's formula) and the mask
+        so far: pixels clipped in every frame or masked by the level clip in every frame.
+    """
+    n = e.shape[0]
+    level_masked = np.ones(e.shape[1:], dtype=bool)
+    subtracted = np.empty_like(e, dtype=np.float32)
+    for i in range(n):
+        lo, hi, mean, _ = levels[i]
+        level_masked &= clip_mask(e[i], Bounds(float(lo), float(hi)))
+        # float32(E - m) with m float64, as soxspipe's in-place subtraction
+        np.subtract(e[i], np.float64(mean), out=subtracted[i], casting="same_kind")
+    clipped = stack_clip_mask(subtracted, sigma, maxiters)
+    keep = ~clipped
+    n_clipped = clipped.sum(axis=0, dtype=np.int64)
+    flux = _seq_mean_over_frames(subtracted, keep)
+    sig_mean = _seq_mean_over_frames(deviation(e, ron), keep)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errs = (sig_mean / np.sqrt(n - n_clipped)).astype(np.float32)
+    out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
+    out["flux"] = flux
+    out["errs"] = errs
+    out["mask"] = (n_clipped == n) | level_masked
+    return out
+
+
+class Master(NamedTuple):
+    """The master dark's arrays and the numbers its QC needs."""
+
+    flux: F32
+    qual: npt.NDArray[np.uint8]
+    errs: F32
+    master_mean: float
+    mdark_median: float
+    raw_ron: float
+    master_ron: float
+    post_bounds: Bounds
+
+
+def finalize(
+    strip: npt.NDArray[np.void],
+    levels: F64,
+    sigma: float,
+    maxiters: int,
+    numerics: Numerics,
+) -> Master:
+    """Post-stack clip, master RON, fill and level restore (reference §4.3 B5, §4.4-4.5).
+
+    Parameters
+    ----------
+    strip : ndarray of STRIP_DTYPE, shape (rows, cols)
+        The whole stacked frame (all strips of :func:`stack_strip` joined).
+    levels : ndarray of float64, shape (n_frames, 4)
+        Per-frame level-clip results in frame order.
+    sigma, maxiters : float, int
+        Frame-clipping sigma and iterations (the post-stack clip uses them).
+    numerics : {"accurate", "soxspipe-0.17.4"}
+        How the post-stack clip accumulates its statistics.
+    """
+    comb = np.ascontiguousarray(strip["flux"])
+    post = global_clip_bounds(comb, sigma, maxiters, numerics)
+    mask = strip["mask"].astype(bool) | clip_mask(comb, post)
+    means = np.asarray(levels[:, 2], dtype=np.float64)
+    master_mean = np.mean(means)
+    raw_ron = float(np.mean(levels[:, 3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        master_ron = float(np.std(np.ma.array(comb, mask=mask)))
+    flux = (np.ma.array(comb, mask=mask, fill_value=0).filled() + master_mean).astype(np.float32)
+    errs = np.ma.array(strip["errs"], mask=mask, fill_value=raw_ron).filled().astype(np.float32)
+    median = float(np.median(means))
+    if not median:
+        # soxspipe recomputes the level from the master only when the median is exactly 0
+        median = float(np.ma.median(np.ma.array(flux, mask=mask)))
+    return Master(
+        flux=flux,
+        qual=mask.astype(np.uint8),
+        errs=errs,
+        master_mean=float(master_mean),
+        mdark_median=median,
+        raw_ron=raw_ron,
+        master_ron=master_ron,
+        post_bounds=post,
+    )
