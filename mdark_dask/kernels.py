@@ -21,6 +21,8 @@ from typing import Final, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from mdark_dask.npsum import masked_mean_std, sum64
+
 Numerics = Literal["accurate", "soxspipe-0.17.4"]
 NUMERICS: Final[tuple[Numerics, ...]] = ("accurate", "soxspipe-0.17.4")
 
@@ -157,15 +159,12 @@ def clip_mask(image: F32, bounds: Bounds | FrameLevel) -> Bool:
 def frame_level(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> FrameLevel:
     """Level clip of one prepared frame (reference §4.2): bounds, clipped mean and std.
 
-    The mean and std of the unmasked pixels are numpy masked-array statistics (pairwise
-    float32 sum, float64 result), exactly as soxspipe computes them, in both numerics.
+    The mean and std of the unmasked pixels are numpy 2.1 masked-array statistics (pairwise
+    float32 sum, float64 result; :mod:`mdark_dask.npsum`), exactly as soxspipe computes
+    them, in both numerics.
     """
     bounds = global_clip_bounds(e, sigma, maxiters, numerics)
-    masked = np.ma.array(e, mask=clip_mask(e, bounds)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = float(np.ma.mean(masked))
-        std = float(np.ma.std(masked))
+    mean, std = masked_mean_std(e, clip_mask(e, bounds))
     return FrameLevel(bounds.lo, bounds.hi, mean, std)
 
 
@@ -292,12 +291,10 @@ def finalize(
     comb = np.ascontiguousarray(strip["flux"])
     post = global_clip_bounds(comb, sigma, maxiters, numerics)
     mask = strip["mask"].astype(bool) | clip_mask(comb, post)
-    means = np.asarray(levels[:, 2], dtype=np.float64)
-    master_mean = np.mean(means)
-    raw_ron = float(np.mean(levels[:, 3]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        master_ron = float(np.std(np.ma.array(comb, mask=mask)))
+    means = np.ascontiguousarray(levels[:, 2], dtype=np.float64)
+    master_mean = sum64(means) / len(means)
+    raw_ron = float(sum64(np.ascontiguousarray(levels[:, 3])) / len(means))
+    _, master_ron = masked_mean_std(comb, mask)
     flux = (np.ma.array(comb, mask=mask, fill_value=0).filled() + master_mean).astype(np.float32)
     errs = np.ma.array(strip["errs"], mask=mask, fill_value=raw_ron).filled().astype(np.float32)
     median = float(np.median(means))

@@ -1,0 +1,161 @@
+"""Command line: argument parsing and exit codes only; ``main(argv) -> int``.
+
+Every expected failure is one line on stderr and a non-zero exit (a traceback only with
+``-V``); nothing half-written is left behind (products are written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from mdark_dask._version import __version__
+from mdark_dask.errors import MdarkError, OutputError
+
+SCHEDULERS = ("threads", "sync", "processes")
+
+
+class Tee:
+    """Print to the terminal and keep a copy for the recipe log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+        self.lines.append(text)
+
+    @property
+    def text(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdark-dask",
+        description="Master darks for SOXS and X-shooter (soxspipe soxs_mdark) on Dask.",
+    )
+    parser.add_argument("--version", action="version", version=f"mdark-dask {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    mdark = sub.add_parser("mdark", help="make one master dark from a sof, a directory or frames")
+    mdark.add_argument("inputs", nargs="+", metavar="INPUT", help=".sof file, directory or FITS frames")
+    _common(mdark)
+    mdark.add_argument(
+        "--rows", type=int, default=None,
+        help="rows per strip task (execution only: never changes the product)",
+    )  # fmt: skip
+    mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
+
+    demo = sub.add_parser("demo", help="simulate a small set of darks for every arm and reduce them")
+    demo.add_argument("-o", "--output", default="mdark-demo", help="demo directory (default: ./mdark-demo)")
+    demo.add_argument("-V", "--verbose", action="store_true")
+    demo.add_argument("--frames", type=int, default=3, help="frames per set (default 3)")
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default=".", help="workspace (default: current directory)")
+    p.add_argument("-s", "--settings", type=Path, default=None, help="settings YAML")
+    p.add_argument("-x", "--overwrite", action="store_true", help="redo existing products")
+    p.add_argument("-V", "--verbose", action="store_true", help="verbose output, tracebacks")
+    p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)
+    p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
+
+
+def _ensure_workspace(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mdark-dask-write-test-{time.time_ns()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to workspace {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
+    """``mdark-dask mdark``: one set of darks to one master dark."""
+    from mdark_dask.recipe import plan_product
+    from mdark_dask.report import recipe_report, write_log
+    from mdark_dask.scheduler import compute_products
+
+    started = time.perf_counter()
+    out(f"Recipe Command: mdark-dask {' '.join(argv)}")
+    out("# VERIFYING INPUT FRAMES")
+    workspace = Path(args.output)
+    plan = plan_product(
+        args.inputs, workspace, args.settings, args.numerics, args.rows, not args.no_plots
+    )
+    fs = plan.frameset
+    for path, reason in fs.dropped:
+        print(f"WARNING: dropped {path}: {reason}", file=sys.stderr)
+        out.lines.append(f"WARNING: dropped {path}: {reason}")
+    out("# VERIFYING INPUT FRAMES - ALL GOOD")
+    s = plan.settings
+    out(
+        f"{len(fs.frames)} {fs.instrument.upper()} {fs.arm} DARK frames of {fs.exptime:g} s; "
+        f"gain {fs.gain:g} e-/ADU, RON {fs.ron:g} e-; numerics {s.numerics}; "
+        f"settings: {s.source}"
+    )
+    if plan.product_path.exists() and not args.overwrite:
+        out(
+            f"The product of this recipe already exists: {plan.product_path}. "
+            "To overwrite it, rerun with -x."
+        )
+        return 0
+    _ensure_workspace(plan.product_path.parent)
+    out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
+    (result,) = compute_products([plan], scheduler=args.scheduler)
+    out("")
+    out(recipe_report(result, verbose=args.verbose))
+    out("")
+    out(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
+    write_log(plan.log_path, out.text, argv)
+    return 0
+
+
+def run_demo(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
+    """``mdark-dask demo``: simulate one small set per arm and reduce them all."""
+    from mdark_dask.demo import run_demo as demo
+
+    return demo(Path(args.output), args.frames, out)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str], Tee], int]] = {
+    "mdark": run_mdark,
+    "demo": run_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mdark-dask`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    out = Tee(sys.stdout)
+    try:
+        return COMMANDS[args.command](args, argv, out)
+    except MdarkError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line unless verbose
+        if args.verbose:
+            traceback.print_exc()
+        print(f"ERROR: unexpected {type(exc).__name__}: {exc} (rerun with -V)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""From raw frame paths to one verified set of darks (reference §2.5-2.6).
+
+A :class:`FrameSet` is a frozen value: the frames in MJD order and everything the recipe
+needs to prepare them (arm geometry, binning, gain, read noise). Building one scans
+headers only; no pixel is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mdark_dask.errors import InputError
+from mdark_dask.instruments import (
+    SOXS_KEYWORDS,
+    XSH_KEYWORDS,
+    XSH_WIN_BIN,
+    ArmSpec,
+    arm_spec,
+    instrument_of,
+)
+from mdark_dask.io.fits import RawFrame, scan_frame
+from mdark_dask.kernels import Numerics
+
+MIN_FRAMES: Final = 3
+
+SCAN_KEYWORDS: Final[tuple[str, ...]] = tuple(
+    dict.fromkeys(
+        [v for kw in (SOXS_KEYWORDS, XSH_KEYWORDS) for v in vars(kw).values() if v]
+        + list(XSH_WIN_BIN)
+    )
+)
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """A verified set of raw darks of one instrument, arm and exposure time.
+
+    Attributes
+    ----------
+    frames : tuple of RawFrame
+        Sorted by ``MJD-OBS``.
+    spec : ArmSpec
+        Geometry and fallbacks of the arm.
+    binning : (ybin, xbin)
+        Trim binning (soxspipe's ``[CDELT2, CDELT1]``); 1x1 for NIR.
+    gain, ron : float
+        e-/ADU and e-, from the headers or the detector-parameter fallback.
+    exptime : float
+        Exposure time in seconds.
+    dropped : tuple of (path, reason)
+        Frames left out with a warning (truncated files).
+    """
+
+    frames: tuple[RawFrame, ...]
+    spec: ArmSpec
+    binning: tuple[int, int]
+    gain: float
+    ron: float
+    exptime: float
+    dropped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def instrument(self) -> str:
+        """``soxs`` or ``xsh``."""
+        return self.spec.instrument
+
+    @property
+    def arm(self) -> str:
+        """``VIS``, ``NIR`` or ``UVB``."""
+        return self.spec.arm
+
+    @property
+    def region(self) -> tuple[int, int, int, int]:
+        """Science pixels (rs, re, cs, ce) of the rotated raw frame."""
+        return self.spec.science_region(*self.binning)
+
+    def first(self, keyword: str) -> Any:
+        """A keyword's value in the earliest frame."""
+        return self.frames[0].get(keyword)
+
+    def last(self, keyword: str) -> Any:
+        """A keyword's value in the latest frame (soxspipe's temperature rule)."""
+        return self.frames[-1].get(keyword)
+
+    @property
+    def win_binning(self) -> tuple[int, int] | None:
+        """(binx, biny) from the window-binning keywords, None when absent or NIR."""
+        keys = XSH_WIN_BIN if self.instrument == "xsh" else ("ESO DET BINX", "ESO DET BINY")
+        x, y = self.first(keys[0]), self.first(keys[1])
+        if self.arm == "NIR" or x is None or y is None:
+            return None
+        return int(x), int(y)
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v is not None and v not in out:
+            out.append(v)
+    return out
+
+
+def _mix(label: str, values: Sequence[Any]) -> InputError:
+    return InputError(f"Input frames are a mix of {label}: {' and '.join(map(str, values))}")
+
+
+def scan_frames(paths: Sequence[str]) -> tuple[list[RawFrame], list[tuple[str, str]]]:
+    """Scan every header; return the readable frames and the (path, reason) of the rest."""
+    good: list[RawFrame] = []
+    bad: list[tuple[str, str]] = []
+    for path in paths:
+        try:
+            good.append(scan_frame(path, SCAN_KEYWORDS))
+        except InputError as exc:
+            bad.append((path, str(exc)))
+    return good, bad
+
+
+def _gain(frames: Sequence[RawFrame], spec: ArmSpec, numerics: Numerics) -> float:
+    kw = spec.keywords
+    if spec.instrument == "soxs" and numerics == "soxspipe-0.17.4":
+        resp = f"RESP_TAB_{spec.arm}"
+        usable = [f for f in frames if f.get(kw.pro_catg) != resp]
+        values = _unique(
+            max(f.get(kw.conad), f.get(kw.gain))
+            for f in usable
+            if f.get(kw.conad) is not None and f.get(kw.gain) is not None
+        )
+    else:
+        # e-/ADU is CONAD; ESO DET OUT1 GAIN is its inverse (ADU/e-), CONTRACT §2
+        values = _unique(f.get(kw.conad) for f in frames)
+    if len(values) > 1:
+        raise _mix("gain", values)
+    return float(values[0]) if values and values[0] else spec.gain
+
+
+def build_frameset(paths: Sequence[str], numerics: Numerics) -> FrameSet:
+    """Scan and verify raw darks; the checks and messages follow reference §2.6.
+
+    Unreadable or truncated frames are dropped with a reason when at least
+    :data:`MIN_FRAMES` good frames remain; otherwise the set fails.
+
+    Raises
+    ------
+    InputError
+        One line saying what is wrong with the set.
+    """
+    if not paths:
+        raise InputError("No image frames were passed to the recipe")
+    good, bad = scan_frames(paths)
+    not_fits = [reason for _, reason in bad if "truncated" not in reason]
+    if not_fits:
+        raise InputError(not_fits[0])
+    if bad and len(good) < MIN_FRAMES:
+        raise InputError(bad[0][1])
+    instruments = _unique(instrument_of(f.get("INSTRUME")) for f in good)
+    if len(instruments) > 1:
+        raise _mix("instruments", instruments)
+    instrument = instruments[0]
+    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    arms = _unique(f.get(kw.arm) for f in good)
+    if len(arms) > 1:
+        raise InputError(f"Input frames are a mix of {' and '.join(map(str, arms))}")
+    if not arms:
+        raise InputError(f"Input frames carry no arm ({kw.arm})")
+    spec = arm_spec(instrument, arms[0])
+    binning = (1, 1)
+    if spec.binned:
+        xs = _unique(f.get(kw.binx) for f in good)
+        ys = _unique(f.get(kw.biny) for f in good)
+        if len(xs) > 1 or len(ys) > 1:
+            raise InputError("Input frames are a mix of binnings")
+        binning = (int(ys[0]) if ys else 1, int(xs[0]) if xs else 1)
+    speeds = _unique(f.get(kw.read_speed) for f in good)
+    if len(speeds) > 1:
+        raise _mix("readout speeds", speeds)
+    gain = _gain(good, spec, numerics)
+    rons = _unique(f.get(kw.ron) for f in good)
+    if len(rons) > 1:
+        raise _mix("readnoise", rons)
+    ron = float(rons[0]) if rons and rons[0] else spec.ron
+    types = [t for t in _unique(f.get(kw.dpr_type) for f in good) if t != "REDUCED"]
+    types += [t for t in _unique(f.get(kw.pro_type) for f in good) if t not in (*types, "REDUCED")]
+    if len(types) > 1:
+        raise InputError(f"Input frames are a mix of {' and '.join(map(str, types))}")
+    if types != ["DARK"]:
+        raise InputError("Input frames not DARK frames")
+    exptimes = _unique(f.get(kw.exptime) for f in good)
+    if len(exptimes) > 1:
+        raise InputError(
+            "Input frames have differing exposure-times "
+            + " and ".join(str(e) for e in sorted(exptimes))
+        )
+    if not exptimes:
+        raise InputError("Input frames carry no EXPTIME")
+    if len(good) < MIN_FRAMES:
+        raise InputError(f"at least {MIN_FRAMES} dark frames are needed, got {len(good)}")
+    shapes = _unique(f.shape for f in good)
+    if len(shapes) > 1:
+        raise InputError(f"Input frames differ in shape: {' and '.join(map(str, shapes))}")
+    need = spec.raw_shape(*binning)
+    have = shapes[0]
+    if have[0] < need[0] or have[1] < need[1]:
+        raise InputError(
+            f"frames of {have[0]}x{have[1]} pixels are too small for the {instrument.upper()} "
+            f"{spec.arm} science region (needs at least {need[0]}x{need[1]})"
+        )
+    missing_mjd = [f.name for f in good if f.get(kw.mjd_obs) is None]
+    if missing_mjd:
+        raise InputError(f"{missing_mjd[0]} has no MJD-OBS")
+    ordered = tuple(sorted(good, key=lambda f: float(f.get(kw.mjd_obs))))
+    return FrameSet(ordered, spec, binning, gain, ron, float(exptimes[0]), tuple(bad))

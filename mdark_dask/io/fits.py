@@ -1,0 +1,246 @@
+"""The only place that touches FITS files: header scan, lazy pixel reader, atomic writes.
+
+A raw frame is scanned once for its header (no pixels). Its pixels are read later, inside
+dask tasks, by a :class:`FrameReader`: a frozen value holding a path, never an open file,
+so it pickles to any worker and is safe to use from many threads. Uncompressed frames are
+memory-mapped directly, which also works for uint16 frames stored with ``BZERO = 32768``
+(astropy will not memory-map those: it must scale them); only the rows a task needs are
+read. Compressed frames fall back to astropy's reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+
+from mdark_dask.errors import InputError, OutputError
+from mdark_dask.kernels import electrons
+
+# BITPIX -> big-endian on-disk dtype
+_DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+# the pseudo-unsigned offsets astropy maps to unsigned integers exactly
+_UNSIGNED_ZERO = {16: 2**15, 32: 2**31, 64: 2**63}
+
+
+@dataclass(frozen=True)
+class RawFrame:
+    """What the header scan learned about one raw frame.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path.
+    hdu : int
+        Index of the image HDU (0 for raw ESO frames, 1 for tile-compressed ``.fz``).
+    shape : tuple of int
+        Raw (rows, cols).
+    bitpix : int
+        FITS BITPIX.
+    offset : int or None
+        Byte offset of the pixel data when the frame can be memory-mapped, else None.
+    bzero, bscale : float
+        FITS scaling of the stored integers (applied exactly as astropy does).
+    cards : tuple of (keyword, value)
+        The header cards the recipe reads (see :meth:`get`), in header order.
+    """
+
+    path: str
+    hdu: int
+    shape: tuple[int, int]
+    bitpix: int
+    offset: int | None
+    bzero: float
+    bscale: float
+    cards: tuple[tuple[str, Any], ...]
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        """The value of a header keyword, or ``default`` when absent."""
+        for key, value in self.cards:
+            if key == keyword:
+                return value
+        return default
+
+    @property
+    def name(self) -> str:
+        """File name without directories."""
+        return os.path.basename(self.path)
+
+
+def _image_hdu(hdul: fits.HDUList) -> int:
+    for index, hdu in enumerate(hdul):
+        if isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) and (
+            hdu.header.get("NAXIS", 0) == 2 or isinstance(hdu, fits.CompImageHDU)
+        ):
+            return index
+    raise InputError("holds no 2-D image")
+
+
+def merged_header(hdul: fits.HDUList, hdu: int) -> fits.Header:
+    """Primary header, with the image extension's cards laid over it when they differ."""
+    header = hdul[0].header.copy()
+    if hdu:
+        for card in hdul[hdu].header.cards:
+            if card.keyword not in ("XTENSION", "PCOUNT", "GCOUNT", "", "COMMENT", "HISTORY"):
+                header[card.keyword] = (card.value, card.comment)
+        header.remove("EXTEND", ignore_missing=True)
+    return header
+
+
+def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
+    """Read one frame's header (no pixels) and check the file holds all its pixels.
+
+    Raises
+    ------
+    InputError
+        Not a FITS file, no 2-D image, or truncated (fewer data bytes than the header
+        announces: soxspipe's "buffer is too small").
+    """
+    path = os.path.abspath(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                hdu = _image_hdu(hdul)
+                header = merged_header(hdul, hdu)
+                info = hdul.fileinfo(hdu)
+                compressed = isinstance(hdul[hdu], fits.CompImageHDU) or bool(
+                    info is not None and info.get("file") is not None
+                    and getattr(info["file"], "compression", None)
+                )
+                image_header = hdul[hdu].header
+                if isinstance(hdul[hdu], fits.CompImageHDU):
+                    shape = (int(image_header["ZNAXIS2"]), int(image_header["ZNAXIS1"]))
+                    bitpix = int(image_header["ZBITPIX"])
+                else:
+                    shape = (int(image_header["NAXIS2"]), int(image_header["NAXIS1"]))
+                    bitpix = int(image_header["BITPIX"])
+                bzero = float(image_header.get("BZERO", 0.0))
+                bscale = float(image_header.get("BSCALE", 1.0))
+                data_loc = int(info["datLoc"]) if info else 0
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a FITS file") from None
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        raise InputError(f"{path}: not a readable FITS file") from None
+    if not compressed:
+        needed = data_loc + shape[0] * shape[1] * abs(bitpix) // 8
+        if os.path.getsize(path) < needed:
+            raise InputError(f"{path}: truncated FITS file (the pixel data are incomplete)")
+    exact = bscale == 1.0 and (bzero == 0.0 or bzero == _UNSIGNED_ZERO.get(bitpix))
+    offset = data_loc if (not compressed and exact and bitpix in _DISK_DTYPE) else None
+    cards = tuple((k, header[k]) for k in keywords if k in header)
+    return RawFrame(path, hdu, shape, bitpix, offset, bzero, bscale, cards)
+
+
+def read_header(path: str | Path) -> fits.Header:
+    """The full header a raw frame's image is described by (for the product header)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            return merged_header(hdul, _image_hdu(hdul))
+
+
+@dataclass(frozen=True)
+class FrameReader:
+    """Lazy prepared frame: rotated, trimmed and in electrons, read on indexing.
+
+    Has ``shape``, ``dtype``, ``ndim`` and ``__getitem__``, so ``dask.array.from_array``
+    can wrap it; dask decides the chunks.
+    """
+
+    raw: RawFrame
+    rotation_k: int
+    region: tuple[int, int, int, int]
+    gain: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Prepared (trimmed) shape."""
+        rs, re_, cs, ce = self.region
+        return re_ - rs, ce - cs
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    @contextlib.contextmanager
+    def _raw_values(self) -> Iterator[npt.NDArray[Any]]:
+        raw = self.raw
+        if raw.offset is not None:
+            # the map is released when its last view is garbage collected
+            yield np.memmap(
+                raw.path, dtype=_DISK_DTYPE[raw.bitpix], mode="r", offset=raw.offset,
+                shape=raw.shape,
+            )  # fmt: skip
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with fits.open(raw.path, memmap=False) as hdul:
+                    yield np.asarray(hdul[raw.hdu].data)
+        except (OSError, TypeError, ValueError) as exc:
+            raise InputError(f"{raw.path}: cannot read pixel data ({exc})") from None
+
+    def __getitem__(self, key: tuple[slice, ...] | slice) -> npt.NDArray[np.float32]:
+        """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window (ref. §3.2-3.4)."""
+        rs, re_, cs, ce = self.region
+        with self._raw_values() as raw:
+            view = np.rot90(raw, self.rotation_k)[rs:re_, cs:ce][key]
+            values = np.asarray(view, dtype=np.float64)
+            if self.raw.offset is not None and self.raw.bzero:
+                values = values + self.raw.bzero  # exact: the pseudo-unsigned offset
+            return electrons(values, self.gain)
+
+
+@dataclass(frozen=True)
+class StackReader:
+    """Lazy (frame, y, x) stack of prepared frames, all of one shape."""
+
+    frames: tuple[FrameReader, ...]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames, rows, cols)."""
+        return (len(self.frames), *self.frames[0].shape)
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __getitem__(self, key: tuple[Any, ...]) -> npt.NDArray[np.float32]:
+        """Read a window of every selected frame; one file open per frame and call."""
+        fkey, *rest = key if isinstance(key, tuple) else (key,)
+        picked = self.frames[fkey] if isinstance(fkey, slice) else (self.frames[int(fkey)],)
+        blocks = [reader[tuple(rest)] for reader in picked]
+        out = np.stack(blocks) if isinstance(fkey, slice) else blocks[0]
+        return np.ascontiguousarray(out)
+
+
+def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
+    """Write an HDU list with checksums to a temporary name, then rename it into place.
+
+    A run killed mid-write leaves at most a ``.tmp`` file, never a partial product.
+    """
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            hdul.writeto(tmp, checksum=True, overwrite=True, output_verify="silentfix")
+        os.replace(tmp, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    return dest

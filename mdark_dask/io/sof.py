@@ -1,0 +1,70 @@
+"""Set-of-files (sof) text: read and write, as soxspipe does (reference §2.2, §7.5).
+
+A sof lists one frame per line: ``<path>  <TAG>``. Empty lines and lines starting with
+``#`` are skipped; the tag is optional. Unlike soxspipe 0.17.4, a path is the whole first
+field, so ``.fits.gz``/``.fits.fz`` frames and directories named ``*.fits`` work.
+Relative paths are relative to the sof file's directory first, then to the current
+directory (soxspipe's workspaces use ``./raw/...`` relative to the workspace root).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdark_dask.errors import InputError
+
+
+@dataclass(frozen=True)
+class SofEntry:
+    """One frame line of a sof: its resolved path and optional tag."""
+
+    path: str
+    tag: str | None
+
+
+def parse_sof(text: str, base: Path) -> tuple[SofEntry, ...]:
+    """Parse sof text; ``base`` is the sof file's directory for relative paths."""
+    entries = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if not stripped or line.startswith("#"):
+            continue
+        parts = stripped.split()
+        raw = os.path.expanduser(parts[0])
+        tag = parts[1] if len(parts) > 1 else None
+        path = Path(raw)
+        if not path.is_absolute():
+            beside = base / path
+            path = beside if beside.exists() or not Path(raw).exists() else Path(raw).resolve()
+        entries.append(SofEntry(str(path.resolve() if path.exists() else path), tag))
+    return tuple(entries)
+
+
+def read_sof(path: Path) -> tuple[SofEntry, ...]:
+    """Read a sof file.
+
+    Raises
+    ------
+    InputError
+        If it cannot be read, lists no frame, or names a file that does not exist.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read sof file {path}: {getattr(exc, 'strerror', exc)}") from None
+    entries = parse_sof(text, path.resolve().parent)
+    if not entries:
+        raise InputError(f"sof file {path} lists no frames")
+    for entry in entries:
+        if not os.path.exists(entry.path):
+            raise InputError(f"sof file {path} names a missing file: {entry.path}")
+    return entries
+
+
+def format_sof(paths: Sequence[str], tags: Sequence[str]) -> str:
+    """Format sof text: two-space separated, no trailing newline (the organiser's layout)."""
+    width = max(len(p) for p in paths)
+    return "\n".join(f"{p.ljust(width)}  {t}" for p, t in zip(paths, tags, strict=True))

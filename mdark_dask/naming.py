@@ -1,0 +1,95 @@
+"""Names soxspipe gives things: organiser sof names and night dates (reference §6.1, §7.4).
+
+Pure string functions, shared by the recipe (product names for directory and list
+inputs), the scheduler (sof files of a night) and the simulator.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+NIGHT_OFFSET = timedelta(hours=15)
+
+
+def _clean(name: str) -> str:
+    """soxspipe's five clean-up passes over an upper-cased name."""
+    name = name.upper()
+    for _ in range(5):
+        name = name.replace("_--_", "_").replace(" ", "").replace(".", "_").replace("__", "_")
+    return name
+
+
+def exptime_field(exptime: float) -> str:
+    """``5.0`` -> ``5.0s`` (exposure rounded to 0.01 s, as the organiser groups it)."""
+    return f"{round(float(exptime), 2)}s"
+
+
+def rospeed_field(instrument: str, read_speed: object) -> str:
+    """Readout-mode field: SOXS ``ESO DET READ CURID``; X-shooter fast/slow (reference §7.2)."""
+    if read_speed is None:
+        return "--"
+    if instrument == "xsh":
+        text = str(read_speed).lower()
+        if text.startswith("1pt/400k/lg"):
+            return "fast"
+        if text.startswith("1pt/100k/hg"):
+            return "slow"
+        return text.replace("/", "")
+    return str(read_speed)
+
+
+def organiser_sof_name(
+    *,
+    date_obs: str,
+    arm: str,
+    binning: tuple[int, int] | None,
+    rospeed: str,
+    exptime: float,
+    instrume: str,
+    recipe: str = "MDARK",
+) -> str:
+    """The soxspipe data organiser's sof name of a set of frames.
+
+    Parameters
+    ----------
+    date_obs : str
+        Earliest ``DATE-OBS`` of the set (ISO); the fraction of a second is dropped.
+    arm : str
+        ``ESO SEQ ARM``.
+    binning : (binx, biny) or None
+        None where the frames carry no binning keyword (SOXS NIR).
+    rospeed : str
+        See :func:`rospeed_field`.
+    exptime : float
+        Exposure time in seconds.
+    instrume : str
+        ``INSTRUME``.
+
+    Examples
+    --------
+    >>> organiser_sof_name(date_obs="2026-01-11T08:29:24.123", arm="NIR", binning=None,
+    ...                    rospeed="3", exptime=5.0, instrume="SOXS")
+    '20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof'
+    >>> organiser_sof_name(date_obs="2026-01-11T09:00:00.000", arm="VIS", binning=(1, 1),
+    ...                    rospeed="1", exptime=600, instrume="SOXS")
+    '20260111T090000_VIS_1X1_1_MDARK_600_0S_SOXS.sof'
+    """
+    stamp = date_obs.split(".")[0].replace("-", "").replace(":", "")
+    bins = f"{binning[0]}x{binning[1]}" if binning else "--"
+    fields = [stamp, arm, bins, rospeed, recipe, "--", "--", exptime_field(exptime), instrume]
+    return _clean("_".join(fields)) + ".sof"
+
+
+def night_of_sof(name: str) -> str | None:
+    """Night start date ``YYYY-MM-DD`` of a sof name's leading timestamp minus 15 h."""
+    try:
+        stamp = datetime.strptime(name.split("_")[0], "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    return (stamp - NIGHT_OFFSET).strftime("%Y-%m-%d")
+
+
+def night_of_mjd(mjd: float) -> str:
+    """Night start date of an MJD-OBS (minus 15 h)."""
+    epoch = datetime(1858, 11, 17)
+    return (epoch + timedelta(days=float(mjd)) - NIGHT_OFFSET).strftime("%Y-%m-%d")

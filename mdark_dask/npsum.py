@@ -1,0 +1,131 @@
+"""numpy 2.1's float summation, reproduced exactly and independent of the installed numpy.
+
+soxspipe 0.17.4 pins numpy 2.1.0; the per-frame level ``m_i``, the scatter ``s_i`` and
+MASTER RON are numpy masked-array ``mean``/``std`` of float32 frames. Their values depend
+on numpy's summation order: pairwise sums of blocks of 8 accumulators up to 128 values
+(``loops_utils.h.src``), applied to the 8192-element buffers of a reduction. Newer numpy
+releases sum large float32 arrays differently, which changes the level by a few ulp and
+so every FLUX pixel. These compiled kernels replay the 2.1 order so the
+``soxspipe-0.17.4`` numerics are bit-identical whatever numpy is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-loop chunk
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.float32:  # pragma: no cover
+    if n < 8:
+        res = np.float32(-0.0)
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.float64:  # pragma: no cover
+    if n < 8:
+        res = np.float64(-0.0)
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum32(a: npt.NDArray[np.float32]) -> np.float32:  # pragma: no cover
+    acc = np.float32(0.0)
+    for start in range(0, a.size, BUFFER):
+        acc += _pairwise32(a, start, min(BUFFER, a.size - start))
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _sum64(a: npt.NDArray[np.float64]) -> np.float64:  # pragma: no cover
+    acc = np.float64(0.0)
+    for start in range(0, a.size, BUFFER):
+        acc += _pairwise64(a, start, min(BUFFER, a.size - start))
+    return acc
+
+
+def sum32(a: npt.NDArray[np.float32]) -> np.float32:
+    """``numpy.sum`` of a float32 array in numpy 2.1's order (C order, float32 result)."""
+    return np.float32(_sum32(np.ascontiguousarray(a, dtype=np.float32).ravel()))
+
+
+def sum64(a: npt.NDArray[np.float64]) -> np.float64:
+    """``numpy.sum`` of a float64 array in numpy 2.1's order."""
+    return np.float64(_sum64(np.ascontiguousarray(a, dtype=np.float64).ravel()))
+
+
+def masked_mean_std(values: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> tuple[float, float]:
+    """``np.ma.mean`` and ``np.ma.std`` (ddof 0) of a float32 masked array, numpy 2.1 exact.
+
+    The mean is ``float64(float32 sum of the filled array) / count``; the variance sums
+    the float64 squared anomalies of the unmasked values, as ``MaskedArray.var`` does.
+    Returns NaN for both when every value is masked.
+    """
+    count = int(values.size - np.count_nonzero(mask))
+    if count == 0:
+        return math.nan, math.nan
+    filled = np.where(mask, np.float32(0.0), values)
+    mean = np.float64(sum32(filled)) / np.int64(count)
+    with np.errstate(invalid="ignore", over="ignore"):
+        anomaly = np.subtract(values, mean, dtype=np.float64)
+        anomaly *= anomaly
+        anomaly[mask] = 0.0
+    var = sum64(anomaly) / np.int64(count)
+    return float(mean), float(np.sqrt(var))

@@ -1,0 +1,76 @@
+"""QC metrics of a master dark and their pass/fail (reference §5).
+
+Pure: numbers in, frozen rows out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from mdark_dask.frameset import FrameSet
+from mdark_dask.kernels import Master
+
+
+@dataclass(frozen=True)
+class QCRow:
+    """One QC metric as soxspipe reports it."""
+
+    name: str
+    value: float | int | None
+    unit: str
+    comment: str
+    to_header: bool
+    flag: str = "pass"
+    lo: float | None = None
+    hi: float | None = None
+
+
+def qc_rows(master: Master, frameset: FrameSet) -> tuple[QCRow, ...]:
+    """QC rows in soxspipe's order of creation; temperatures for SOXS only."""
+    n_bad = int(master.qual.sum())
+    rows = [
+        QCRow("HOTPIX NUM", n_bad, "", "Number of hot pixels", True),
+        QCRow(
+            "HOTPIX FRAC", float(f"{n_bad / master.qual.size:.6f}"), "",
+            "Fraction of hot pixels", True,
+        ),
+        QCRow(
+            "MDARK MEDIAN", master.mdark_median, "electrons",
+            "[e-] Median flux level of master dark", True,
+        ),
+        QCRow("RAW RON", master.raw_ron, "electrons", "[e-] RON in single DARK", True),
+        QCRow("MASTER RON", master.master_ron, "electrons", "[e-] Combined RON in MDARK", True),
+    ]  # fmt: skip
+    if frameset.instrument == "soxs":
+        kw = frameset.spec.keywords
+        temp_kw = kw.detector_temp_nir if frameset.arm == "NIR" else kw.detector_temp_vis
+        det = frameset.last(temp_kw) if temp_kw else None
+        cpath = frameset.last(kw.cpath_temp) if kw.cpath_temp else None
+        rows.append(QCRow("DETECTOR TEMP", det, "kelvin", "[K] temp of detector", False))
+        rows.append(QCRow("CPATH TEMP", cpath, "celsius", "[C] temp of common path", False))
+    return tuple(rows)
+
+
+def apply_ranges(
+    rows: tuple[QCRow, ...], ranges: Mapping[str, tuple[float, float]]
+) -> tuple[QCRow, ...]:
+    """Flag rows outside their acceptable range: pass needs ``lo < value < hi``.
+
+    A missing value (e.g. an absent temperature keyword) is reported, never failed.
+    """
+    out = []
+    for row in rows:
+        bounds = ranges.get(row.name.lower())
+        if bounds is None:
+            out.append(row)
+            continue
+        lo, hi = bounds
+        fail = row.value is not None and not lo < float(row.value) < hi
+        out.append(replace(row, flag="fail" if fail else "pass", lo=lo, hi=hi))
+    return tuple(out)
+
+
+def failed(rows: tuple[QCRow, ...]) -> tuple[str, ...]:
+    """Names of the failed QC rows."""
+    return tuple(r.name for r in rows if r.flag == "fail")

@@ -1,0 +1,266 @@
+"""One set of raw darks -> one lazy master-dark product: the only place steps are composed.
+
+:func:`plan_product` scans headers and resolves settings (no pixels); :func:`master_graph`
+turns a plan into a lazy dask graph:
+
+* one task per frame: the whole-frame level clip (reference §4.2), exact because the frame
+  is whole and in C order;
+* one task per row strip: per-pixel stack clip and means over all frames (§4.3 B1-B4);
+* one final task: post-stack clip, QC, product write and QC plots (§4.3 B5-§6).
+
+Nothing computes here; :mod:`mdark_dask.scheduler` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import numpy.typing as npt
+from dask.base import tokenize
+from dask.delayed import Delayed
+
+from mdark_dask import kernels
+from mdark_dask.errors import InputError
+from mdark_dask.frameset import FrameSet, build_frameset
+from mdark_dask.io.fits import read_header, write_atomic
+from mdark_dask.io.sof import read_sof
+from mdark_dask.naming import organiser_sof_name, rospeed_field
+from mdark_dask.product import build_hdul, primary_header, product_dir, qc_dir
+from mdark_dask.qc import QCRow, apply_ranges, qc_rows
+from mdark_dask.settings import Settings, load_settings
+from mdark_dask.stack import frame_stack, strip_stack
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fits.z", ".fits.bz2")
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """Everything needed to produce one master dark; printable, picklable, no pixels.
+
+    Attributes
+    ----------
+    name : str
+        Product basename without ``.fits`` (the sof basename, or the organiser's name).
+    frameset : FrameSet
+        The verified raw frames.
+    settings : Settings
+        Resolved science settings.
+    workspace : str
+        Workspace root.
+    rows : int or None
+        Rows per strip (an execution setting: never changes a byte); None = automatic.
+    plots : bool
+        Whether the final task writes QC plots.
+    """
+
+    name: str
+    frameset: FrameSet
+    settings: Settings
+    workspace: str
+    rows: int | None = None
+    plots: bool = True
+
+    @property
+    def product_path(self) -> Path:
+        """``<workspace>/products/soxs_mdark/<name>.fits``."""
+        return product_dir(Path(self.workspace)) / f"{self.name}.fits"
+
+    @property
+    def log_path(self) -> Path:
+        """The recipe log beside the product."""
+        return self.product_path.with_suffix(".log")
+
+    @property
+    def qc_dir(self) -> Path:
+        """Directory of the QC plots."""
+        return qc_dir(Path(self.workspace))
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    """What the final task reports back: small, no arrays."""
+
+    name: str
+    path: str
+    arm: str
+    instrument: str
+    n_frames: int
+    qc: tuple[QCRow, ...]
+    date_obs: str
+    plots: tuple[str, ...] = ()
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def is_fits_name(path: str) -> bool:
+    """Whether a file name looks like a FITS frame."""
+    return path.lower().endswith(FITS_SUFFIXES)
+
+
+def resolve_inputs(inputs: Sequence[str]) -> tuple[list[str], str | None]:
+    """Expand a sof, a directory or FITS paths into frame paths and the sof's name.
+
+    Returns
+    -------
+    paths : list of str
+        Frame paths in the order given.
+    name : str or None
+        The product name for a sof input; None for directory and list inputs (their name
+        comes from the frames, see :func:`organiser_name`).
+    """
+    if not inputs:
+        raise InputError("no input: give a .sof file, a directory or FITS frames")
+    if len(inputs) == 1 and inputs[0].lower().endswith(".sof"):
+        sof = Path(inputs[0])
+        if not sof.exists():
+            raise InputError(f"sof file {sof} does not exist")
+        return [e.path for e in read_sof(sof)], sof.name[: -len(".sof")]
+    paths: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(
+                os.path.join(item, f) for f in os.listdir(item)
+                if is_fits_name(f) and not f.startswith(".")
+            )  # fmt: skip
+            if not found:
+                raise InputError(f"directory {item} holds no FITS frames")
+            paths.extend(found)
+        elif os.path.exists(item):
+            paths.append(os.path.abspath(item))
+        else:
+            raise InputError(f"{item}: no such file or directory")
+    return paths, None
+
+
+def organiser_name(frameset: FrameSet) -> str:
+    """The soxspipe organiser's name of a set (reference §7.4), without ``.sof``."""
+    kw = frameset.spec.keywords
+    dates = sorted(str(f.get(kw.date_obs)) for f in frameset.frames if f.get(kw.date_obs))
+    if not dates:
+        raise InputError("frames carry no DATE-OBS to name the product by")
+    name = organiser_sof_name(
+        date_obs=dates[0],
+        arm=frameset.arm,
+        binning=frameset.win_binning,
+        rospeed=rospeed_field(frameset.instrument, frameset.first(kw.read_speed)),
+        exptime=frameset.exptime,
+        instrume=str(frameset.first(kw.instrume)),
+    )
+    return name[: -len(".sof")]
+
+
+def plan_product(
+    inputs: Sequence[str],
+    workspace: str | Path,
+    settings_path: Path | None = None,
+    numerics: str | None = None,
+    rows: int | None = None,
+    plots: bool = True,
+) -> ProductPlan:
+    """Scan and verify the frames of one set and resolve its settings (no pixels read)."""
+    paths, name = resolve_inputs(inputs)
+    # the gain rule depends on numerics: resolve the file's numerics first
+    probe = build_frameset(paths, "accurate")
+    settings = load_settings(probe.instrument, probe.arm, settings_path, numerics)
+    frameset = probe if settings.numerics == "accurate" else build_frameset(paths, settings.numerics)
+    return ProductPlan(
+        name=name or organiser_name(frameset),
+        frameset=frameset,
+        settings=settings,
+        workspace=str(Path(workspace).resolve()),
+        rows=rows,
+        plots=plots,
+    )
+
+
+def _level_block(
+    block: npt.NDArray[np.float32], sigma: float, maxiters: int, numerics: kernels.Numerics
+) -> npt.NDArray[np.float64]:
+    level = kernels.frame_level(np.ascontiguousarray(block[0]), sigma, maxiters, numerics)
+    return np.asarray([level], dtype=np.float64)
+
+
+def _strip_block(
+    block: npt.NDArray[np.float32],
+    levels: npt.NDArray[np.float64],
+    ron: float,
+    sigma: float,
+    maxiters: int,
+) -> npt.NDArray[np.void]:
+    return kernels.stack_strip(block, levels, ron, sigma, maxiters)
+
+
+def level_graph(plan: ProductPlan) -> da.Array:
+    """Lazy (n_frames, 4) float64 array of per-frame ``(lo, hi, mean, std)``."""
+    s = plan.settings
+    return da.blockwise(
+        _level_block, "fs",
+        frame_stack(plan.frameset), "fyx",
+        new_axes={"s": 4},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        sigma=s.frame_sigma, maxiters=s.frame_iterations, numerics=s.numerics,
+    )  # fmt: skip
+
+
+def strip_graph(plan: ProductPlan, levels: da.Array) -> da.Array:
+    """Lazy (rows, cols) array of STRIP_DTYPE: the stacked master before the post clip."""
+    s = plan.settings
+    return da.blockwise(
+        _strip_block, "yx",
+        strip_stack(plan.frameset, plan.rows), "fyx",
+        levels, "fs",
+        concatenate=True,
+        dtype=kernels.STRIP_DTYPE,
+        meta=np.empty((0, 0), dtype=kernels.STRIP_DTYPE),
+        ron=plan.frameset.ron, sigma=s.stacked_sigma, maxiters=s.stacked_iterations,
+    )  # fmt: skip
+
+
+def finalize_product(
+    strip: npt.NDArray[np.void], levels: npt.NDArray[np.float64], plan: ProductPlan
+) -> ProductResult:
+    """The final task: post-stack clip, QC, header, atomic write and QC plots."""
+    start = time.perf_counter()
+    s = plan.settings
+    fs = plan.frameset
+    master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
+    rows = apply_ranges(qc_rows(master, fs), s.qc_ranges)
+    raw_header = read_header(fs.frames[0].path)
+    header = primary_header(raw_header, fs, s, rows)
+    write_atomic(build_hdul(master, header), plan.product_path)
+    plots: tuple[str, ...] = ()
+    if plan.plots:
+        from mdark_dask.plots import write_qc_plots
+
+        plots = write_qc_plots(master, plan.qc_dir, plan.name)
+    return ProductResult(
+        name=plan.name,
+        path=str(plan.product_path),
+        arm=fs.arm,
+        instrument=fs.instrument,
+        n_frames=len(fs.frames),
+        qc=rows,
+        date_obs=str(fs.first(fs.spec.keywords.date_obs)),
+        plots=plots,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def master_graph(plan: ProductPlan) -> Delayed:
+    """The whole lazy graph of one product; computing it writes the product."""
+    levels = level_graph(plan)
+    strips = strip_graph(plan, levels)
+    task = dask.delayed(finalize_product, pure=True)
+    key = f"finalize-{plan.name}-{tokenize(plan)}"
+    result: Delayed = task(strips, levels, plan, dask_key_name=key)
+    return result
+

@@ -1,0 +1,85 @@
+"""Terminal tables and the recipe log (reference §6.6-6.7).
+
+The QC and products tables are soxspipe's (``tabulate`` "pretty", right-aligned); the
+log beside the product holds what the terminal showed and ends with the command that
+reruns the recipe.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from tabulate import tabulate
+
+from mdark_dask.qc import QCRow
+from mdark_dask.recipe import ProductResult
+
+
+def _fmt(value: float | int | None) -> str:
+    if value is None:
+        return "--"
+    return f"{float(value):.3f}"
+
+
+def qc_table(rows: Sequence[QCRow]) -> str:
+    """The QC metrics table, sorted by name."""
+    body = [
+        [r.name, _fmt(r.value), r.unit, r.comment, r.flag]
+        for r in sorted(rows, key=lambda r: r.name)
+    ]
+    return tabulate(
+        body,
+        headers=["qc_name", "qc_value", "qc_unit", "qc_comment", "qc_flag"],
+        tablefmt="pretty",
+        stralign="right",
+        disable_numparse=True,
+    )
+
+
+def products_table(results: Sequence[ProductResult], verbose: bool = False) -> str:
+    """The recipe products table (with the absolute path when verbose)."""
+    headers = ["product_label", "file_name", "file_type", "obs_date_utc"]
+    headers += ["file_path"] if verbose else []
+    headers += ["label", "product_desc"]
+    body = []
+    for r in results:
+        row = ["MDARK", os.path.basename(r.path), "FITS", r.date_obs]
+        row += [r.path] if verbose else []
+        row += ["PROD", f"{r.arm} Master dark frame"]
+        body.append(row)
+    return tabulate(
+        body, headers=headers, tablefmt="pretty", stralign="right", disable_numparse=True
+    )
+
+
+def recipe_report(result: ProductResult, verbose: bool = False) -> str:
+    """What the terminal shows after a product is made."""
+    parts = [
+        "# SOXS-MDARK QC METRICS",
+        qc_table(result.qc),
+        "",
+        "# SOXS-MDARK RECIPE PRODUCTS & QC OUTPUTS",
+        products_table([result], verbose),
+    ]
+    if result.plots:
+        parts += ["", "QC plots: " + ", ".join(result.plots)]
+    return "\n".join(parts)
+
+
+def rerun_command(argv: Sequence[str]) -> str:
+    """The exact command that reruns the recipe, overwriting its product."""
+    words = ["mdark-dask", *argv]
+    if "-x" not in words and "--overwrite" not in words:
+        words.append("-x")
+    return "Recipe Command: " + shlex.join(words)
+
+
+def write_log(path: Path, text: str, argv: Sequence[str]) -> None:
+    """Write the recipe log beside the product; the rerun command is its last line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text.rstrip("\n") + "\n" + rerun_command(argv) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

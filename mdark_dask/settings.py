@@ -1,0 +1,260 @@
+"""Science settings: load a soxspipe-style YAML once, validate it, freeze it.
+
+The defaults live in ``configs/<instrument>.yaml``; a user file (``-s``) is laid over them.
+Both soxspipe spellings are accepted (``soxs-mdark``/``soxs_mdark``,
+``frame-clipping-sigma``/``frame_clipping_sigma``); a soxspipe ``soxspipe.yaml`` works as
+is, its other recipes' blocks ignored. Anything else unknown is an error rather than a
+silently ignored typo, because these settings change product bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, cast
+
+import yaml
+
+from mdark_dask.errors import SettingsError
+from mdark_dask.kernels import NUMERICS, Numerics
+
+RECIPE_KEYS: Final = (
+    "stacked-clipping-sigma",
+    "stacked-clipping-iterations",
+    "frame-clipping-sigma",
+    "frame-clipping-iterations",
+)
+ARM_KEYS: Final = ("vis", "nir", "uvb")
+RANGES_KEY: Final = "qc-acceptable-ranges"
+QC_RANGE_NAMES: Final = (
+    "mdark-median", "raw-ron", "master-ron", "hotpix-num", "hotpix-frac",
+    "detector-temp", "cpath-temp",
+)  # fmt: skip
+# Top-level keys of soxspipe's settings files that mdark does not use: accepted, ignored.
+SOXSPIPE_TOP_LEVEL: Final = frozenset(
+    {
+        "PAE", "background-subtraction", "bootstrap_dispersion_solution", "data-extension",
+        "ignore-dflats", "ignore-dome-flats", "night_start_offset_hrs",
+        "save-intermediate-products", "summary-keys", "tune-pipeline", "version",
+        "vlt-data-raw", "vlt-data-reduced", "workspace-root-dir", "logging settings",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one arm's master-dark reduction.
+
+    Attributes
+    ----------
+    instrument : str
+        ``soxs`` or ``xsh``.
+    numerics : {"accurate", "soxspipe-0.17.4"}
+        Numerical mode (CONTRACT §2).
+    stacked_sigma, stacked_iterations : float, int
+        Per-pixel stack clip (reference §4.3 B2).
+    frame_sigma, frame_iterations : float, int
+        Per-frame level clip and post-stack clip (reference §4.2, §4.3 B5).
+    params : tuple of (name, value)
+        The recipe parameters in file order, as soxspipe writes them into
+        ``ESO PRO REC1 PARAMn``.
+    qc_ranges : mapping
+        The acceptable ``(lo, hi)`` range of each QC name of this arm (names normalised:
+        lower case, spaces); empty means every QC passes.
+    source : str
+        Where the settings came from, for the log.
+    """
+
+    instrument: str
+    numerics: Numerics
+    stacked_sigma: float
+    stacked_iterations: int
+    frame_sigma: float
+    frame_iterations: int
+    params: tuple[tuple[str, float | int], ...]
+    qc_ranges: Mapping[str, tuple[float, float]]
+    source: str
+
+    def with_numerics(self, numerics: str | None) -> Settings:
+        """Return a copy with another numerics mode (the CLI's ``--numerics``)."""
+        if numerics is None:
+            return self
+        return replace(self, numerics=_numerics(numerics, "--numerics"))
+
+
+def configs_dir() -> Path:
+    """The directory of the default settings files (installed, or the source tree's)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise SettingsError("the default settings (configs/) are missing from the installation")
+
+
+def _norm(key: object) -> str:
+    return str(key).strip().replace("_", "-").lower()
+
+
+def _numerics(value: object, where: str) -> Numerics:
+    text = str(value)
+    if text not in NUMERICS:
+        raise SettingsError(f"{where}: numerics must be one of {', '.join(NUMERICS)}, not {text!r}")
+    return cast(Numerics, text)
+
+
+def _number(value: object, where: str, *, integer: bool) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "an integer" if integer else "a number"
+        raise SettingsError(f"{where} must be {kind}, not {value!r}")
+    if integer and not (isinstance(value, int) or float(value).is_integer()):
+        raise SettingsError(f"{where} must be an integer, not {value!r}")
+    if value <= 0:
+        raise SettingsError(f"{where} must be positive, not {value!r}")
+    return int(value) if integer else value
+
+
+def _ranges(block: object, where: str) -> dict[str, tuple[float, float]]:
+    if not isinstance(block, Mapping):
+        raise SettingsError(f"{where} must be a mapping of QC name to [min, max]")
+    out: dict[str, tuple[float, float]] = {}
+    for name, pair in block.items():
+        key = _norm(name)
+        if key not in QC_RANGE_NAMES:
+            raise SettingsError(f"{where}: unknown QC name {name!r}")
+        ok = isinstance(pair, list | tuple) and len(pair) == 2
+        if not ok or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair):
+            raise SettingsError(f"{where}.{name} must be [min, max] numbers, not {pair!r}")
+        lo, hi = float(pair[0]), float(pair[1])
+        if lo >= hi:
+            raise SettingsError(f"{where}.{name}: min {lo} is not below max {hi}")
+        out[key.replace("-", " ")] = (lo, hi)
+    return out
+
+
+def _recipe_block(block: object, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a ``soxs-mdark`` block into recipe parameters and per-arm sub-blocks."""
+    if not isinstance(block, Mapping):
+        raise SettingsError(f"{where} must be a mapping")
+    params: dict[str, Any] = {}
+    arms: dict[str, Any] = {}
+    for raw_key, value in block.items():
+        key = _norm(raw_key)
+        if key in RECIPE_KEYS or key == RANGES_KEY:
+            params[key] = value
+        elif key in ARM_KEYS:
+            if not isinstance(value, Mapping):
+                raise SettingsError(f"{where}.{raw_key} must be a mapping")
+            sub = {}
+            for k, v in value.items():
+                if _norm(k) not in (*RECIPE_KEYS, RANGES_KEY):
+                    raise SettingsError(f"{where}.{raw_key}: unknown key {k!r}")
+                sub[_norm(k)] = v
+            arms[key] = sub
+        else:
+            raise SettingsError(f"{where}: unknown key {raw_key!r}")
+    return params, arms
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise SettingsError(f"settings file {path} is not valid YAML{line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {path} must hold a mapping")
+    return data
+
+
+def _split_file(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validate a file's top level; return instrument, numerics and the recipe block."""
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = _norm(raw_key)
+        if key == "soxs-mdark":
+            out["block"] = value
+        elif key == "instrument":
+            if str(value).lower() not in ("soxs", "xsh"):
+                raise SettingsError(f"{where}: instrument must be soxs or xsh, not {value!r}")
+            out["instrument"] = str(value).lower()
+        elif key == "numerics":
+            out["numerics"] = _numerics(value, where)
+        elif str(raw_key) in SOXSPIPE_TOP_LEVEL or (
+            key.startswith("soxs-") and key != "soxs-mdark"
+        ):
+            continue
+        else:
+            raise SettingsError(f"{where}: unknown key {raw_key!r}")
+    return out
+
+
+def load_settings(
+    instrument: str, arm: str, path: Path | None = None, numerics: str | None = None
+) -> Settings:
+    """Resolve the settings of one arm: defaults, then a user file, then ``numerics``.
+
+    Parameters
+    ----------
+    instrument : str
+        ``soxs`` or ``xsh``, as found in the frames' headers.
+    arm : str
+        The arm; an arm sub-block (``nir:``, ``vis:``, ``uvb:``) overrides the recipe
+        block's keys for that arm, as soxspipe's "recipe settings" do.
+    path : Path, optional
+        A user settings file laid over the defaults; its recipe keys win, keeping its order
+        for the provenance keywords.
+    numerics : str, optional
+        Overrides the file's ``numerics`` (the CLI's ``--numerics``).
+
+    Raises
+    ------
+    SettingsError
+        One line naming the file and the offending key or value.
+    """
+    default_path = configs_dir() / f"{instrument}.yaml"
+    default = _split_file(_read_yaml(default_path), default_path.name)
+    params, arms = _recipe_block(default.get("block", {}), "soxs-mdark")
+    chosen: Numerics = default.get("numerics", "accurate")
+    source = f"defaults ({default_path.name})"
+    if path is not None:
+        user = _split_file(_read_yaml(path), str(path))
+        if user.get("instrument", instrument) != instrument:
+            raise SettingsError(
+                f"settings file {path} is for instrument {user['instrument']}, "
+                f"but the frames are {instrument}"
+            )
+        chosen = user.get("numerics", chosen)
+        if "block" in user:
+            user_params, user_arms = _recipe_block(user["block"], f"{path}: soxs-mdark")
+            params = {**user_params, **{k: v for k, v in params.items() if k not in user_params}}
+            for name, sub in user_arms.items():
+                arms[name] = {**arms.get(name, {}), **sub}
+        source = str(path)
+    arm_block = arms.get(arm.lower(), {})
+    ranges = _ranges(params.get(RANGES_KEY, {}), f"soxs-mdark.{RANGES_KEY}")
+    ranges |= _ranges(arm_block.get(RANGES_KEY, {}), f"soxs-mdark.{arm.lower()}.{RANGES_KEY}")
+    merged = {**params, **{k: v for k, v in arm_block.items() if k != RANGES_KEY}}
+
+    def num(key: str, *, integer: bool) -> float | int:
+        return _number(merged.get(key), key, integer=integer)
+
+    resolved = Settings(
+        instrument=instrument,
+        numerics=chosen,
+        stacked_sigma=num("stacked-clipping-sigma", integer=False),
+        stacked_iterations=int(num("stacked-clipping-iterations", integer=True)),
+        frame_sigma=num("frame-clipping-sigma", integer=False),
+        frame_iterations=int(num("frame-clipping-iterations", integer=True)),
+        params=tuple((k, merged[k]) for k in params if k in RECIPE_KEYS),
+        qc_ranges=ranges,
+        source=source,
+    )
+    return resolved.with_numerics(numerics)

@@ -1,0 +1,664 @@
+"""Synthetic raw dark frames that soxspipe 0.17.4 accepts.
+
+The parity tests, benchmarks and demos need raw darks of every arm without shipping
+gigabytes of real data. This module writes single-HDU FITS files that look like real SOXS
+and X-shooter darks to ``soxs_mdark`` and to soxspipe's data organiser: the native raw size
+and dtype, the ESO header keywords both read (reference §2.5, §11) and a pixel model with the
+features a master-dark recipe must cope with:
+
+* a pedestal (NIR reset level, CCD bias) with a weak fixed column/row pattern on the CCDs;
+* dark current x EXPTIME, slightly non-uniform per pixel, with its shot noise;
+* Gaussian read noise (RON / gain, in ADU);
+* a fixed set of hot pixels (a few saturating) and a few cold/dead pixels;
+* cosmic rays, different in every frame, each hitting a small cluster of pixels.
+
+Everything fixed (pattern, dark map, hot and cold pixels) depends only on the seed, arm,
+binning and shape, so every frame of a set, and every set of the same seed, shares it;
+everything random per frame (noise, cosmics) is drawn from a generator seeded by the seed and
+the frame number, so a set is reproducible bit for bit.
+
+Only the science pixels (reference §3.3, :meth:`ArmSpec.raw_shape`) collect dark current,
+hot pixels and cosmic rays; pre-/overscan and NIR reference pixels carry the pedestal and read
+noise only, as on the real detectors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from astropy.io import fits
+
+from mdark_dask.instruments import ARMS, INSTRUME_VALUE, SOXS_KEYWORDS, XSH_WIN_BIN, ArmSpec
+
+__all__ = ["DarkSetSpec", "simulate_set", "sof_name", "write_sof"]
+
+# --------------------------------------------------------------------------------------------
+# Per-arm detector model. Numbers the simulator invents (pedestals, dark rates, readout gaps)
+# live here; numbers soxspipe defines (science pixels, fallback gain/RON) come from ARMS.
+
+
+@dataclass(frozen=True)
+class _ArmModel:
+    """What the simulator needs to know about one arm beyond :class:`ArmSpec`.
+
+    Attributes
+    ----------
+    native : tuple of int
+        Raw (rows, cols) of an unbinned frame as the instrument writes it.
+    dtype : str
+        ``"uint16"`` (CCDs and the SOXS NIR controller) or ``"float32"`` (X-shooter NIR).
+    pedestal : float
+        Bias or reset level in ADU.
+    pattern : float
+        Amplitude (ADU) of the fixed column/row bias pattern; 0 for the NIR arrays.
+    dark_rate : float
+        Mean dark current of a normal pixel in e-/s.
+    hot_rate : tuple of float
+        Log-uniform range of hot-pixel dark currents in e-/s.
+    full_well : float
+        The ADU value a saturating pixel reads.
+    readout_gap : float
+        Seconds between the end of one exposure and the start of the next.
+    header_gain : float or None
+        e-/ADU the headers carry by default; ``None`` where the arm has no header gain
+        (soxspipe then uses the detector-parameter fallback of :class:`ArmSpec`).
+    header_ron : float or None
+        Read noise (e-) the headers carry; ``None`` where they carry none.
+    read_speed : str or int or None
+        Default readout mode (SOXS ``ESO DET READ CURID``, X-shooter ``ESO DET READ SPEED``).
+    """
+
+    native: tuple[int, int]
+    dtype: str
+    pedestal: float
+    pattern: float
+    dark_rate: float
+    hot_rate: tuple[float, float]
+    full_well: float
+    readout_gap: float
+    header_gain: float | None
+    header_ron: float | None
+    read_speed: str | int | None
+
+
+_MODELS: Final[dict[tuple[str, str], _ArmModel]] = {
+    ("soxs", "NIR"): _ArmModel((2048, 2048), "uint16", 1000.0, 0.0, 0.01, (0.5, 200.0),
+                               65535.0, 6.0, None, None, 3),
+    ("soxs", "VIS"): _ArmModel((4096, 908), "uint16", 1500.0, 1.5, 0.0005, (0.05, 50.0),
+                               65535.0, 45.0, 1.5, 3.8, 1),
+    ("xsh", "UVB"): _ArmModel((3000, 2144), "uint16", 1200.0, 1.5, 0.0003, (0.05, 50.0),
+                              65535.0, 40.0, 1.61, 2.6, "1pt/400k/lg"),
+    ("xsh", "VIS"): _ArmModel((4000, 2106), "uint16", 1800.0, 1.5, 0.0005, (0.05, 50.0),
+                              65535.0, 40.0, 1.4, 5.3, "1pt/400k/lg"),
+    ("xsh", "NIR"): _ArmModel((1100, 2048), "float32", 100.0, 0.0, 0.01, (0.5, 200.0),
+                              45000.0, 5.0, None, None, None),
+}
+
+# SOXS readout-mode names by CURID (only written for completeness: soxspipe reads CURID).
+_SOXS_CURNAME: Final = {
+    "NIR": {1: "Double", 2: "Fowler", 3: "UpTheRamp"},
+    "VIS": {1: "slow-100kHz", 2: "fast-1MHz"},
+}
+# The data organiser's names for X-shooter readout speeds (reference §7.2).
+_XSH_ROSPEED: Final = {
+    "1pt/400k/lg": "fast",
+    "1pt/400k/lg/AFC": "fast",
+    "1pt/100k/hg": "slow",
+    "1pt/100k/hg/AFC": "slow",
+}
+
+_HOT_FRACTION: Final = 2e-4  # of the science pixels
+_SATURATED_HOT: Final = 0.03  # fraction of the hot pixels that read the full well
+_COLD_FRACTION: Final = 3e-5
+_CR_RATE: Final = 8e-8  # cosmic-ray hits per (unbinned) science pixel per second
+_DARK_SPREAD: Final = 0.3  # sigma of log(dark rate) of normal pixels
+
+
+@dataclass(frozen=True)
+class DarkSetSpec:
+    """One template's worth of raw darks: what :func:`simulate_set` writes.
+
+    Attributes
+    ----------
+    instrument : str
+        ``"soxs"`` or ``"xsh"``.
+    arm : str
+        ``"NIR"``, ``"VIS"`` or (X-shooter) ``"UVB"``.
+    n_frames : int
+        Frames in the set (``ESO TPL NEXP``).
+    exptime : float
+        ``EXPTIME`` in seconds; every frame gets the same value (soxspipe compares exactly).
+    binning : tuple of int
+        ``(binx, biny)``; ignored for NIR, whose arrays are never binned.
+    start : str
+        ``DATE-OBS`` of the first frame (UTC, ISO); later frames follow at EXPTIME plus the
+        arm's readout gap.
+    seed : int
+        Seeds the fixed pattern (hot pixels, dark map) and, with the frame number, the
+        per-frame noise and cosmic rays.
+    shape : tuple of int or None
+        Raw (rows, cols) before rotation; ``None`` is the arm's native size divided by the
+        binning. Must hold the science pixels (:meth:`ArmSpec.raw_shape`).
+    dpr_type : str
+        ``ESO DPR TYPE``; anything but ``DARK`` lets tests exercise soxspipe's type check.
+    read_speed : str or int or None
+        ``ESO DET READ CURID`` (SOXS) or ``ESO DET READ SPEED`` (X-shooter); ``None`` is the
+        arm default (SOXS NIR 3, VIS 1; X-shooter UVB/VIS ``1pt/400k/lg``, NIR absent).
+    gain : float or None
+        e-/ADU written where the arm has a header gain (SOXS VIS, X-shooter UVB/VIS);
+        ``None`` is the arm default (SOXS VIS 1.5, X-shooter UVB 1.61, VIS 1.4). The pixel
+        model converts electrons to ADU with the gain soxspipe will use.
+    """
+
+    instrument: str
+    arm: str
+    n_frames: int = 3
+    exptime: float = 60.0
+    binning: tuple[int, int] = (1, 1)
+    start: str = "2026-01-11T08:29:24.123"
+    seed: int = 0
+    shape: tuple[int, int] | None = None
+    dpr_type: str = "DARK"
+    read_speed: str | int | None = None
+    gain: float | None = None
+
+    def __post_init__(self) -> None:
+        """Reject specs soxspipe could never see, so mistakes surface before any file exists."""
+        if (self.instrument, self.arm) not in ARMS:
+            raise ValueError(f"unknown instrument/arm {self.instrument!r}/{self.arm!r}")
+        if self.n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {self.n_frames}")
+        if not (math.isfinite(self.exptime) and self.exptime >= 0):
+            raise ValueError(f"exptime must be finite and >= 0, got {self.exptime}")
+        if len(self.binning) != 2 or not all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in self.binning
+        ):
+            raise ValueError(f"binning must be two integers >= 1, got {self.binning}")
+        if self.gain is not None and not (math.isfinite(self.gain) and self.gain > 0):
+            raise ValueError(f"gain must be > 0, got {self.gain}")
+        _parse_start(self.start)  # raises ValueError if unparseable
+        raw = self.raw_shape
+        need = self.arm_spec.raw_shape(self.ybin, self.xbin)
+        if raw[0] < need[0] or raw[1] < need[1]:
+            raise ValueError(
+                f"shape {raw} is too small for the {self.instrument} {self.arm} science pixels:"
+                f" a raw frame needs at least {need} (rows, cols)"
+            )
+
+    @property
+    def arm_spec(self) -> ArmSpec:
+        """soxspipe's geometry and fallbacks of the arm."""
+        return ARMS[(self.instrument, self.arm)]
+
+    @property
+    def xbin(self) -> int:
+        """Binning along x (columns); 1 for NIR."""
+        return 1 if self.arm == "NIR" else int(self.binning[0])
+
+    @property
+    def ybin(self) -> int:
+        """Binning along y (rows); 1 for NIR."""
+        return 1 if self.arm == "NIR" else int(self.binning[1])
+
+    @property
+    def raw_shape(self) -> tuple[int, int]:
+        """Raw (rows, cols) of every frame of the set, before any rotation."""
+        if self.shape is not None:
+            return int(self.shape[0]), int(self.shape[1])
+        rows, cols = _MODELS[(self.instrument, self.arm)].native
+        return rows // self.ybin, cols // self.xbin
+
+    @property
+    def effective_read_speed(self) -> str | int | None:
+        """The readout mode written into the headers."""
+        if self.read_speed is not None:
+            return self.read_speed
+        return _MODELS[(self.instrument, self.arm)].read_speed
+
+    @property
+    def header_gain(self) -> float | None:
+        """The gain (e-/ADU) the headers carry, or ``None`` for arms without one."""
+        default = _MODELS[(self.instrument, self.arm)].header_gain
+        if default is None:
+            return None
+        return default if self.gain is None else float(self.gain)
+
+    @property
+    def effective_gain(self) -> float:
+        """The gain soxspipe will apply: the header gain, else the detector-parameter one."""
+        g = self.header_gain
+        return self.arm_spec.gain if g is None else g
+
+    @property
+    def effective_ron(self) -> float:
+        """Read noise in e-: the header value, else the detector-parameter fallback."""
+        ron = _MODELS[(self.instrument, self.arm)].header_ron
+        return self.arm_spec.ron if ron is None else ron
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _science_box(spec: DarkSetSpec) -> tuple[int, int, int, int]:
+    """Science pixels as ``(r0, r1, c0, c1)`` in *raw* coordinates (before rotation).
+
+    soxspipe rotates with ``numpy.rot90(data, k)`` and then trims (reference §3.2-3.3). A
+    ``rot90`` of an array is a view, so marking the trim region in the rotated view of a
+    boolean raw-shaped array marks exactly the raw pixels that survive the trim.
+    """
+    rs, re_, cs, ce = spec.arm_spec.science_region(spec.ybin, spec.xbin)
+    rows, cols = spec.raw_shape
+    mark = np.zeros((rows, cols), dtype=bool)
+    np.rot90(mark, spec.arm_spec.rotation_k)[rs:re_, cs:ce] = True
+    r = np.flatnonzero(mark.any(axis=1))
+    c = np.flatnonzero(mark.any(axis=0))
+    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel model
+
+
+@dataclass(frozen=True)
+class _Detector:
+    """The part of the pixel model that is the same in every frame of a seed.
+
+    Attributes
+    ----------
+    bias : ndarray of float32
+        Pedestal plus fixed pattern, in ADU, raw shape.
+    dark_rate : ndarray of float32
+        Dark current of each pixel in e-/s (0 outside the science pixels; hot pixels included).
+    hot : ndarray of intp
+        Flat indices of the hot pixels.
+    saturated : ndarray of intp
+        Flat indices of the hot pixels that read the full well whatever the exposure.
+    cold : ndarray of intp
+        Flat indices of cold/dead pixels.
+    cold_level : ndarray of float32
+        What each cold pixel reads (ADU, before read noise).
+    box : tuple of int
+        Science pixels in raw coordinates.
+    """
+
+    bias: npt.NDArray[np.float32]
+    dark_rate: npt.NDArray[np.float32]
+    hot: npt.NDArray[np.intp]
+    saturated: npt.NDArray[np.intp]
+    cold: npt.NDArray[np.intp]
+    cold_level: npt.NDArray[np.float32]
+    box: tuple[int, int, int, int]
+
+
+def _pick(rng: np.random.Generator, box: tuple[int, int, int, int], ncols: int,
+          n: int) -> npt.NDArray[np.intp]:
+    """Draw ``n`` distinct flat indices inside the science box."""
+    r0, r1, c0, c1 = box
+    w = c1 - c0
+    size = (r1 - r0) * w
+    n = min(n, size)
+    local = rng.choice(size, size=n, replace=False)
+    return ((local // w + r0) * ncols + (local % w + c0)).astype(np.intp)
+
+
+def _detector(spec: DarkSetSpec) -> _Detector:
+    """Build the fixed pattern of the seed: bias structure, dark map, hot and cold pixels."""
+    model = _MODELS[(spec.instrument, spec.arm)]
+    rows, cols = spec.raw_shape
+    rng = np.random.default_rng([spec.seed, 0])
+    box = _science_box(spec)
+    r0, r1, c0, c1 = box
+    npix_bin = spec.xbin * spec.ybin  # on-chip binning sums the dark charge of the pixels
+
+    bias = np.full((rows, cols), model.pedestal, dtype=np.float32)
+    if model.pattern:
+        col = rng.normal(0.0, 0.5 * model.pattern, cols) + model.pattern * np.sin(
+            np.linspace(0.0, 3.0 * np.pi, cols)
+        )
+        row = np.linspace(-model.pattern, model.pattern, rows) + rng.normal(0.0, 0.2, rows)
+        bias += col.astype(np.float32)[None, :]
+        bias += row.astype(np.float32)[:, None]
+
+    dark = np.zeros((rows, cols), dtype=np.float32)
+    # Log-normal around the mean rate (the -s²/2 keeps the mean at dark_rate).
+    sub = rng.standard_normal((r1 - r0, c1 - c0), dtype=np.float32)
+    sub *= np.float32(_DARK_SPREAD)
+    sub += np.float32(np.log(model.dark_rate * npix_bin) - 0.5 * _DARK_SPREAD**2)
+    dark[r0:r1, c0:c1] = np.exp(sub)
+
+    nsci = (r1 - r0) * (c1 - c0)
+    n_hot = max(3, round(nsci * _HOT_FRACTION))
+    n_cold = max(2, round(nsci * _COLD_FRACTION))
+    idx = _pick(rng, box, cols, n_hot + n_cold)
+    hot, cold = idx[:n_hot], idx[n_hot:]
+    lo, hi = model.hot_rate
+    flat_dark = dark.reshape(-1)
+    flat_dark[hot] = np.exp(rng.uniform(np.log(lo), np.log(hi), hot.size)).astype(np.float32)
+    flat_dark[cold] = 0.0
+    n_sat = max(1, round(hot.size * _SATURATED_HOT))
+    saturated = hot[:n_sat]
+    # Dead pixels read (nearly) nothing; cold ones read part of the pedestal.
+    cold_level = (bias.reshape(-1)[cold] * rng.uniform(0.0, 0.6, cold.size)).astype(np.float32)
+    return _Detector(bias, dark, hot, saturated, cold, cold_level, box)
+
+
+def _cosmics(spec: DarkSetSpec, det: _Detector, rng: np.random.Generator,
+             frame: npt.NDArray[np.float32], gain: float) -> None:
+    """Add this frame's cosmic-ray hits (in place): a bright pixel and a few neighbours."""
+    r0, r1, c0, c1 = det.box
+    nsci = (r1 - r0) * (c1 - c0) * spec.xbin * spec.ybin
+    n = int(rng.poisson(_CR_RATE * nsci * spec.exptime))
+    if n == 0:
+        return
+    cols = frame.shape[1]
+    cy = rng.integers(r0, r1, n)
+    cx = rng.integers(c0, c1, n)
+    energy = np.exp(rng.uniform(np.log(300.0), np.log(3e4), n))  # e- in the central pixel
+    # 3x3 footprint: the centre always, each neighbour with probability 0.35.
+    dy = np.repeat(np.arange(-1, 2), 3)
+    dx = np.tile(np.arange(-1, 2), 3)
+    frac = rng.uniform(0.05, 0.4, (n, 9))
+    hit = rng.random((n, 9)) < 0.35
+    frac[:, 4] = 1.0
+    hit[:, 4] = True
+    yy = cy[:, None] + dy[None, :]
+    xx = cx[:, None] + dx[None, :]
+    ok = hit & (yy >= r0) & (yy < r1) & (xx >= c0) & (xx < c1)
+    flat = frame.reshape(-1)
+    np.add.at(flat, (yy[ok] * cols + xx[ok]), (energy[:, None] * frac)[ok] / gain)
+
+
+def _frame(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.uint16 | np.float32]:
+    """Pixel values of frame ``i`` (0-based) in ADU, in the arm's raw dtype."""
+    model = _MODELS[(spec.instrument, spec.arm)]
+    gain = spec.effective_gain
+    rng = np.random.default_rng([spec.seed, 1, i])
+    dark_e = det.dark_rate * np.float32(spec.exptime)
+    # Read noise and dark shot noise in one normal draw (Gaussian is exact enough for
+    # the counts involved and an order of magnitude faster than Poisson).
+    sigma = np.sqrt(dark_e + np.float32(spec.effective_ron**2)) / np.float32(gain)
+    frame = rng.standard_normal(det.bias.shape, dtype=np.float32)
+    frame *= sigma
+    frame += det.bias
+    frame += dark_e / np.float32(gain)
+    frame += np.float32(rng.normal(0.0, 0.3))  # small frame-to-frame level drift
+    _cosmics(spec, det, rng, frame, gain)
+    flat = frame.reshape(-1)
+    ron_adu = spec.effective_ron / gain
+    flat[det.cold] = det.cold_level + rng.normal(0.0, ron_adu, det.cold.size).astype(np.float32)
+    np.minimum(frame, np.float32(model.full_well), out=frame)
+    flat[det.saturated] = model.full_well
+    if model.dtype == "uint16":
+        np.rint(frame, out=frame)
+        np.clip(frame, 0.0, 65535.0, out=frame)
+        return frame.astype(np.uint16)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Headers
+
+
+_MJD_EPOCH: Final = datetime(1858, 11, 17)
+
+
+def _parse_start(start: str) -> datetime:
+    """``DarkSetSpec.start`` as a naive UTC datetime rounded to the millisecond."""
+    dt = datetime.fromisoformat(start.strip().removesuffix("Z"))
+    if dt.tzinfo is not None:
+        raise ValueError(f"start must be a naive UTC time, got {start!r}")
+    ms = round(dt.microsecond / 1000)
+    return dt.replace(microsecond=0) + timedelta(milliseconds=ms)
+
+
+def _times(spec: DarkSetSpec) -> list[datetime]:
+    """Start of every frame, spaced by EXPTIME + the arm's readout gap, whole milliseconds.
+
+    Plain datetime arithmetic on purpose: astropy's UTC arithmetic consults the leap-second
+    table, which may try to download an update (and warn) for dates past its expiry.
+    """
+    model = _MODELS[(spec.instrument, spec.arm)]
+    t0 = _parse_start(spec.start)
+    step_ms = round((spec.exptime + model.readout_gap) * 1000)
+    return [t0 + timedelta(milliseconds=i * step_ms) for i in range(spec.n_frames)]
+
+
+def _isot(t: datetime) -> str:
+    """ESO DATE-OBS format: ``YYYY-MM-DDTHH:MM:SS.sss``."""
+    return t.isoformat(timespec="milliseconds")
+
+
+def _mjd(t: datetime) -> float:
+    """MJD of a UTC time (days of 86400 s, as MJD-OBS is written)."""
+    return (t - _MJD_EPOCH) / timedelta(days=1)
+
+
+def _put(h: fits.Header, key: str, value: object, comment: str) -> None:
+    """Set a card, spelling long ESO keywords as HIERARCH cards explicitly.
+
+    astropy would create the same HIERARCH card from the bare name, but warns each time.
+    """
+    if len(key) > 8 or " " in key:
+        key = f"HIERARCH {key}"
+    h[key] = (value, comment)
+
+
+def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime,
+            filename: str) -> fits.Header:
+    """The primary header of frame ``i``: every keyword soxspipe's mdark and organiser read."""
+    kw = spec.arm_spec.keywords
+    arm = spec.arm
+    soxs = spec.instrument == "soxs"
+    date_obs = _isot(t)
+    tpl_start = first.isoformat(timespec="seconds")
+    h = fits.Header()
+    _put(h, "ORIGIN", "ESO-LASILLA" if soxs else "ESO-PARANAL", "European Southern Observatory")
+    _put(h, "TELESCOP", "ESO-NTT" if soxs else "ESO-VLT-U2", "ESO telescope designation")
+    _put(h, kw.instrume, INSTRUME_VALUE[spec.instrument], "Instrument used")
+    _put(h, "OBJECT", "DARK", "Original target")
+    _put(h, kw.date_obs, date_obs, "Observing date")
+    _put(h, kw.mjd_obs, _mjd(t), "Obs start")
+    _put(h, kw.exptime, float(spec.exptime), "Integration time")
+    _put(h, "ARCFILE", filename, "Archive File Name")
+    _put(h, kw.obs_id, 200000000 + spec.seed % 100000000, "Observation block ID")
+    _put(h, kw.obs_name, f"DARK_{arm}_{_exptime_label(spec.exptime)}s", "OB name")
+    _put(h, "ESO OBS START", tpl_start, "OB start time")
+    _put(h, "ESO OBS TARG NAME", "DARK", "OB target name")
+    _put(h, "ESO OBS TPLNO", 1, "Template number within OB")
+    _put(h, "ESO OBS NTPL", 1, "Number of templates within OB")
+    prefix = "SOXS" if soxs else "XSHOOTER"
+    _put(h, kw.tpl_id, f"{prefix}_{arm.lower()}_cal_Dark", "Template signature ID")
+    _put(h, kw.tpl_name, f"{arm} dark", "Template name")
+    _put(h, kw.tpl_nexp, spec.n_frames, "Number of exposures within template")
+    _put(h, kw.tpl_expno, i + 1, "Exposure number within template")
+    _put(h, kw.tpl_start, tpl_start, "TPL start time")
+    _put(h, kw.dpr_catg, "CALIB", "Observation category")
+    _put(h, kw.dpr_type, spec.dpr_type, "Observation type")
+    _put(h, kw.dpr_tech, "IMAGE", "Observation technique")
+    _put(h, kw.arm, arm, "Arm")
+    if soxs:
+        _soxs_keys(spec, h)
+    else:
+        _xsh_keys(spec, h)
+    return h
+
+
+def _soxs_keys(spec: DarkSetSpec, h: fits.Header) -> None:
+    """SOXS detector and instrument keywords (reference §2.5, §11)."""
+    kw = SOXS_KEYWORDS
+    arm = spec.arm
+    curid = spec.effective_read_speed
+    _put(h, kw.read_speed, curid, "Used readout mode id")
+    name = _SOXS_CURNAME[arm].get(curid, f"mode{curid}") if isinstance(curid, int) else curid
+    _put(h, "ESO DET READ CURNAME", str(name), "Used readout mode name")
+    if arm == "VIS":
+        gain = spec.header_gain
+        assert gain is not None  # SOXS VIS always has a header gain
+        # soxspipe takes max(CONAD, GAIN) (reference §2.5). Real headers carry CONAD in
+        # e-/ADU and GAIN = 1/CONAD in ADU/e-; for a gain below 1 that max would pick the
+        # inverse, so GAIN is capped at the gain itself to make soxspipe use exactly `gain`.
+        _put(h, kw.binx, spec.xbin, "Binning factor along X")
+        _put(h, kw.biny, spec.ybin, "Binning factor along Y")
+        _put(h, kw.conad, gain, "Conversion from electrons to ADU")
+        _put(h, kw.gain, min(gain, round(1.0 / gain, 3)), "Conversion from ADUs to electrons")
+        _put(h, kw.ron, spec.effective_ron, "Readout noise per output (e-)")
+    # soxspipe reads all three temperatures of every SOXS frame (KeyError if absent).
+    assert kw.cpath_temp and kw.detector_temp_nir and kw.detector_temp_vis
+    _put(h, kw.cpath_temp, 16.0, "Common path temperature [C]")
+    _put(h, kw.detector_temp_nir, 45.0, "NIR detector temperature [K]")
+    _put(h, kw.detector_temp_vis, -110.0, "VIS detector temperature [C]")
+    _put(h, "ESO INS ACFW ID", "OPEN", "Acquisition camera filter wheel")
+    # FITS logical: the organiser treats anything truthy, including the string 'F', as a
+    # simulated frame and drops it.
+    _put(h, "ESO INS NISE SWSIM", False, "NIR spectrograph simulated")
+    _put(h, "ESO INS VISE SWSIM", False, "VIS spectrograph simulated")
+    _put(h, "ESO INS NISE NAME", "BLANK", "NIR slit")
+    _put(h, "ESO INS VISE NAME", "BLANK", "VIS slit")
+
+
+def _xsh_keys(spec: DarkSetSpec, h: fits.Header) -> None:
+    """X-shooter detector keywords (reference §2.5)."""
+    kw = spec.arm_spec.keywords
+    speed = spec.effective_read_speed
+    if speed is not None:
+        _put(h, kw.read_speed, speed, "Readout speed")
+    slit = {"UVB": "OPTI3", "VIS": "OPTI4", "NIR": "OPTI5"}[spec.arm]
+    _put(h, f"ESO INS {slit} NAME", "Blind", "Slit")
+    if spec.arm != "NIR":
+        gain = spec.header_gain
+        assert gain is not None
+        _put(h, kw.binx, float(spec.xbin), "Binning factor along X")
+        _put(h, kw.biny, float(spec.ybin), "Binning factor along Y")
+        _put(h, XSH_WIN_BIN[0], spec.xbin, "Binning factor along X")
+        _put(h, XSH_WIN_BIN[1], spec.ybin, "Binning factor along Y")
+        _put(h, kw.conad, gain, "Conversion from electrons to ADU")
+        _put(h, kw.ron, spec.effective_ron, "Readout noise per output (e-)")
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+def simulate_set(spec: DarkSetSpec, out_dir: Path) -> list[Path]:
+    """Write the raw dark frames of ``spec`` into ``out_dir``.
+
+    Parameters
+    ----------
+    spec : DarkSetSpec
+        What to simulate.
+    out_dir : Path
+        Created if missing. Files are named like the instrument names them
+        (``SOXS.<DATE-OBS>.fits``, ``XSHOO.<DATE-OBS>.fits``) and overwritten if present.
+
+    Returns
+    -------
+    list of Path
+        The frames in time (MJD-OBS) order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    det = _detector(spec)
+    times = _times(spec)
+    stem = "SOXS" if spec.instrument == "soxs" else "XSHOO"
+    paths: list[Path] = []
+    for i, t in enumerate(times):
+        name = f"{stem}.{_isot(t)}.fits"
+        header = _header(spec, i, t, times[0], name)
+        hdu = fits.PrimaryHDU(data=_frame(spec, det, i), header=header)
+        path = out_dir / name
+        hdu.writeto(path, overwrite=True)
+        paths.append(path)
+    return paths
+
+
+def write_sof(path: Path, frames: Sequence[Path], tag: str | None = None) -> Path:
+    """Write a soxspipe set-of-files listing ``frames`` (reference §2.2, §7.5).
+
+    One ``<absolute path>  <TAG>`` line per frame, the paths padded to one width and no
+    trailing newline, as the data organiser's ``tabulate`` "plain" table. soxspipe ignores
+    the tag, but the organiser writes ``<DPR TYPE>_<ARM>``, which is the default here (read
+    from each frame's header).
+
+    Parameters
+    ----------
+    path : Path
+        The ``.sof`` to write; its basename decides the product name and night directory,
+        see :func:`sof_name`.
+    frames : sequence of Path
+        Raw frames, in the order to list them.
+    tag : str, optional
+        One tag for every line instead of the header-derived one.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If there are no frames, or a path would be mangled by soxspipe's parser (it cuts
+        every line after the first ``.fits``).
+    """
+    if not frames:
+        raise ValueError("a sof needs at least one frame")
+    rows: list[tuple[str, str]] = []
+    for frame in frames:
+        p = str(Path(frame).resolve())
+        if p.count(".fits") != 1 or not p.endswith(".fits") or "\n" in p:
+            raise ValueError(f"soxspipe cannot read the path {p!r} from a sof")
+        if tag is None:
+            h = fits.getheader(p)
+            line_tag = f"{h[SOXS_KEYWORDS.dpr_type]}_{h[SOXS_KEYWORDS.arm]}"
+        else:
+            line_tag = tag
+        rows.append((p, line_tag))
+    width = max(len(p) for p, _ in rows)
+    text = "\n".join(f"{p:<{width}}  {t}".rstrip() for p, t in rows)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _exptime_label(exptime: float) -> str:
+    """EXPTIME as the organiser prints it: rounded to 2 decimals, Python float repr."""
+    return str(float(round(exptime, 2)))
+
+
+def sof_name(spec: DarkSetSpec) -> str:
+    """The name soxspipe's data organiser gives the MDARK sof of this set (reference §7.4).
+
+    ``<date-obs>_<arm>_<binning>_<rospeed>_MDARK_<lamp>_<slit>_<exptime>s_<instrume>``,
+    upper-cased, with empty fields (``--``; lamp and slit are always empty for darks)
+    squeezed out and ``.`` turned into ``_``. For example
+    ``20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof``. The organiser never makes X-shooter MDARK
+    sofs (its sof map leaves them out), so those names follow the same scheme with the
+    organiser's X-shooter binning (``WIN1 BINX x WIN1 BINY``) and readout speed
+    (``fast``/``slow``).
+    """
+    date = _times(spec)[0].strftime("%Y%m%dT%H%M%S")
+    binning = "--" if spec.arm == "NIR" else f"{spec.xbin}x{spec.ybin}"
+    speed = spec.effective_read_speed
+    if speed is None:
+        rospeed = "--"
+    elif spec.instrument == "xsh":
+        rospeed = _XSH_ROSPEED.get(str(speed), str(speed))
+    else:
+        rospeed = str(speed)
+    name = (
+        f"{date}_{spec.arm}_{binning}_{rospeed}_mdark_--_--_{_exptime_label(spec.exptime)}s"
+        f"_{INSTRUME_VALUE[spec.instrument]}"
+    ).upper()
+    for _ in range(5):
+        name = name.replace("_--_", "_").replace(" ", "").replace(".", "_").replace("__", "_")
+    return name + ".sof"
+
