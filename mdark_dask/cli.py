@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     mdark = sub.add_parser("mdark", help="make one master dark from a sof, a directory or frames")
-    mdark.add_argument("inputs", nargs="+", metavar="INPUT", help=".sof file, directory or FITS frames")
+    mdark.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help=".sof file, directory or FITS frames"
+    )
     _common(mdark)
     mdark.add_argument(
         "--rows", type=int, default=None,
@@ -54,8 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
 
-    demo = sub.add_parser("demo", help="simulate a small set of darks for every arm and reduce them")
-    demo.add_argument("-o", "--output", default="mdark-demo", help="demo directory (default: ./mdark-demo)")
+    demo = sub.add_parser(
+        "demo", help="simulate a small set of darks for every arm and reduce them"
+    )
+    demo.add_argument(
+        "-o", "--output", default="mdark-demo", help="demo directory (default: ./mdark-demo)"
+    )
     demo.add_argument("-V", "--verbose", action="store_true")
     demo.add_argument("--frames", type=int, default=3, help="frames per set (default 3)")
     return parser

@@ -179,7 +179,8 @@ def _seq_mean_over_frames(values: F32, keep: Bool) -> F32:
         acc += np.where(k, frame, np.float32(0.0))
     count = keep.sum(axis=0, dtype=np.int64).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.divide(acc, count, dtype=np.float32)
+        mean: F32 = np.divide(acc, count, dtype=np.float32)
+    return mean
 
 
 def stack_clip_mask(stack: F32, sigma: float, maxiters: int) -> Bool:
@@ -300,7 +301,7 @@ def finalize(
     median = float(np.median(means))
     if not median:
         # soxspipe recomputes the level from the master only when the median is exactly 0
-        median = float(np.ma.median(np.ma.array(flux, mask=mask)))
+        median = float(np.median(flux[~mask]))
     return Master(
         flux=flux,
         qual=mask.astype(np.uint8),

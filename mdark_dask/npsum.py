@@ -12,7 +12,7 @@ so every FLUX pixel. These compiled kernels replay the 2.1 order so the
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Any, Final
 
 import numba
 import numpy as np
@@ -47,10 +47,12 @@ def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.float32:  # p
         while i < n:
             res += a[lo + i]
             i += 1
-        return res
+        block: np.floating[Any] = res
+        return block
     n2 = n // 2
     n2 -= n2 % 8
-    return _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
+    total: np.float32 = _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -79,10 +81,12 @@ def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.float64:  # p
         while i < n:
             res += a[lo + i]
             i += 1
-        return res
+        block: np.floating[Any] = res
+        return block
     n2 = n // 2
     n2 -= n2 % 8
-    return _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
+    total: np.float64 = _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
+    return total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -103,15 +107,19 @@ def _sum64(a: npt.NDArray[np.float64]) -> np.float64:  # pragma: no cover
 
 def sum32(a: npt.NDArray[np.float32]) -> np.float32:
     """``numpy.sum`` of a float32 array in numpy 2.1's order (C order, float32 result)."""
-    return np.float32(_sum32(np.ascontiguousarray(a, dtype=np.float32).ravel()))
+    total: np.float32 = np.float32(_sum32(np.ascontiguousarray(a, dtype=np.float32).ravel()))
+    return total
 
 
 def sum64(a: npt.NDArray[np.float64]) -> np.float64:
     """``numpy.sum`` of a float64 array in numpy 2.1's order."""
-    return np.float64(_sum64(np.ascontiguousarray(a, dtype=np.float64).ravel()))
+    total: np.float64 = np.float64(_sum64(np.ascontiguousarray(a, dtype=np.float64).ravel()))
+    return total
 
 
-def masked_mean_std(values: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]) -> tuple[float, float]:
+def masked_mean_std(
+    values: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_]
+) -> tuple[float, float]:
     """``np.ma.mean`` and ``np.ma.std`` (ddof 0) of a float32 masked array, numpy 2.1 exact.
 
     The mean is ``float64(float32 sum of the filled array) / count``; the variance sums

@@ -169,7 +169,9 @@ def plan_product(
     # the gain rule depends on numerics: resolve the file's numerics first
     probe = build_frameset(paths, "accurate")
     settings = load_settings(probe.instrument, probe.arm, settings_path, numerics)
-    frameset = probe if settings.numerics == "accurate" else build_frameset(paths, settings.numerics)
+    frameset = (
+        probe if settings.numerics == "accurate" else build_frameset(paths, settings.numerics)
+    )
     return ProductPlan(
         name=name or organiser_name(frameset),
         frameset=frameset,

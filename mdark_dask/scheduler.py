@@ -16,7 +16,9 @@ from mdark_dask.recipe import ProductPlan, ProductResult, master_graph
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
 
-def compute_products(plans: Sequence[ProductPlan], scheduler: Any = "threads") -> list[ProductResult]:
+def compute_products(
+    plans: Sequence[ProductPlan], scheduler: Any = "threads"
+) -> list[ProductResult]:
     """Compute every plan's product and return the results in plan order.
 
     Parameters

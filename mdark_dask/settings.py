@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import yaml
 
@@ -97,10 +97,10 @@ def _norm(key: object) -> str:
 
 
 def _numerics(value: object, where: str) -> Numerics:
-    text = str(value)
-    if text not in NUMERICS:
-        raise SettingsError(f"{where}: numerics must be one of {', '.join(NUMERICS)}, not {text!r}")
-    return cast(Numerics, text)
+    for mode in NUMERICS:
+        if str(value) == mode:
+            return mode
+    raise SettingsError(f"{where}: numerics must be one of {', '.join(NUMERICS)}, not {value!r}")
 
 
 def _number(value: object, where: str, *, integer: bool) -> float | int:
