@@ -22,7 +22,7 @@ BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-l
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.float32:  # pragma: no cover
+def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.floating[Any]:  # pragma: no cover
     if n < 8:
         res = np.float32(-0.0)
         for i in range(n):
@@ -51,12 +51,12 @@ def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.float32:  # p
         return block
     n2 = n // 2
     n2 -= n2 % 8
-    total: np.float32 = _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
+    total: np.floating[Any] = _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
     return total
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.float64:  # pragma: no cover
+def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.floating[Any]:  # pragma: no cover
     if n < 8:
         res = np.float64(-0.0)
         for i in range(n):
@@ -85,12 +85,12 @@ def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.float64:  # p
         return block
     n2 = n // 2
     n2 -= n2 % 8
-    total: np.float64 = _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
+    total: np.floating[Any] = _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
     return total
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum32(a: npt.NDArray[np.float32]) -> np.float32:  # pragma: no cover
+def _sum32(a: npt.NDArray[np.float32]) -> np.floating[Any]:  # pragma: no cover
     acc = np.float32(0.0)
     for start in range(0, a.size, BUFFER):
         acc += _pairwise32(a, start, min(BUFFER, a.size - start))
@@ -98,7 +98,7 @@ def _sum32(a: npt.NDArray[np.float32]) -> np.float32:  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _sum64(a: npt.NDArray[np.float64]) -> np.float64:  # pragma: no cover
+def _sum64(a: npt.NDArray[np.float64]) -> np.floating[Any]:  # pragma: no cover
     acc = np.float64(0.0)
     for start in range(0, a.size, BUFFER):
         acc += _pairwise64(a, start, min(BUFFER, a.size - start))
