@@ -77,36 +77,6 @@ def deviation(e: F32, ron: float) -> F32:
     return np.sqrt(signal + np.float32(float(ron) ** 2), dtype=np.float32)
 
 
-def _seq_sum32(x: F32) -> np.float32:
-    """Sequential float32 sum in memory order: bottleneck 1.4's accumulator (ref. §4.9)."""
-    if x.size == 0:
-        return np.float32(0.0)
-    return np.float32(np.add.accumulate(x, dtype=np.float32)[-1])
-
-
-def _bounds_soxspipe(x: F32, sigma: float) -> tuple[float, float]:
-    """One iteration's bounds as astropy 6.1.2 computes them with bottleneck 1.4.0."""
-    n = np.float32(x.size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean32 = np.float32(_seq_sum32(x) / n)
-        dev = np.subtract(x, mean32, dtype=np.float32)
-        std32 = np.sqrt(np.float32(_seq_sum32(np.multiply(dev, dev, dtype=np.float32)) / n))
-    mean, std = float(mean32), float(std32)
-    # astropy subtracts in double; numpy then compares float32 data with the bound
-    # rounded to float32, which is what the float32 cast here records.
-    return float(np.float32(mean - std * sigma)), float(np.float32(mean + std * sigma))
-
-
-def _bounds_accurate(x: F32, sigma: float) -> tuple[float, float]:
-    """One iteration's bounds with float64 mean and population std."""
-    if x.size == 0:
-        return float("nan"), float("nan")
-    x64 = x.astype(np.float64)
-    mean = float(x64.mean())
-    std = float(np.sqrt(np.mean(np.square(x64 - mean))))
-    return mean - std * sigma, mean + std * sigma
-
-
 def global_clip_bounds(
     image: F32, sigma: float, maxiters: int, numerics: Numerics
 ) -> Bounds:
@@ -115,8 +85,8 @@ def global_clip_bounds(
     Parameters
     ----------
     image : ndarray of float32
-        The whole 2-D image, C-contiguous: in ``soxspipe-0.17.4`` numerics the statistics
-        are sequential float32 sums in memory order, so the order is part of the result.
+        The whole 2-D image. In ``soxspipe-0.17.4`` numerics the statistics are
+        sequential float32 sums in C order, so the order is part of the result.
     sigma : float
         Lower and upper clip in units of the standard deviation.
     maxiters : int
@@ -132,21 +102,14 @@ def global_clip_bounds(
 
     Notes
     -----
-    Non-finite values take no part in the statistics and are always masked.
+    Non-finite values take no part in the statistics and are always masked. The
+    compiled loops are in :mod:`mdark_dask.frameclip`.
     """
-    x = np.ascontiguousarray(image, dtype=np.float32).ravel()
-    x = x[np.isfinite(x)]
-    bounds = _bounds_soxspipe if numerics == "soxspipe-0.17.4" else _bounds_accurate
-    lo = hi = float("nan")
-    iteration = 0
-    changed = 1
-    while changed and iteration < maxiters:
-        iteration += 1
-        size = x.size
-        lo, hi = bounds(x, sigma)
-        x = x[(x >= lo) & (x <= hi)]
-        changed = size - x.size
-    return Bounds(lo, hi)
+    from mdark_dask.frameclip import clip_bounds
+
+    flat = np.ascontiguousarray(image, dtype=np.float32).ravel()
+    lo, hi = clip_bounds(flat, float(sigma), int(maxiters), numerics == "soxspipe-0.17.4")
+    return Bounds(float(lo), float(hi))
 
 
 def clip_mask(image: F32, bounds: Bounds | FrameLevel) -> Bool:
@@ -208,6 +171,42 @@ def stack_clip_mask(stack: F32, sigma: float, maxiters: int) -> Bool:
 
 
 def stack_strip(
+    e: F32,
+    levels: F64,
+    ron: float,
+    sigma: float,
+    maxiters: int,
+) -> npt.NDArray[np.void]:
+    """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
+
+    The compiled one-pass form of :func:`stack_strip_reference` (same bytes, tested);
+    see :mod:`mdark_dask.stackclip`. Parameters and result as there.
+    """
+    from mdark_dask.stackclip import stack_strip_kernel
+
+    out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
+    flux = np.empty(e.shape[1:], dtype=np.float32)
+    errs = np.empty(e.shape[1:], dtype=np.float32)
+    mask = np.empty(e.shape[1:], dtype=np.uint8)
+    stack_strip_kernel(
+        np.ascontiguousarray(e, dtype=np.float32),
+        np.ascontiguousarray(levels[:, 0], dtype=np.float64),
+        np.ascontiguousarray(levels[:, 1], dtype=np.float64),
+        np.ascontiguousarray(levels[:, 2], dtype=np.float64),
+        np.float32(float(ron) ** 2),
+        float(sigma),
+        int(maxiters),
+        flux,
+        errs,
+        mask,
+    )
+    out["flux"] = flux
+    out["errs"] = errs
+    out["mask"] = mask
+    return out
+
+
+def stack_strip_reference(
     e: F32,
     levels: F64,
     ron: float,

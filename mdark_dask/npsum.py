@@ -22,7 +22,9 @@ BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-l
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.floating[Any]:  # pragma: no cover
+def _pairwise32(
+    a: npt.NDArray[np.float32], lo: int, n: int
+) -> np.floating[Any]:  # pragma: no cover
     if n < 8:
         res = np.float32(-0.0)
         for i in range(n):
@@ -56,7 +58,9 @@ def _pairwise32(a: npt.NDArray[np.float32], lo: int, n: int) -> np.floating[Any]
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.floating[Any]:  # pragma: no cover
+def _pairwise64(
+    a: npt.NDArray[np.float64], lo: int, n: int
+) -> np.floating[Any]:  # pragma: no cover
     if n < 8:
         res = np.float64(-0.0)
         for i in range(n):
@@ -87,6 +91,104 @@ def _pairwise64(a: npt.NDArray[np.float64], lo: int, n: int) -> np.floating[Any]
     n2 -= n2 % 8
     total: np.floating[Any] = _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_filled32(
+    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], lo: int, n: int
+) -> np.floating[Any]:  # pragma: no cover
+    """:func:`_pairwise32` of ``where(m, 0, a)`` without building it."""
+    zero = np.float32(0.0)
+    if n < 8:
+        res = np.float32(-0.0)
+        for i in range(n):
+            res += zero if m[lo + i] else a[lo + i]
+        return res
+    if n <= 128:
+        r = np.empty(8, dtype=np.float32)
+        for j in range(8):
+            r[j] = zero if m[lo + j] else a[lo + j]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            for j in range(8):
+                r[j] += zero if m[lo + i + j] else a[lo + i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += zero if m[lo + i] else a[lo + i]
+            i += 1
+        block: np.floating[Any] = res
+        return block
+    n2 = n // 2
+    n2 -= n2 % 8
+    total: np.floating[Any] = _pairwise_filled32(a, m, lo, n2) + _pairwise_filled32(
+        a, m, lo + n2, n - n2
+    )
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_anomaly64(
+    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], mean: float, lo: int, n: int
+) -> np.floating[Any]:  # pragma: no cover
+    """:func:`_pairwise64` of ``where(m, 0, (float64(a) - mean) ** 2)`` without building it."""
+    zero = np.float64(0.0)
+    if n < 8:
+        res = np.float64(-0.0)
+        for i in range(n):
+            d = np.float64(a[lo + i]) - mean
+            res += zero if m[lo + i] else d * d
+        return res
+    if n <= 128:
+        r = np.empty(8, dtype=np.float64)
+        for j in range(8):
+            d = np.float64(a[lo + j]) - mean
+            r[j] = zero if m[lo + j] else d * d
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            for j in range(8):
+                d = np.float64(a[lo + i + j]) - mean
+                r[j] += zero if m[lo + i + j] else d * d
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            d = np.float64(a[lo + i]) - mean
+            res += zero if m[lo + i] else d * d
+            i += 1
+        block: np.floating[Any] = res
+        return block
+    n2 = n // 2
+    n2 -= n2 % 8
+    total: np.floating[Any] = _pairwise_anomaly64(a, m, mean, lo, n2) + _pairwise_anomaly64(
+        a, m, mean, lo + n2, n - n2
+    )
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _masked_sums(
+    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_]
+) -> tuple[np.float32, int]:  # pragma: no cover
+    acc = np.float32(0.0)
+    for start in range(0, a.size, BUFFER):
+        acc += _pairwise_filled32(a, m, start, min(BUFFER, a.size - start))
+    count = 0
+    for i in range(a.size):
+        if not m[i]:
+            count += 1
+    return acc, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _masked_anomaly(
+    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], mean: float
+) -> np.float64:  # pragma: no cover
+    acc = np.float64(0.0)
+    for start in range(0, a.size, BUFFER):
+        acc += _pairwise_anomaly64(a, m, mean, start, min(BUFFER, a.size - start))
+    return acc
 
 
 @numba.njit(cache=True, nogil=True)
@@ -124,16 +226,14 @@ def masked_mean_std(
 
     The mean is ``float64(float32 sum of the filled array) / count``; the variance sums
     the float64 squared anomalies of the unmasked values, as ``MaskedArray.var`` does.
-    Returns NaN for both when every value is masked.
+    Nothing of the frame's size is allocated. Returns NaN for both when every value is
+    masked.
     """
-    count = int(values.size - np.count_nonzero(mask))
+    a = np.ascontiguousarray(values, dtype=np.float32).ravel()
+    m = np.ascontiguousarray(mask, dtype=np.bool_).ravel()
+    total, count = _masked_sums(a, m)
     if count == 0:
         return math.nan, math.nan
-    filled = np.where(mask, np.float32(0.0), values)
-    mean = np.float64(sum32(filled)) / np.int64(count)
-    with np.errstate(invalid="ignore", over="ignore"):
-        anomaly = np.subtract(values, mean, dtype=np.float64)
-        anomaly *= anomaly
-        anomaly[mask] = 0.0
-    var = sum64(anomaly) / np.int64(count)
+    mean = np.float64(np.float32(total)) / np.int64(count)
+    var = np.float64(_masked_anomaly(a, m, float(mean))) / np.int64(count)
     return float(mean), float(np.sqrt(var))

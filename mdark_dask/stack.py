@@ -19,14 +19,14 @@ from mdark_dask.io.fits import FrameReader, StackReader
 
 #: Target bytes of float32 stack per strip task: big enough that a task is ~0.1-1 s of
 #: clipping, small enough that a worker holds a few of them with room to spare.
-TARGET_STRIP_BYTES: Final = 48 * 2**20
+TARGET_STRIP_BYTES: Final = 32 * 2**20
 
 
 def strip_rows(n_frames: int, rows: int, cols: int, target: int = TARGET_STRIP_BYTES) -> int:
     """Rows per strip so that one strip of all frames is about ``target`` bytes.
 
     >>> strip_rows(20, 2040, 2040)
-    308
+    205
     >>> strip_rows(3, 37, 53)
     37
     """

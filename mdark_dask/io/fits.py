@@ -29,6 +29,8 @@ from mdark_dask.kernels import electrons
 _DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 # the pseudo-unsigned offsets astropy maps to unsigned integers exactly
 _UNSIGNED_ZERO = {16: 2**15, 32: 2**31, 64: 2**63}
+# pixels converted per block when reading (bounds the float64 intermediate to 2 MB)
+_BLOCK_PIXELS = 2**18
 
 
 @dataclass(frozen=True)
@@ -194,13 +196,29 @@ class FrameReader:
 
     def __getitem__(self, key: tuple[slice, ...] | slice) -> npt.NDArray[np.float32]:
         """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window (ref. §3.2-3.4)."""
+        return self.read(key)
+
+    def read(
+        self, key: tuple[slice, ...] | slice, out: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Read a window into ``out`` (allocated when None).
+
+        Converted in blocks of rows so the float64 intermediate stays small whatever the
+        window size.
+        """
         rs, re_, cs, ce = self.region
         with self._raw_values() as raw:
             view = np.rot90(raw, self.rotation_k)[rs:re_, cs:ce][key]
-            values = np.asarray(view, dtype=np.float64)
-            if self.raw.offset is not None and self.raw.bzero:
-                values = values + self.raw.bzero  # exact: the pseudo-unsigned offset
-            return electrons(values, self.gain)
+            if out is None:
+                out = np.empty(view.shape, dtype=np.float32)
+            offset = self.raw.bzero if self.raw.offset is not None else 0.0
+            step = max(1, _BLOCK_PIXELS // max(1, view.shape[-1]))
+            for r0 in range(0, view.shape[0], step):
+                block = np.asarray(view[r0 : r0 + step], dtype=np.float64)
+                if offset:
+                    block += offset  # exact: the pseudo-unsigned offset
+                out[r0 : r0 + step] = electrons(block, self.gain)
+            return out
 
 
 @dataclass(frozen=True)
@@ -220,10 +238,16 @@ class StackReader:
     def __getitem__(self, key: tuple[Any, ...]) -> npt.NDArray[np.float32]:
         """Read a window of every selected frame; one file open per frame and call."""
         fkey, *rest = key if isinstance(key, tuple) else (key,)
-        picked = self.frames[fkey] if isinstance(fkey, slice) else (self.frames[int(fkey)],)
-        blocks = [reader[tuple(rest)] for reader in picked]
-        out = np.stack(blocks) if isinstance(fkey, slice) else blocks[0]
-        return np.ascontiguousarray(out)
+        if not isinstance(fkey, slice):
+            return self.frames[int(fkey)].read(tuple(rest))
+        picked = self.frames[fkey]
+        window = tuple(rest)
+        first = picked[0].read(window)
+        out = np.empty((len(picked), *first.shape), dtype=np.float32)
+        out[0] = first
+        for i, reader in enumerate(picked[1:], start=1):
+            reader.read(window, out=out[i])
+        return out
 
 
 def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
@@ -239,8 +263,11 @@ def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             hdul.writeto(tmp, checksum=True, overwrite=True, output_verify="silentfix")
         os.replace(tmp, dest)
-    except OSError as exc:
+    except BaseException as exc:
+        # interrupted or failed: never leave the temporary file behind
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        raise
     return dest

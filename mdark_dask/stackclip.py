@@ -1,0 +1,165 @@
+"""Compiled per-pixel clip-and-stack: one pass over a row strip, GIL released.
+
+This fuses reference §4.2 step 4 and §4.3 B1-B4 for every pixel of a strip: level
+subtraction, the AND of the level-clip masks, the median / MAD-std stack clip, and the
+sequential float32 means of the data and of the per-frame uncertainties.
+
+The stack clip gives exactly astropy's ``_sigma_clip_fast`` results (its C code, in
+double precision) at a fraction of the cost: each pixel's values are sorted once, after
+which every clip iteration keeps a contiguous range of the sorted values, so the median
+is a lookup and the MAD's median a two-pointer walk outward from the median. Order
+statistics and ``0.5 * (a + b)`` are computed on the same doubles as astropy's Wirth
+selection, so bounds and masks are bit-identical (checked against astropy in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+MAD_TO_STD = 1.482602218505602  # astropy's constant, 1 / Phi^-1(3/4)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _insertion_sort(buf: npt.NDArray[np.float64], n: int) -> None:  # pragma: no cover
+    for i in range(1, n):
+        x = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > x:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = x
+
+
+@numba.njit(cache=True, nogil=True)
+def _median_sorted(s: npt.NDArray[np.float64], a: int, n: int) -> float:  # pragma: no cover
+    if n % 2 == 0:
+        return 0.5 * (s[a + n // 2] + s[a + n // 2 - 1])
+    return s[a + (n - 1) // 2]
+
+
+@numba.njit(cache=True, nogil=True)
+def _kth_deviation(
+    s: npt.NDArray[np.float64], a: int, b: int, med: float, k: int
+) -> float:  # pragma: no cover
+    """k-th smallest (0-based) of |s[i] - med| over the sorted range [a, b)."""
+    # first index whose value is >= med
+    p = a
+    while p < b and s[p] < med:
+        p += 1
+    left = p - 1
+    right = p
+    value = 0.0
+    for _ in range(k + 1):
+        if left >= a and (right >= b or abs(s[left] - med) <= abs(s[right] - med)):
+            value = abs(s[left] - med)
+            left -= 1
+        else:
+            value = abs(s[right] - med)
+            right += 1
+    return value
+
+
+@numba.njit(cache=True, nogil=True)
+def _mad_std(s: npt.NDArray[np.float64], a: int, b: int, med: float) -> float:  # pragma: no cover
+    n = b - a
+    if n % 2 == 0:
+        hi = _kth_deviation(s, a, b, med, n // 2)
+        lo = _kth_deviation(s, a, b, med, n // 2 - 1)
+        return 0.5 * (hi + lo) * MAD_TO_STD
+    return _kth_deviation(s, a, b, med, (n - 1) // 2) * MAD_TO_STD
+
+
+@numba.njit(cache=True, nogil=True)
+def clip_bounds_sorted(
+    s: npt.NDArray[np.float64], n: int, sigma: float, maxiters: int
+) -> tuple[float, float]:  # pragma: no cover
+    """astropy's median/MAD-std clip bounds of the first ``n`` sorted values of ``s``."""
+    a = 0
+    b = n
+    lo = math.nan
+    hi = math.nan
+    if n == 0:
+        return lo, hi
+    iteration = 0
+    while True:
+        count = b - a
+        med = _median_sorted(s, a, count)
+        std = _mad_std(s, a, b, med)
+        lo = med - sigma * std
+        hi = med + sigma * std
+        na = a
+        while na < b and s[na] < lo:
+            na += 1
+        nb = b
+        while nb > na and s[nb - 1] > hi:
+            nb -= 1
+        if nb - na == count:
+            return lo, hi
+        a = na
+        b = nb
+        iteration += 1
+        if iteration >= maxiters or a == b:
+            return lo, hi
+
+
+@numba.njit(cache=True, nogil=True)
+def stack_strip_kernel(
+    e: npt.NDArray[np.float32],
+    level_lo: npt.NDArray[np.float64],
+    level_hi: npt.NDArray[np.float64],
+    level_mean: npt.NDArray[np.float64],
+    ron2: np.float32,
+    sigma: float,
+    maxiters: int,
+    flux: npt.NDArray[np.float32],
+    errs: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.uint8],
+) -> None:  # pragma: no cover
+    """Fill ``flux``, ``errs`` and ``mask`` (rows, cols) from a (frames, rows, cols) strip."""
+    nf, ny, nx = e.shape
+    d = np.empty(nf, dtype=np.float32)
+    sig = np.empty(nf, dtype=np.float32)
+    buf = np.empty(nf, dtype=np.float64)
+    for y in range(ny):
+        for x in range(nx):
+            all_level_masked = True
+            n = 0
+            for i in range(nf):
+                v = e[i, y, x]
+                v64 = np.float64(v)
+                inside = v64 >= level_lo[i] and v64 <= level_hi[i]
+                if inside:
+                    all_level_masked = False
+                d[i] = np.float32(v64 - level_mean[i])
+                pos = v if v > np.float32(0.0) else np.float32(0.0)
+                sig[i] = np.float32(math.sqrt(np.float64(pos + ron2)))
+                dv = np.float64(d[i])
+                if math.isfinite(dv):
+                    buf[n] = dv
+                    n += 1
+            if n > 32:
+                buf[:n] = np.sort(buf[:n])
+            else:
+                _insertion_sort(buf, n)
+            lo, hi = clip_bounds_sorted(buf, n, sigma, maxiters)
+            acc = np.float32(0.0)
+            acc_sig = np.float32(0.0)
+            kept = 0
+            for i in range(nf):
+                dv = np.float64(d[i])
+                if dv >= lo and dv <= hi:
+                    acc += d[i]
+                    acc_sig += sig[i]
+                    kept += 1
+            if kept == 0:
+                flux[y, x] = np.float32(np.nan)
+                errs[y, x] = np.float32(np.nan)
+            else:
+                fk = np.float32(kept)
+                flux[y, x] = acc / fk
+                errs[y, x] = np.float32(np.float64(acc_sig / fk) / math.sqrt(np.float64(kept)))
+            mask[y, x] = 1 if (kept == 0 or all_level_masked) else 0
