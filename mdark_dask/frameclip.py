@@ -48,10 +48,10 @@ def clip_bounds(
                     d = x[i] - mean32
                     q32 += d * d
             std32 = np.float32(math.sqrt(np.float64(q32 / np.float32(n))))
-            mean = np.float64(mean32)
-            std = np.float64(std32)
-            lo = np.float64(np.float32(mean - std * sigma))
-            hi = np.float64(np.float32(mean + std * sigma))
+            mean = float(mean32)
+            std = float(std32)
+            lo = float(np.float32(mean - std * sigma))
+            hi = float(np.float32(mean + std * sigma))
         else:
             s64 = 0.0
             n = 0

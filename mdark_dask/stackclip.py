@@ -37,8 +37,10 @@ def _insertion_sort(buf: npt.NDArray[np.float64], n: int) -> None:  # pragma: no
 @numba.njit(cache=True, nogil=True)
 def _median_sorted(s: npt.NDArray[np.float64], a: int, n: int) -> float:  # pragma: no cover
     if n % 2 == 0:
-        return 0.5 * (s[a + n // 2] + s[a + n // 2 - 1])
-    return s[a + (n - 1) // 2]
+        middle: float = 0.5 * (s[a + n // 2] + s[a + n // 2 - 1])
+        return middle
+    single: float = s[a + (n - 1) // 2]
+    return single
 
 
 @numba.njit(cache=True, nogil=True)
