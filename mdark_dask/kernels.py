@@ -77,9 +77,7 @@ def deviation(e: F32, ron: float) -> F32:
     return np.sqrt(signal + np.float32(float(ron) ** 2), dtype=np.float32)
 
 
-def global_clip_bounds(
-    image: F32, sigma: float, maxiters: int, numerics: Numerics
-) -> Bounds:
+def global_clip_bounds(image: F32, sigma: float, maxiters: int, numerics: Numerics) -> Bounds:
     """Iterative mean/std sigma clip over a whole image: astropy ``sigma_clip(axis=None)``.
 
     Parameters
@@ -256,7 +254,11 @@ def stack_strip_reference(
 
 
 class Master(NamedTuple):
-    """The master dark's arrays and the numbers its QC needs."""
+    """The master dark's arrays and the numbers its QC needs.
+
+    ``combined`` is the stacked, level-subtracted image before masked pixels are filled
+    (the post-stack clip's input, NaN where every frame was clipped), for the QC plots.
+    """
 
     flux: F32
     qual: npt.NDArray[np.uint8]
@@ -266,6 +268,7 @@ class Master(NamedTuple):
     raw_ron: float
     master_ron: float
     post_bounds: Bounds
+    combined: F32
 
 
 def finalize(
@@ -310,4 +313,5 @@ def finalize(
         raw_ron=raw_ron,
         master_ron=master_ron,
         post_bounds=post,
+        combined=comb,
     )

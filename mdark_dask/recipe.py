@@ -219,7 +219,7 @@ def strip_graph(plan: ProductPlan, levels: da.Array) -> da.Array:
     return da.blockwise(
         _strip_block, "yx",
         strip_stack(plan.frameset, plan.rows), "fyx",
-        levels, "fs",
+        levels.rechunk(levels.shape), "fs",
         concatenate=True,
         dtype=kernels.STRIP_DTYPE,
         meta=np.empty((0, 0), dtype=kernels.STRIP_DTYPE),

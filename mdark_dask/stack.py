@@ -8,14 +8,16 @@ frame) serves the whole-frame level statistics.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import dask.array as da
 import numpy as np
-import xarray as xr
 
 from mdark_dask.frameset import FrameSet
 from mdark_dask.io.fits import FrameReader, StackReader
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: Target bytes of float32 stack per strip task: big enough that a task is ~0.1-1 s of
 #: clipping, small enough that a worker holds a few of them with room to spare.
@@ -75,6 +77,8 @@ def prepared_stack(frameset: FrameSet, rows: int | None = None) -> xr.DataArray:
     Coordinates per frame: ``file``, ``mjd_obs``, ``exptime``; the arm and instrument are
     attributes. Nothing is read until the array is computed.
     """
+    import xarray as xr
+
     kw = frameset.spec.keywords
     frames = frameset.frames
     return xr.DataArray(
