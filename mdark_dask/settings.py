@@ -9,6 +9,7 @@ silently ignored typo, because these settings change product bytes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -109,8 +110,8 @@ def _number(value: object, where: str, *, integer: bool) -> float | int:
         raise SettingsError(f"{where} must be {kind}, not {value!r}")
     if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise SettingsError(f"{where} must be an integer, not {value!r}")
-    if value <= 0:
-        raise SettingsError(f"{where} must be positive, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{where} must be a positive finite number, not {value!r}")
     return int(value) if integer else value
 
 
@@ -223,7 +224,8 @@ def load_settings(
     """
     default_path = configs_dir() / f"{instrument}.yaml"
     default = _split_file(_read_yaml(default_path), default_path.name)
-    params, arms = _recipe_block(default.get("block", {}), "soxs-mdark")
+    # layers from weakest to strongest: defaults, default arm block, user, user arm block
+    layers = [_recipe_block(default.get("block", {}), "soxs-mdark")]
     chosen: Numerics = default.get("numerics", "accurate")
     source = f"defaults ({default_path.name})"
     if path is not None:
@@ -235,15 +237,24 @@ def load_settings(
             )
         chosen = user.get("numerics", chosen)
         if "block" in user:
-            user_params, user_arms = _recipe_block(user["block"], f"{path}: soxs-mdark")
-            params = {**user_params, **{k: v for k, v in params.items() if k not in user_params}}
-            for name, sub in user_arms.items():
-                arms[name] = {**arms.get(name, {}), **sub}
+            layers.append(_recipe_block(user["block"], f"{path}: soxs-mdark"))
         source = str(path)
-    arm_block = arms.get(arm.lower(), {})
-    ranges = _ranges(params.get(RANGES_KEY, {}), f"soxs-mdark.{RANGES_KEY}")
-    ranges |= _ranges(arm_block.get(RANGES_KEY, {}), f"soxs-mdark.{arm.lower()}.{RANGES_KEY}")
-    merged = {**params, **{k: v for k, v in arm_block.items() if k != RANGES_KEY}}
+    # provenance order: the user's keys in their order, then the defaults' remaining ones
+    order = list(dict.fromkeys(k for params, _ in reversed(layers) for k in params))
+    merged: dict[str, Any] = {}
+    ranges: dict[str, tuple[float, float]] = {}
+    for params, arms in layers:
+        for block, where in (
+            (params, "soxs-mdark"),
+            (arms.get(arm.lower(), {}), f"soxs-mdark.{arm.lower()}"),
+        ):
+            merged |= {k: v for k, v in block.items() if k != RANGES_KEY}
+            ranges |= _ranges(block.get(RANGES_KEY, {}), f"{where}.{RANGES_KEY}")
+        for other, sub in arms.items():  # validate every arm block, used or not
+            _ranges(sub.get(RANGES_KEY, {}), f"soxs-mdark.{other}.{RANGES_KEY}")
+            for key in RECIPE_KEYS:
+                if key in sub:
+                    _number(sub[key], f"soxs-mdark.{other}.{key}", integer="iterations" in key)
 
     def num(key: str, *, integer: bool) -> float | int:
         return _number(merged.get(key), key, integer=integer)
@@ -255,7 +266,7 @@ def load_settings(
         stacked_iterations=int(num("stacked-clipping-iterations", integer=True)),
         frame_sigma=num("frame-clipping-sigma", integer=False),
         frame_iterations=int(num("frame-clipping-iterations", integer=True)),
-        params=tuple((k, merged[k]) for k in params if k in RECIPE_KEYS),
+        params=tuple((k, merged[k]) for k in order if k in RECIPE_KEYS),
         qc_ranges=ranges,
         source=source,
     )
