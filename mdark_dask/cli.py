@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(mdark)
     mdark.add_argument(
-        "--rows", type=int, default=None,
+        "--rows", type=_positive_int, default=None,
         help="rows per strip task (execution only: never changes the product)",
     )  # fmt: skip
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", default="mdark-demo", help="demo directory (default: ./mdark-demo)"
     )
     demo.add_argument("-V", "--verbose", action="store_true")
-    demo.add_argument("--frames", type=int, default=3, help="frames per set (default 3)")
+    demo.add_argument("--frames", type=_positive_int, default=3, help="frames per set (default 3)")
     return parser
 
 
@@ -74,6 +74,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-V", "--verbose", action="store_true", help="verbose output, tracebacks")
     p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _ensure_workspace(path: Path) -> Path:

@@ -150,6 +150,15 @@ def build_frameset(paths: Sequence[str], numerics: Numerics) -> FrameSet:
     if not paths:
         raise InputError("No image frames were passed to the recipe")
     good, bad = scan_frames(paths)
+    return verify_frames(good, bad, numerics)
+
+
+def verify_frames(
+    good: Sequence[RawFrame], bad: Sequence[tuple[str, str]], numerics: Numerics
+) -> FrameSet:
+    """Verify scanned frames as one set (see :func:`build_frameset`)."""
+    if not good and not bad:
+        raise InputError("No image frames were passed to the recipe")
     not_fits = [reason for _, reason in bad if "truncated" not in reason]
     if not_fits:
         raise InputError(not_fits[0])

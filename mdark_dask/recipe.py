@@ -28,8 +28,8 @@ from dask.delayed import Delayed
 
 from mdark_dask import kernels
 from mdark_dask.errors import InputError
-from mdark_dask.frameset import FrameSet, build_frameset
-from mdark_dask.io.fits import read_header, write_atomic
+from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
+from mdark_dask.io.fits import RawFrame, read_header, write_atomic
 from mdark_dask.io.sof import read_sof
 from mdark_dask.naming import organiser_sof_name, rospeed_field
 from mdark_dask.product import build_hdul, primary_header, product_dir, qc_dir
@@ -166,12 +166,29 @@ def plan_product(
 ) -> ProductPlan:
     """Scan and verify the frames of one set and resolve its settings (no pixels read)."""
     paths, name = resolve_inputs(inputs)
-    # the gain rule depends on numerics: resolve the file's numerics first
-    probe = build_frameset(paths, "accurate")
+    if not paths:
+        raise InputError("No image frames were passed to the recipe")
+    good, bad = scan_frames(paths)
+    return plan_frames(good, bad, name, workspace, settings_path, numerics, rows, plots)
+
+
+def plan_frames(
+    good: Sequence[RawFrame],
+    bad: Sequence[tuple[str, str]],
+    name: str | None,
+    workspace: str | Path,
+    settings_path: Path | None = None,
+    numerics: str | None = None,
+    rows: int | None = None,
+    plots: bool = True,
+) -> ProductPlan:
+    """Plan a product from already scanned frames (the night scheduler's entry)."""
+    # the gain rule depends on numerics: resolve the settings (and their numerics) first
+    probe = verify_frames(good, bad, "accurate")
     settings = load_settings(probe.instrument, probe.arm, settings_path, numerics)
-    frameset = (
-        probe if settings.numerics == "accurate" else build_frameset(paths, settings.numerics)
-    )
+    frameset = probe
+    if settings.numerics != "accurate":
+        frameset = verify_frames(good, bad, settings.numerics)
     return ProductPlan(
         name=name or organiser_name(frameset),
         frameset=frameset,

@@ -39,6 +39,7 @@ SOXSPIPE_TOP_LEVEL: Final = frozenset(
         "ignore-dflats", "ignore-dome-flats", "night_start_offset_hrs",
         "save-intermediate-products", "summary-keys", "tune-pipeline", "version",
         "vlt-data-raw", "vlt-data-reduced", "workspace-root-dir", "logging settings",
+        "reduced-data-root", "test-data-root", "intermediate-data-root", "raw-data-root",
     }
 )  # fmt: skip
 

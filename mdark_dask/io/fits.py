@@ -253,7 +253,8 @@ class StackReader:
 def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
     """Write an HDU list with checksums to a temporary name, then rename it into place.
 
-    A run killed mid-write leaves at most a ``.tmp`` file, never a partial product.
+    A run killed mid-write leaves no partial product. Identical HDU lists give identical
+    files (the checksum cards carry no time stamp).
     """
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -261,7 +262,12 @@ def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-            hdul.writeto(tmp, checksum=True, overwrite=True, output_verify="silentfix")
+            hdul.verify("silentfix")
+            for hdu in hdul:
+                # a fixed comment: astropy's default stamps the write time, which would
+                # make identical products differ byte for byte
+                hdu.add_checksum(when="data unit checksum")
+            hdul.writeto(tmp, overwrite=True, output_verify="ignore")
         os.replace(tmp, dest)
     except BaseException as exc:
         # interrupted or failed: never leave the temporary file behind
