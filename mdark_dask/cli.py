@@ -56,6 +56,24 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
 
+    night = sub.add_parser(
+        "night",
+        help="reduce every set of darks of a night, every arm at once, on a Dask cluster",
+        description="Scan a night's raw frames (directories searched recursively) and/or "
+        "sof files, group the darks into sets like soxspipe's data organiser, write one sof "
+        "per set into WORKSPACE/sof/, and make every master dark in parallel.",
+        epilog="example: mdark-dask night /data/raw/2026-01-10 -o ws --cluster tcp://head:8786",
+    )
+    night.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="directories, FITS frames, .sof files"
+    )
+    _common(night)
+    night.add_argument(
+        "--cluster", default=None,
+        help="local (default), threads, sync, tcp://HOST:PORT or a cluster/ YAML file",
+    )  # fmt: skip
+    night.add_argument("--dry-run", action="store_true", help="print the plan; compute nothing")
+
     demo = sub.add_parser(
         "demo", help="simulate a small set of darks for every arm and reduce them"
     )
@@ -145,8 +163,86 @@ def run_demo(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     return demo(Path(args.output), args.frames, out)
 
 
+def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
+    """``mdark-dask night``: every set of a night, in parallel, on a cluster."""
+    import datetime
+
+    from mdark_dask.cluster import connect
+    from mdark_dask.night import plan_night, write_sofs
+    from mdark_dask.report import (
+        night_table,
+        plan_table,
+        rerun_command,
+        skipped_table,
+        write_run_report,
+    )
+    from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
+
+    started = time.perf_counter()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    workspace = Path(args.output)
+    out(f"# SCANNING {len(args.inputs)} INPUT(S)")
+    night = plan_night(args.inputs)
+    out(f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
+        f"{len(night.skipped)} file(s) or group(s) left out")  # fmt: skip
+    if night.skipped:
+        out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    todo, settled = plan_sets(
+        night, workspace, args.settings, args.numerics, args.overwrite, not args.no_plots
+    )
+    state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
+    rows = [
+        (s.name, s.instrument, s.arm, s.exptime, len(s.frames),
+         str(p.product_path) if (p := dict(todo).get(s)) else "--", state.get(s.name, "to do"))
+        for s in night.sets
+    ]  # fmt: skip
+    out(plan_table(rows))
+    if args.dry_run:
+        return 0
+    _ensure_workspace(workspace)
+    write_sofs(night, workspace / "sof")
+
+    def progress(o: SetOutcome, done: int, total: int, elapsed: float) -> None:
+        eta = elapsed / done * (total - done)
+        tail = o.qc_flag if o.status == "done" else f"FAILED: {o.reason}"
+        out(f"[{done:>3}/{total}] {o.name}: {o.status} ({tail}); {elapsed:.0f}s, ETA {eta:.0f}s")
+
+    outcomes = list(settled)
+    cluster_name = "none needed"
+    if todo:
+        with connect(args.cluster) as conn:
+            cluster_name = conn.description
+            out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
+            if conn.dashboard:
+                out(f"Dashboard: {conn.dashboard}")
+            outcomes += run_plans(todo, conn.client, progress)
+    out("")
+    out(night_table(outcomes))
+    report = write_run_report(
+        workspace / "night_report.json",
+        {
+            "mdark_dask_version": __version__,
+            "started_utc": stamp,
+            "seconds": round(time.perf_counter() - started, 3),
+            "command": rerun_command(argv).removeprefix("Recipe Command: "),
+            "cluster": cluster_name,
+            "workspace": str(workspace.resolve()),
+            "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+        },
+        outcomes,
+    )
+    bad = [o for o in outcomes if not o.ok]
+    out(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
+        f"report: {report}; {time.perf_counter() - started:.1f}s")  # fmt: skip
+    if bad:
+        print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str], Tee], int]] = {
     "mdark": run_mdark,
+    "night": run_night,
     "demo": run_demo,
 }
 

@@ -13,6 +13,8 @@ Nothing computes here; :mod:`mdark_dask.scheduler` does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -23,10 +25,12 @@ import dask
 import dask.array as da
 import numpy as np
 import numpy.typing as npt
+from astropy.io import fits
 from dask.base import tokenize
 from dask.delayed import Delayed
 
 from mdark_dask import kernels
+from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
 from mdark_dask.io.fits import RawFrame, read_header, write_atomic
@@ -37,6 +41,7 @@ from mdark_dask.qc import QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
 from mdark_dask.stack import frame_stack, strip_stack
 
+FINGERPRINT_KEY = "MDARK FINGERPRINT"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fits.z", ".fits.bz2")
 
 
@@ -82,6 +87,28 @@ class ProductPlan:
         """Directory of the QC plots."""
         return qc_dir(Path(self.workspace))
 
+    @property
+    def fingerprint(self) -> str:
+        """Digest of everything that decides the product: frames, settings, version.
+
+        Frames count by path, size and modification time; execution settings (rows,
+        cluster) do not count. Written into the product header so a rerun can tell
+        whether the product is up to date.
+        """
+        fs = self.frameset
+        record = {
+            "version": __version__,
+            "settings": repr(self.settings),
+            "gain": fs.gain,
+            "ron": fs.ron,
+            "frames": [(f.path, f.size, f.mtime_ns) for f in fs.frames],
+        }
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
+
+    def up_to_date(self) -> bool:
+        """Whether the product exists and was made from the same frames and settings."""
+        return product_fingerprint(self.product_path) == self.fingerprint
+
 
 @dataclass(frozen=True)
 class ProductResult:
@@ -97,6 +124,15 @@ class ProductResult:
     plots: tuple[str, ...] = ()
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+
+
+def product_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded in a product, or None when there is no readable one."""
+    try:
+        value = fits.getval(path, FINGERPRINT_KEY, ext=0)
+    except (OSError, KeyError, IndexError, ValueError, TypeError):
+        return None
+    return str(value)
 
 
 def is_fits_name(path: str) -> bool:
@@ -255,6 +291,7 @@ def finalize_product(
     rows = apply_ranges(qc_rows(master, fs), s.qc_ranges)
     raw_header = read_header(fs.frames[0].path)
     header = primary_header(raw_header, fs, s, rows)
+    header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
     write_atomic(build_hdul(master, header), plan.product_path)
     plots: tuple[str, ...] = ()
     if plan.plots:

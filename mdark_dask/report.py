@@ -7,15 +7,19 @@ reruns the recipe.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
 from mdark_dask.qc import QCRow
 from mdark_dask.recipe import ProductResult
+from mdark_dask.scheduler import SetOutcome
 
 
 def _fmt(value: float | int | None) -> str:
@@ -83,3 +87,47 @@ def write_log(path: Path, text: str, argv: Sequence[str]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text.rstrip("\n") + "\n" + rerun_command(argv) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def plan_table(rows: Sequence[tuple[str, str, str, float, int, str, str]]) -> str:
+    """The dry-run plan: set, instrument, arm, exposure, frames, product, state."""
+    return tabulate(
+        [[n, i.upper(), a, f"{e:g}", f, p, st] for n, i, a, e, f, p, st in rows],
+        headers=["set", "inst", "arm", "exptime s", "frames", "product", "state"],
+        disable_numparse=True,
+    )
+
+
+def skipped_table(skipped: Sequence[tuple[str, str]]) -> str:
+    """Files and groups left out of the night, with the reason."""
+    return tabulate([list(s) for s in skipped], headers=["left out", "reason"])
+
+
+def night_table(outcomes: Sequence[SetOutcome]) -> str:
+    """The end-of-night summary: set, frames, product, QC, status, time."""
+    body = [
+        [o.name, o.frames, os.path.basename(o.product) if o.product else "--", o.qc_flag,
+         o.status + (f": {o.reason}" if o.reason else ""), f"{o.seconds:.1f}"]
+        for o in sorted(outcomes, key=lambda o: o.name)
+    ]  # fmt: skip
+    return tabulate(
+        body,
+        headers=["set", "frames", "product", "QC", "status", "done at s"],
+        disable_numparse=True,
+    )
+
+
+def write_run_report(path: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]) -> Path:
+    """Write the machine-readable report of a night run (JSON, atomically)."""
+    sets = []
+    for o in sorted(outcomes, key=lambda o: o.name):
+        entry = asdict(o)
+        entry["qc"] = {q.name: {"value": q.value, "unit": q.unit, "flag": q.flag} for q in o.qc}
+        entry["qc_flag"] = o.qc_flag
+        sets.append(entry)
+    document = {**record, "sets": sets}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,17 +1,26 @@
-"""The only place that computes: run lazy product graphs on a dask scheduler.
+"""The scheduler module, and the only place that computes.
 
-``scheduler`` is one of ``"sync"``, ``"threads"``, ``"processes"`` (dask's local
-schedulers) or a ``distributed.Client``. Execution settings never change a product byte.
+A night: sets (planned from headers by :mod:`mdark_dask.night`) become product plans;
+every plan's lazy graph is submitted to the cluster at once and results are collected as
+they complete. A set that fails (a corrupt frame, a validation error, a worker that died
+too often) is reported with its reason; the others still complete. Products already up to
+date (same frames, settings and version, by fingerprint) are skipped unless overwriting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dask
 
-from mdark_dask.recipe import ProductPlan, ProductResult, master_graph
+from mdark_dask.errors import MdarkError
+from mdark_dask.night import NightPlan, NightSet
+from mdark_dask.qc import QCRow, failed
+from mdark_dask.recipe import ProductPlan, ProductResult, master_graph, plan_frames
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -26,7 +35,7 @@ def compute_products(
     plans : sequence of ProductPlan
         Plans made by :func:`mdark_dask.recipe.plan_product`.
     scheduler : str or distributed.Client
-        Where to run. Local schedulers run in this process (threads) or a process pool.
+        Where to run: a dask local scheduler name, or a client. The first failure raises.
     """
     graphs = [master_graph(plan) for plan in plans]
     if isinstance(scheduler, str):
@@ -35,3 +44,121 @@ def compute_products(
         return list(dask.compute(*graphs, scheduler=scheduler))
     futures = scheduler.compute(graphs)
     return list(scheduler.gather(futures))
+
+
+@dataclass(frozen=True)
+class SetOutcome:
+    """What became of one set of a night."""
+
+    name: str
+    instrument: str
+    arm: str
+    exptime: float
+    frames: int
+    status: str  # "done", "up to date", "failed", "planned"
+    product: str | None
+    reason: str = ""
+    qc: tuple[QCRow, ...] = ()
+    seconds: float = 0.0
+    fingerprint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the set has its product."""
+        return self.status in ("done", "up to date", "planned")
+
+    @property
+    def qc_flag(self) -> str:
+        """``pass``, ``fail: <names>`` or ``--``."""
+        if not self.qc:
+            return "--"
+        names = failed(self.qc)
+        return "fail: " + ", ".join(names) if names else "pass"
+
+
+def _outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
+    return SetOutcome(s.name, s.instrument, s.arm, s.exptime, len(s.frames), status, **kw)
+
+
+def plan_sets(
+    night: NightPlan,
+    workspace: Path,
+    settings_path: Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool = True,
+) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
+    """Turn sets into product plans; sets that cannot be planned or are up to date
+    come back as outcomes straight away."""
+    todo: list[tuple[NightSet, ProductPlan]] = []
+    settled: list[SetOutcome] = []
+    for s in night.sets:
+        try:
+            plan = plan_frames(s.frames, s.bad, s.name, workspace, settings_path, numerics,
+                               plots=plots)  # fmt: skip
+        except MdarkError as exc:
+            settled.append(_outcome(s, "failed", product=None, reason=str(exc)))
+            continue
+        if not overwrite and plan.up_to_date():
+            settled.append(_outcome(s, "up to date", product=str(plan.product_path),
+                                    fingerprint=plan.fingerprint))  # fmt: skip
+            continue
+        todo.append((s, plan))
+    return todo, settled
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(exc, MdarkError):
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def run_plans(
+    todo: Sequence[tuple[NightSet, ProductPlan]],
+    client: Any,
+    progress: Callable[[SetOutcome, int, int, float], None] | None = None,
+) -> list[SetOutcome]:
+    """Compute every plan on a client (or one by one in-process when ``client`` is None),
+    collecting results as they complete; a failure stays with its set."""
+    total = len(todo)
+    started = time.perf_counter()
+    outcomes: list[SetOutcome] = []
+
+    def record(s: NightSet, plan: ProductPlan, result: Any, error: BaseException | None) -> None:
+        if error is None:
+            outcome = _outcome(s, "done", product=result.path, qc=result.qc,
+                               seconds=time.perf_counter() - started,
+                               fingerprint=plan.fingerprint)  # fmt: skip
+        else:
+            outcome = _outcome(s, "failed", product=None, reason=_reason(error),
+                               seconds=time.perf_counter() - started)  # fmt: skip
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome, len(outcomes), total, time.perf_counter() - started)
+
+    if client is None:
+        for s, plan in todo:
+            try:
+                (result,) = dask.compute(master_graph(plan), scheduler="sync")
+            except Exception as exc:  # one set's failure never stops the others
+                record(s, plan, None, exc)
+            else:
+                record(s, plan, result, None)
+        return outcomes
+
+    from distributed import as_completed
+
+    futures = client.compute([master_graph(plan) for _, plan in todo])
+    owner = {f.key: item for f, item in zip(futures, todo, strict=True)}
+    for future in as_completed(futures):
+        s, plan = owner[future.key]
+        try:
+            result = future.result()
+        except Exception as exc:
+            record(s, plan, None, exc)
+        else:
+            record(s, plan, result, None)
+        future.release()
+    return outcomes

@@ -53,6 +53,8 @@ class RawFrame:
         FITS scaling of the stored integers (applied exactly as astropy does).
     cards : tuple of (keyword, value)
         The header cards the recipe reads (see :meth:`get`), in header order.
+    size, mtime_ns : int
+        File size and modification time when scanned (for product fingerprints).
     """
 
     path: str
@@ -63,6 +65,8 @@ class RawFrame:
     bzero: float
     bscale: float
     cards: tuple[tuple[str, Any], ...]
+    size: int = 0
+    mtime_ns: int = 0
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """The value of a header keyword, or ``default`` when absent."""
@@ -143,7 +147,10 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
     exact = bscale == 1.0 and (bzero == 0.0 or bzero == _UNSIGNED_ZERO.get(bitpix))
     offset = data_loc if (not compressed and exact and bitpix in _DISK_DTYPE) else None
     cards = tuple((k, header[k]) for k in keywords if k in header)
-    return RawFrame(path, hdu, shape, bitpix, offset, bzero, bscale, cards)
+    stat = os.stat(path)
+    return RawFrame(
+        path, hdu, shape, bitpix, offset, bzero, bscale, cards, stat.st_size, stat.st_mtime_ns
+    )
 
 
 def read_header(path: str | Path) -> fits.Header:

@@ -1,0 +1,179 @@
+"""The only place a Dask cluster or client is made.
+
+A cluster spec is one string:
+
+``None`` / ``"local"``
+    A ``LocalCluster`` of worker processes sized to the machine (one single-threaded
+    worker per core; the compiled kernels release the GIL, but astropy's FITS code does
+    not), each with a memory limit of its share of the machine's memory.
+``"threads"``
+    An in-process client with one worker and a thread per core (no pickling; dashboard).
+``"sync"``
+    No client: each set computed in this process, one task at a time (debugging).
+``"tcp://HOST:PORT"`` (or ``tls://``)
+    An already running scheduler. Its workers must read the raw frames and write the
+    workspace by the same paths (a shared file system).
+a path to a YAML file
+    A cluster definition, see ``cluster/README.md``: ``type: local | address | slurm |
+    pbs | kubernetes`` plus that type's keyword arguments.
+
+Execution settings never change a product byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mdark_dask.errors import MdarkError
+
+
+class ClusterError(MdarkError):
+    """A cluster spec that cannot be understood or reached."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An open way to run graphs: a distributed client, or None for the sync scheduler."""
+
+    client: Any
+    description: str
+
+    @property
+    def dashboard(self) -> str | None:
+        """The dashboard URL, when there is one."""
+        if self.client is None:
+            return None
+        link = getattr(self.client, "dashboard_link", None)
+        return str(link) if link else None
+
+
+def _local(options: dict[str, Any]) -> Any:
+    from distributed import LocalCluster
+
+    cores = os.cpu_count() or 1
+    defaults: dict[str, Any] = {
+        "n_workers": cores,
+        "threads_per_worker": 1,
+        "processes": True,
+        "memory_limit": "auto",
+        "dashboard_address": ":8787",
+    }
+    try:
+        return LocalCluster(**{**defaults, **options})
+    except OSError as exc:
+        raise ClusterError(f"cannot start a local cluster: {exc}") from None
+
+
+def _jobqueue(kind: str, options: dict[str, Any]) -> Any:
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ClusterError(
+            f"a {kind} cluster needs dask-jobqueue: pip install 'mdark-dask[jobqueue]'"
+        ) from None
+    jobs = int(options.pop("jobs", 1))
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
+    cluster = cls(**options)
+    cluster.scale(jobs=jobs)
+    return cluster
+
+
+def _kubernetes(options: dict[str, Any]) -> Any:
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError:
+        raise ClusterError(
+            "a kubernetes cluster needs dask-kubernetes: pip install 'mdark-dask[kubernetes]'"
+        ) from None
+    workers = int(options.pop("n_workers", 2))
+    cluster = KubeCluster(**options)
+    cluster.scale(workers)
+    return cluster
+
+
+def load_definition(path: Path) -> dict[str, Any]:
+    """Read a cluster definition file (``type`` plus keyword arguments)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ClusterError(f"cannot read cluster definition {path}: {exc}") from None
+    if not isinstance(data, dict) or "type" not in data:
+        raise ClusterError(f"cluster definition {path} needs a 'type' key")
+    kind = str(data.pop("type")).lower()
+    if kind not in ("local", "address", "slurm", "pbs", "kubernetes"):
+        raise ClusterError(f"cluster definition {path}: unknown type {kind!r}")
+    return {"type": kind, **data}
+
+
+def make_cluster(definition: dict[str, Any]) -> Any:
+    """Create (but do not connect to) the cluster a definition describes."""
+    options = {k: v for k, v in definition.items() if k != "type"}
+    kind = definition["type"]
+    if kind == "local":
+        return _local(options)
+    if kind in ("slurm", "pbs"):
+        return _jobqueue(kind, options)
+    if kind == "kubernetes":
+        return _kubernetes(options)
+    raise ClusterError(f"type {kind!r} makes no cluster")
+
+
+@contextlib.contextmanager
+def connect(spec: str | None, timeout: float = 30.0) -> Iterator[Connection]:
+    """Open the cluster a spec names; close what was opened on exit."""
+    if spec == "sync":
+        yield Connection(None, "in-process synchronous scheduler")
+        return
+    from distributed import Client
+
+    cluster: Any = None
+    try:
+        if spec is None or spec == "local":
+            cluster = _local({})
+            client = Client(cluster)
+            description = f"local cluster of {len(cluster.workers)} worker processes"
+        elif spec == "threads":
+            client = Client(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
+                            dashboard_address=":8787")  # fmt: skip
+            description = "in-process threads"
+        elif "://" in spec:
+            try:
+                client = Client(spec, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"cannot reach the scheduler at {spec}: {exc}") from None
+            description = f"scheduler at {spec}"
+        elif Path(spec).is_file():
+            definition = load_definition(Path(spec))
+            if definition["type"] == "address":
+                address = str(definition.get("address", ""))
+                try:
+                    client = Client(address, timeout=timeout)
+                except (OSError, TimeoutError) as exc:
+                    raise ClusterError(f"cannot reach the scheduler at {address}: {exc}") from None
+                description = f"scheduler at {address}"
+            else:
+                cluster = make_cluster(definition)
+                client = Client(cluster)
+                description = f"{definition['type']} cluster from {spec}"
+        else:
+            raise ClusterError(
+                f"unknown cluster {spec!r}: use local, threads, sync, tcp://HOST:PORT "
+                "or a cluster definition file"
+            )
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    try:
+        yield Connection(client, description)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,261 @@
+"""Plan a night: find raw frames, classify them, group the darks into sets (headers only).
+
+Grouping follows soxspipe's data organiser (reference §7.2-7.4) so that a night organised
+by mdark-dask and by soxspipe gives the same sets and the same sof names: frames are one
+set when they share instrument, arm, DPR CATG/TECH/TYPE, exposure time to 0.01 s,
+readout mode, gain, binning, night (MJD-OBS - 15 h), template (ID, name, number of
+exposures), OB (name, id), filter and object. Unlike soxspipe 0.17.4, X-shooter darks are
+grouped too. Nothing here reads pixels or computes: the result is a printable value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mdark_dask.errors import InputError
+from mdark_dask.frameset import MIN_FRAMES, scan_frames
+from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
+from mdark_dask.io.fits import RawFrame
+from mdark_dask.io.sof import format_sof, read_sof
+from mdark_dask.naming import night_of_mjd, organiser_sof_name, rospeed_field
+
+RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fits.z")
+
+
+@dataclass(frozen=True)
+class NightSet:
+    """One set of darks to reduce into one master dark.
+
+    Attributes
+    ----------
+    name : str
+        The organiser's sof name without ``.sof`` (or a given sof's basename).
+    frames : tuple of RawFrame
+        The scanned frames, sorted by MJD-OBS.
+    bad : tuple of (path, reason)
+        Frames of a given sof that could not be scanned (the recipe decides).
+    instrument, arm : str
+        ``soxs``/``xsh`` and the arm.
+    exptime : float
+        Exposure time in seconds.
+    sof : str or None
+        The sof file the set came from, or None when grouped from raw frames.
+    """
+
+    name: str
+    frames: tuple[RawFrame, ...]
+    bad: tuple[tuple[str, str], ...]
+    instrument: str
+    arm: str
+    exptime: float
+    sof: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or group that will not become a product, and why."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NightPlan:
+    """The sets of a night and everything left out, with reasons."""
+
+    sets: tuple[NightSet, ...]
+    skipped: tuple[Skipped, ...]
+
+
+def is_raw_name(name: str) -> bool:
+    """Whether a file name looks like a FITS frame astropy can read."""
+    return name.lower().endswith(RAW_SUFFIXES) and not name.startswith(".")
+
+
+def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]]:
+    """Split inputs into raw frame paths (directories searched recursively) and sof files.
+
+    Returns
+    -------
+    frames, sofs : list of str
+        Absolute paths, sorted, without duplicates.
+    missing : list of Skipped
+        Inputs that do not exist.
+    """
+    frames: list[str] = []
+    sofs: list[str] = []
+    missing: list[Skipped] = []
+    for item in inputs:
+        path = os.path.abspath(item)
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                frames.extend(os.path.join(root, f) for f in sorted(files) if is_raw_name(f))
+        elif path.lower().endswith(".sof") and os.path.isfile(path):
+            sofs.append(path)
+        elif os.path.isfile(path):
+            frames.append(path)
+        else:
+            missing.append(Skipped(item, "no such file or directory"))
+    return sorted(dict.fromkeys(frames)), sorted(dict.fromkeys(sofs)), missing
+
+
+def _kw(frame: RawFrame) -> Any:
+    try:
+        return SOXS_KEYWORDS if instrument_of(frame.get("INSTRUME")) == "soxs" else XSH_KEYWORDS
+    except InputError:
+        return None
+
+
+def classify(frame: RawFrame) -> str | None:
+    """Why a scanned frame is not a raw dark of a known instrument, or None if it is."""
+    kw = _kw(frame)
+    if kw is None:
+        return f"unknown instrument {frame.get('INSTRUME')!r}"
+    if any(key.startswith("ESO PRO ") for key, _ in frame.cards):
+        return "a product, not a raw frame"
+    dpr = frame.get(kw.dpr_type)
+    if dpr != "DARK":
+        return f"not a dark (DPR TYPE {dpr})" if dpr else "no DPR TYPE"
+    for key in (kw.arm, kw.exptime, kw.mjd_obs):
+        if frame.get(key) is None:
+            return f"no {key}"
+    return None
+
+
+def group_key(frame: RawFrame) -> tuple[Any, ...]:
+    """The organiser's grouping key of a raw dark (reference §7.3)."""
+    kw = _kw(frame)
+    inst = instrument_of(frame.get("INSTRUME"))
+    if inst == "soxs":
+        gain_values = [frame.get(kw.conad), frame.get(kw.gain)]
+        present = [float(v) for v in gain_values if v is not None]
+        gain = max(present) if len(present) == 2 else None
+        bins: tuple[Any, Any] = (frame.get("ESO DET BINX"), frame.get("ESO DET BINY"))
+    else:
+        gain = frame.get(kw.conad)
+        bins = (frame.get(XSH_WIN_BIN[0]), frame.get(XSH_WIN_BIN[1]))
+    arm = str(frame.get(kw.arm))
+    binning = None if arm == "NIR" or None in bins else (int(bins[0]), int(bins[1]))
+    return (
+        inst,
+        arm,
+        frame.get(kw.dpr_catg),
+        frame.get(kw.dpr_tech),
+        frame.get(kw.dpr_type),
+        round(float(frame.get(kw.exptime)), 2),
+        rospeed_field(inst, frame.get(kw.read_speed)),
+        gain,
+        binning,
+        night_of_mjd(float(frame.get(kw.mjd_obs))),
+        frame.get(kw.tpl_id),
+        frame.get(kw.tpl_name),
+        frame.get(kw.tpl_nexp),
+        frame.get(kw.obs_name),
+        frame.get(kw.obs_id),
+        frame.get("ESO INS ACFW ID"),
+        frame.get("OBJECT"),
+    )
+
+
+def _set_of(name: str, frames: Iterable[RawFrame], sof: str | None = None) -> NightSet:
+    ordered = tuple(sorted(frames, key=lambda f: float(f.get("MJD-OBS") or 0.0)))
+    first = ordered[0]
+    kw = _kw(first)
+    inst = instrument_of(first.get("INSTRUME")) if kw is not None else "?"
+    arm = str(first.get(kw.arm)) if kw is not None else "?"
+    exptime = float(first.get(kw.exptime) or 0.0) if kw is not None else 0.0
+    return NightSet(name, ordered, (), inst, arm, exptime, sof)
+
+
+def set_name(frames: Sequence[RawFrame]) -> str:
+    """The organiser's sof name of a group of raw darks, without ``.sof``."""
+    key = group_key(frames[0])
+    kw = _kw(frames[0])
+    dates = sorted(str(f.get(kw.date_obs)) for f in frames if f.get(kw.date_obs))
+    name = organiser_sof_name(
+        date_obs=dates[0] if dates else "UNKNOWN",
+        arm=key[1],
+        binning=key[8],
+        rospeed=key[6],
+        exptime=key[5],
+        instrume=str(frames[0].get(kw.instrume)),
+    )
+    return name[: -len(".sof")]
+
+
+def plan_night(inputs: Sequence[str]) -> NightPlan:
+    """Scan headers, classify, group the darks; sof inputs become sets as they are.
+
+    Groups with fewer than :data:`MIN_FRAMES` frames, groups from an incomplete template
+    (fewer frames than ``ESO TPL NEXP``, which soxspipe's organiser also leaves out),
+    frames that are not raw darks and unreadable files are listed in ``skipped``.
+    """
+    raw_paths, sof_paths, skipped = discover(inputs)
+    sets: list[NightSet] = []
+    in_sofs: set[str] = set()
+    for sof in sof_paths:
+        try:
+            entries = read_sof(Path(sof))
+        except InputError as exc:
+            skipped.append(Skipped(sof, str(exc)))
+            continue
+        good, bad = scan_frames([e.path for e in entries])
+        in_sofs.update(e.path for e in entries)
+        if not good:
+            skipped.append(Skipped(sof, bad[0][1] if bad else "no frames"))
+            continue
+        one = _set_of(Path(sof).name[: -len(".sof")], good, sof)
+        sets.append(NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm,
+                             one.exptime, sof))  # fmt: skip
+    good, bad = scan_frames([p for p in raw_paths if p not in in_sofs])
+    skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
+    groups: dict[tuple[Any, ...], list[RawFrame]] = {}
+    for frame in good:
+        why = classify(frame)
+        if why is not None:
+            skipped.append(Skipped(frame.path, why))
+            continue
+        groups.setdefault(group_key(frame), []).append(frame)
+    for key, frames in groups.items():
+        name = set_name(frames)
+        nexp = key[12]
+        if len(frames) < MIN_FRAMES:
+            why = f"only {len(frames)} frame(s); at least {MIN_FRAMES} needed"
+            skipped.append(Skipped(name, why))
+        elif isinstance(nexp, int) and len(frames) < nexp:
+            skipped.append(Skipped(name, f"incomplete template: {len(frames)} of {nexp} frames"))
+        else:
+            sets.append(_set_of(name, frames))
+    # sets that share a name (e.g. two OBs started the same second) get a numbered suffix
+    unique: list[NightSet] = []
+    seen: dict[str, int] = {}
+    for one in sorted(sets, key=lambda s: (s.name, s.frames[0].path)):
+        count = seen.get(one.name, 0)
+        seen[one.name] = count + 1
+        unique.append(one if count == 0 else replace(one, name=f"{one.name}_{count + 1}"))
+    return NightPlan(tuple(unique), tuple(skipped))
+
+
+def write_sofs(plan: NightPlan, directory: Path) -> list[Path]:
+    """Write one sof per grouped set (``<path>  DARK_<ARM>`` lines, MJD order).
+
+    A sof that already exists with the same content is left untouched (its mtime too).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for s in plan.sets:
+        if s.sof is not None:
+            continue
+        path = directory / f"{s.name}.sof"
+        text = format_sof([f.path for f in s.frames], [f"DARK_{s.arm}"] * len(s.frames))
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        written.append(path)
+    return written
