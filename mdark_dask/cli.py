@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         help="local (default), threads, sync, tcp://HOST:PORT or a cluster/ YAML file",
     )  # fmt: skip
     night.add_argument("--dry-run", action="store_true", help="print the plan; compute nothing")
+    night.add_argument(
+        "--performance-report", action="store_true",
+        help="save the dashboard's performance report to WORKSPACE/performance_report.html",
+    )  # fmt: skip
 
     demo = sub.add_parser(
         "demo", help="simulate a small set of darks for every arm and reduce them"
@@ -169,6 +173,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 
     from mdark_dask.cluster import connect
     from mdark_dask.night import plan_night, write_sofs
+    from mdark_dask.profiling import RunStats, profile
     from mdark_dask.report import (
         night_table,
         plan_table,
@@ -209,13 +214,16 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 
     outcomes = list(settled)
     cluster_name = "none needed"
+    stats = RunStats()
     if todo:
         with connect(args.cluster) as conn:
             cluster_name = conn.description
             out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
             if conn.dashboard:
                 out(f"Dashboard: {conn.dashboard}")
-            outcomes += run_plans(todo, conn.client, progress)
+            html = workspace / "performance_report.html" if args.performance_report else None
+            with profile(conn.client, html) as stats:
+                outcomes += run_plans(todo, conn.client, progress)
     out("")
     out(night_table(outcomes))
     report = write_run_report(
@@ -228,6 +236,14 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
             "cluster": cluster_name,
             "workspace": str(workspace.resolve()),
             "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+            "compute": {
+                "wall_seconds": round(stats.wall, 3),
+                "worker_threads": stats.threads,
+                "busy_fraction": round(stats.busy_fraction, 4),
+                "tasks": stats.tasks,
+                "spilled_bytes": stats.spilled_bytes,
+                "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
+            },
         },
         outcomes,
     )

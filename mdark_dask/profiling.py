@@ -1,0 +1,64 @@
+"""What a night run costs on its cluster: busy fraction, spilling, an optional report.
+
+Used by ``mdark-dask night`` (numbers go into the JSON run report) and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunStats:
+    """Filled in when the profiled block ends."""
+
+    wall: float = 0.0
+    busy: float = 0.0
+    threads: int = 0
+    spilled_bytes: int = 0
+    tasks: int = 0
+    by_prefix: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def busy_fraction(self) -> float:
+        """Task compute time over (threads x wall time): how busy the workers were."""
+        return self.busy / (self.threads * self.wall) if self.threads and self.wall else 0.0
+
+
+def _spilled(dask_worker: Any) -> int:  # runs on each worker
+    data = getattr(dask_worker, "data", None)
+    return int(getattr(getattr(data, "spilled_total", None), "disk_bytes", 0) or 0)
+
+
+@contextlib.contextmanager
+def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
+    """Record the task stream of a block; optionally save the dashboard's performance report."""
+    stats = RunStats()
+    if client is None:
+        start = time.perf_counter()
+        yield stats
+        stats.wall = time.perf_counter() - start
+        return
+    from distributed import get_task_stream, performance_report
+
+    html = performance_report(filename=str(report)) if report else contextlib.nullcontext()
+    start = time.perf_counter()
+    with html, get_task_stream(client) as stream:
+        yield stats
+    stats.wall = time.perf_counter() - start
+    stats.threads = sum(client.nthreads().values())
+    for record in stream.data:
+        for part in record.get("startstops", ()):
+            if part.get("action") == "compute":
+                span = part["stop"] - part["start"]
+                stats.busy += span
+                prefix = str(record.get("key", "?")).strip("('\"").split("-")[0]
+                stats.by_prefix[prefix] = stats.by_prefix.get(prefix, 0.0) + span
+        stats.tasks += 1
+    with contextlib.suppress(Exception):
+        stats.spilled_bytes = sum(client.run(_spilled).values())
