@@ -23,12 +23,12 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask.errors import InputError, OutputError
-from mdark_dask.kernels import electrons
 
 # BITPIX -> big-endian on-disk dtype
 _DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 # the pseudo-unsigned offsets astropy maps to unsigned integers exactly
-_UNSIGNED_ZERO = {16: 2**15, 32: 2**31, 64: 2**63}
+# (not 64: float64 cannot hold int64 + 2**63 exactly; astropy reads those)
+_UNSIGNED_ZERO = {16: 2**15, 32: 2**31}
 # pixels converted per block when reading (bounds the float64 intermediate to 2 MB)
 _BLOCK_PIXELS = 2**18
 
@@ -123,12 +123,11 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
                     and getattr(info["file"], "compression", None)
                 )
                 image_header = hdul[hdu].header
-                if isinstance(hdul[hdu], fits.CompImageHDU):
-                    shape = (int(image_header["ZNAXIS2"]), int(image_header["ZNAXIS1"]))
-                    bitpix = int(image_header["ZBITPIX"])
-                else:
-                    shape = (int(image_header["NAXIS2"]), int(image_header["NAXIS1"]))
-                    bitpix = int(image_header["BITPIX"])
+                # astropy >= 6 shows a compressed HDU's image header (NAXIS, BITPIX);
+                # older releases only had the Z* keywords
+                z = "Z" if "NAXIS1" not in image_header and "ZNAXIS1" in image_header else ""
+                shape = (int(image_header[f"{z}NAXIS2"]), int(image_header[f"{z}NAXIS1"]))
+                bitpix = int(image_header[f"{z}BITPIX"])
                 bzero = float(image_header.get("BZERO", 0.0))
                 bscale = float(image_header.get("BSCALE", 1.0))
                 data_loc = int(info["datLoc"]) if info else 0
@@ -164,6 +163,9 @@ def read_header(path: str | Path) -> fits.Header:
 @dataclass(frozen=True)
 class FrameReader:
     """Lazy prepared frame: rotated, trimmed and in electrons, read on indexing.
+
+    The conversion is :func:`mdark_dask.kernels.electrons` done in place on a reused
+    float64 block, so reading allocates no frame-sized temporaries.
 
     Has ``shape``, ``dtype``, ``ndim`` and ``__getitem__``, so ``dask.array.from_array``
     can wrap it; dask decides the chunks.
@@ -220,11 +222,17 @@ class FrameReader:
                 out = np.empty(view.shape, dtype=np.float32)
             offset = self.raw.bzero if self.raw.offset is not None else 0.0
             step = max(1, _BLOCK_PIXELS // max(1, view.shape[-1]))
+            # one float64 scratch block, reused: E = float32(float64(raw) * gain)
+            scratch = np.empty((min(step, view.shape[0]), *view.shape[1:]), dtype=np.float64)
+            gain = np.float64(self.gain)
             for r0 in range(0, view.shape[0], step):
-                block = np.asarray(view[r0 : r0 + step], dtype=np.float64)
+                rows = min(step, view.shape[0] - r0)
+                block = scratch[:rows]
+                np.copyto(block, view[r0 : r0 + rows], casting="unsafe")
                 if offset:
                     block += offset  # exact: the pseudo-unsigned offset
-                out[r0 : r0 + step] = electrons(block, self.gain)
+                np.multiply(block, gain, out=block)
+                out[r0 : r0 + rows] = block
             return out
 
 
