@@ -7,6 +7,7 @@ Every expected failure is one line on stderr and a non-zero exit (a traceback on
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 import traceback
@@ -174,13 +175,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     from mdark_dask.cluster import connect
     from mdark_dask.night import plan_night, write_sofs
     from mdark_dask.profiling import RunStats, profile
-    from mdark_dask.report import (
-        night_table,
-        plan_table,
-        rerun_command,
-        skipped_table,
-        write_run_report,
-    )
+    from mdark_dask.report import night_table, plan_table, skipped_table, write_run_report
     from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
 
     started = time.perf_counter()
@@ -196,9 +191,11 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         night, workspace, args.settings, args.numerics, args.overwrite, not args.no_plots
     )
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
+    paths = {s.name: str(p.product_path) for s, p in todo}
+    paths |= {o.name: o.product for o in settled if o.product}
     rows = [
-        (s.name, s.instrument, s.arm, s.exptime, len(s.frames),
-         str(p.product_path) if (p := dict(todo).get(s)) else "--", state.get(s.name, "to do"))
+        (s.name, s.instrument, s.arm, s.exptime, len(s.frames), paths.get(s.name, "--"),
+         state.get(s.name, "to do"))
         for s in night.sets
     ]  # fmt: skip
     out(plan_table(rows))
@@ -232,7 +229,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
             "mdark_dask_version": __version__,
             "started_utc": stamp,
             "seconds": round(time.perf_counter() - started, 3),
-            "command": rerun_command(argv).removeprefix("Recipe Command: "),
+            "command": shlex.join(["mdark-dask", *argv]),
             "cluster": cluster_name,
             "workspace": str(workspace.resolve()),
             "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],

@@ -19,11 +19,9 @@ from typing import Any
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import MIN_FRAMES, scan_frames
 from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
-from mdark_dask.io.fits import RawFrame
+from mdark_dask.io.fits import RawFrame, is_fits_name
 from mdark_dask.io.sof import format_sof, read_sof
 from mdark_dask.naming import night_of_mjd, organiser_sof_name, rospeed_field
-
-RAW_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fits.z")
 
 
 @dataclass(frozen=True)
@@ -71,11 +69,6 @@ class NightPlan:
     skipped: tuple[Skipped, ...]
 
 
-def is_raw_name(name: str) -> bool:
-    """Whether a file name looks like a FITS frame astropy can read."""
-    return name.lower().endswith(RAW_SUFFIXES) and not name.startswith(".")
-
-
 def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]]:
     """Split inputs into raw frame paths (directories searched recursively) and sof files.
 
@@ -94,7 +87,7 @@ def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                frames.extend(os.path.join(root, f) for f in sorted(files) if is_raw_name(f))
+                frames.extend(os.path.join(root, f) for f in sorted(files) if is_fits_name(f))
         elif path.lower().endswith(".sof") and os.path.isfile(path):
             sofs.append(path)
         elif os.path.isfile(path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from mdark_dask.frameset import FrameSet
 from mdark_dask.kernels import Master
@@ -74,3 +75,17 @@ def apply_ranges(
 def failed(rows: tuple[QCRow, ...]) -> tuple[str, ...]:
     """Names of the failed QC rows."""
     return tuple(r.name for r in rows if r.flag == "fail")
+
+
+def header_qc(path: Path) -> tuple[QCRow, ...]:
+    """The QC rows recorded in an existing product's header (ESO QC cards)."""
+    from astropy.io import fits
+
+    header = fits.getheader(path, 0)
+    rows = []
+    for card in header.cards:
+        key = str(card.keyword)
+        if key.startswith("ESO QC "):
+            unit = "electrons" if "[e-]" in str(card.comment) else ""
+            rows.append(QCRow(key.removeprefix("ESO QC "), card.value, unit, card.comment, True))
+    return tuple(rows)

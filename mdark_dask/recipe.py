@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from mdark_dask import kernels
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
-from mdark_dask.io.fits import RawFrame, read_header, write_atomic
+from mdark_dask.io.fits import RawFrame, is_fits_name, read_header, write_atomic
 from mdark_dask.io.sof import read_sof
 from mdark_dask.naming import organiser_sof_name, rospeed_field
 from mdark_dask.product import build_hdul, primary_header, product_dir, qc_dir
@@ -42,7 +43,6 @@ from mdark_dask.settings import Settings, load_settings
 from mdark_dask.stack import frame_stack, strip_stack
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz", ".fits.z", ".fits.bz2")
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,22 @@ class ProductResult:
 
 
 def product_fingerprint(path: Path) -> str | None:
-    """The fingerprint recorded in a product, or None when there is no readable one."""
-    try:
-        value = fits.getval(path, FINGERPRINT_KEY, ext=0)
-    except (OSError, KeyError, IndexError, ValueError, TypeError):
+    """The fingerprint recorded in a complete product, or None.
+
+    The product counts only if every HDU's DATASUM/CHECKSUM verifies, so a file cut short
+    or damaged under its final name is never taken as up to date.
+    """
+    if not path.is_file():
         return None
-    return str(value)
-
-
-def is_fits_name(path: str) -> bool:
-    """Whether a file name looks like a FITS frame."""
-    return path.lower().endswith(FITS_SUFFIXES)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # astropy warns on a failed checksum
+            with fits.open(path, checksum=True) as hdul:
+                for hdu in hdul:
+                    _ = hdu.data  # reading the data verifies DATASUM
+                return str(hdul[0].header[FINGERPRINT_KEY])
+    except (OSError, KeyError, IndexError, ValueError, TypeError, Warning):
+        return None
 
 
 def resolve_inputs(inputs: Sequence[str]) -> tuple[list[str], str | None]:
@@ -163,7 +168,7 @@ def resolve_inputs(inputs: Sequence[str]) -> tuple[list[str], str | None]:
         if os.path.isdir(item):
             found = sorted(
                 os.path.join(item, f) for f in os.listdir(item)
-                if is_fits_name(f) and not f.startswith(".")
+                if is_fits_name(f)
             )  # fmt: skip
             if not found:
                 raise InputError(f"directory {item} holds no FITS frames")

@@ -19,7 +19,7 @@ import dask
 
 from mdark_dask.errors import MdarkError
 from mdark_dask.night import NightPlan, NightSet
-from mdark_dask.qc import QCRow, failed
+from mdark_dask.qc import QCRow, apply_ranges, failed, header_qc
 from mdark_dask.recipe import ProductPlan, ProductResult, master_graph, plan_frames
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
@@ -100,7 +100,8 @@ def plan_sets(
             settled.append(_outcome(s, "failed", product=None, reason=str(exc)))
             continue
         if not overwrite and plan.up_to_date():
-            settled.append(_outcome(s, "up to date", product=str(plan.product_path),
+            qc = apply_ranges(header_qc(plan.product_path), plan.settings.qc_ranges)
+            settled.append(_outcome(s, "up to date", product=str(plan.product_path), qc=qc,
                                     fingerprint=plan.fingerprint))  # fmt: skip
             continue
         todo.append((s, plan))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,18 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask.errors import InputError, OutputError
+
+#: File names taken for FITS frames (astropy reads gzip and bzip2 transparently).
+FITS_SUFFIXES = tuple(
+    base + comp for base in (".fits", ".fit", ".fts") for comp in ("", ".gz", ".fz", ".bz2", ".z")
+)
+
+
+def is_fits_name(name: str) -> bool:
+    """Whether a file name looks like a FITS frame (hidden files excluded)."""
+    base = os.path.basename(name)
+    return base.lower().endswith(FITS_SUFFIXES) and not base.startswith(".")
+
 
 # BITPIX -> big-endian on-disk dtype
 _DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
@@ -119,7 +130,8 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
                 header = merged_header(hdul, hdu)
                 info = hdul.fileinfo(hdu)
                 compressed = isinstance(hdul[hdu], fits.CompImageHDU) or bool(
-                    info is not None and info.get("file") is not None
+                    info is not None
+                    and info.get("file") is not None
                     and getattr(info["file"], "compression", None)
                 )
                 image_header = hdul[hdu].header
@@ -185,46 +197,46 @@ class FrameReader:
     dtype = np.dtype(np.float32)
     ndim = 2
 
-    @contextlib.contextmanager
-    def _raw_values(self) -> Iterator[npt.NDArray[Any]]:
+    def _raw_values(self) -> npt.NDArray[Any]:
+        """The raw image as stored: a memory map, or astropy's scaled data when needed."""
         raw = self.raw
-        if raw.offset is not None:
-            # the map is released when its last view is garbage collected
-            yield np.memmap(
-                raw.path, dtype=_DISK_DTYPE[raw.bitpix], mode="r", offset=raw.offset,
-                shape=raw.shape,
-            )  # fmt: skip
-            return
         try:
+            if raw.offset is not None:
+                # the map is released when its last view is garbage collected
+                return np.memmap(
+                    raw.path, dtype=_DISK_DTYPE[raw.bitpix], mode="r", offset=raw.offset,
+                    shape=raw.shape,
+                )  # fmt: skip
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with fits.open(raw.path, memmap=False) as hdul:
-                    yield np.asarray(hdul[raw.hdu].data)
+                    return np.asarray(hdul[raw.hdu].data)
         except (OSError, TypeError, ValueError) as exc:
             raise InputError(f"{raw.path}: cannot read pixel data ({exc})") from None
 
-    def __getitem__(self, key: tuple[slice, ...] | slice) -> npt.NDArray[np.float32]:
+    def __getitem__(self, key: Any) -> npt.NDArray[np.float32]:
         """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window (ref. §3.2-3.4)."""
         return self.read(key)
 
-    def read(
-        self, key: tuple[slice, ...] | slice, out: npt.NDArray[np.float32] | None = None
-    ) -> npt.NDArray[np.float32]:
-        """Read a window into ``out`` (allocated when None).
+    def read(self, key: Any, out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+        """Read a window (slices or integers per axis) into ``out`` (allocated when None).
 
         Converted in blocks of rows so the float64 intermediate stays small whatever the
         window size.
         """
+        parts = key if isinstance(key, tuple) else (key,)
+        drop = tuple(i for i, k in enumerate(parts) if isinstance(k, int | np.integer))
+        window = tuple(slice(int(k), int(k) + 1 or None) if i in drop else k
+                       for i, k in enumerate(parts))  # fmt: skip
         rs, re_, cs, ce = self.region
-        with self._raw_values() as raw:
-            view = np.rot90(raw, self.rotation_k)[rs:re_, cs:ce][key]
-            if out is None:
-                out = np.empty(view.shape, dtype=np.float32)
-            offset = self.raw.bzero if self.raw.offset is not None else 0.0
-            step = max(1, _BLOCK_PIXELS // max(1, view.shape[-1]))
-            # one float64 scratch block, reused: E = float32(float64(raw) * gain)
-            scratch = np.empty((min(step, view.shape[0]), *view.shape[1:]), dtype=np.float64)
-            gain = np.float64(self.gain)
+        view = np.rot90(self._raw_values(), self.rotation_k)[rs:re_, cs:ce][window]
+        result = out if out is not None else np.empty(view.shape, dtype=np.float32)
+        offset = self.raw.bzero if self.raw.offset is not None else 0.0
+        step = max(1, _BLOCK_PIXELS // max(1, view.shape[-1]))
+        # one float64 scratch block, reused: E = float32(float64(raw) * gain)
+        scratch = np.empty((min(step, view.shape[0]), *view.shape[1:]), dtype=np.float64)
+        gain = np.float64(self.gain)
+        try:
             for r0 in range(0, view.shape[0], step):
                 rows = min(step, view.shape[0] - r0)
                 block = scratch[:rows]
@@ -232,8 +244,10 @@ class FrameReader:
                 if offset:
                     block += offset  # exact: the pseudo-unsigned offset
                 np.multiply(block, gain, out=block)
-                out[r0 : r0 + rows] = block
-            return out
+                result[r0 : r0 + rows] = block
+        except (OSError, ValueError) as exc:  # e.g. a frame truncated after the scan
+            raise InputError(f"{self.raw.path}: cannot read pixel data ({exc})") from None
+        return result.reshape([n for i, n in enumerate(result.shape) if i not in drop])
 
 
 @dataclass(frozen=True)
