@@ -174,6 +174,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 
     from mdark_dask.cluster import connect
     from mdark_dask.night import plan_night, write_sofs
+    from mdark_dask.overview import write_overview
     from mdark_dask.profiling import RunStats, profile
     from mdark_dask.report import night_table, plan_table, skipped_table, write_run_report
     from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
@@ -223,27 +224,26 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
                 outcomes += run_plans(todo, conn.client, progress)
     out("")
     out(night_table(outcomes))
-    report = write_run_report(
-        workspace / "night_report.json",
-        {
-            "mdark_dask_version": __version__,
-            "started_utc": stamp,
-            "seconds": round(time.perf_counter() - started, 3),
-            "command": shlex.join(["mdark-dask", *argv]),
-            "cluster": cluster_name,
-            "workspace": str(workspace.resolve()),
-            "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
-            "compute": {
-                "wall_seconds": round(stats.wall, 3),
-                "worker_threads": stats.threads,
-                "busy_fraction": round(stats.busy_fraction, 4),
-                "tasks": stats.tasks,
-                "spilled_bytes": stats.spilled_bytes,
-                "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
-            },
+    record = {
+        "mdark_dask_version": __version__,
+        "started_utc": stamp,
+        "seconds": round(time.perf_counter() - started, 3),
+        "command": shlex.join(["mdark-dask", *argv]),
+        "cluster": cluster_name,
+        "workspace": str(workspace.resolve()),
+        "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+        "compute": {
+            "wall_seconds": round(stats.wall, 3),
+            "worker_threads": stats.threads,
+            "busy_fraction": round(stats.busy_fraction, 4),
+            "tasks": stats.tasks,
+            "spilled_bytes": stats.spilled_bytes,
+            "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
         },
-        outcomes,
-    )
+    }
+    report = write_run_report(workspace / "night_report.json", record, outcomes)
+    page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
+    out(f"Night overview: {page}")
     bad = [o for o in outcomes if not o.ok]
     out(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
         f"report: {report}; {time.perf_counter() - started:.1f}s")  # fmt: skip
