@@ -194,6 +194,45 @@ def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
     return write_atomic(build_hdul(master, header), p.product_path)
 
 
+def open_product(path: str | Path) -> xr.Dataset:
+    """Open a master-dark product file as an ``xarray.Dataset`` (flux, qual, errs).
+
+    The primary header's cards are the attributes; the ``ESO QC`` values are also
+    collected under ``attrs["qc"]``.
+
+    Examples
+    --------
+    >>> ds = open_product(write_master(master_dark(SOF).compute(), WORKSPACE))
+    >>> ds.attrs["ESO PRO CATG"], ds.flux.dims
+    ('MASTER_DARK_NIR', ('y', 'x'))
+    """
+    import xarray as xr
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        attrs: dict[str, Any] = {
+            k: header[k] for k in header if k and k not in ("COMMENT", "HISTORY")
+        }
+        attrs["qc"] = {
+            k.removeprefix("ESO QC "): header[k] for k in header if k.startswith("ESO QC ")
+        }
+        data_vars = {
+            "flux": (
+                ("y", "x"),
+                np.asarray(hdul["FLUX"].data, dtype=np.float32),
+                {"units": "electron"},
+            ),
+            "qual": (("y", "x"), np.asarray(hdul["QUAL"].data, dtype=np.uint8)),
+            "errs": (
+                ("y", "x"),
+                np.asarray(hdul["ERRS"].data, dtype=np.float32),
+                {"units": "electron"},
+            ),
+        }
+    return xr.Dataset(data_vars, attrs=attrs)
+
+
 def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
     """Plan a night from headers: the sets (printable values) and what is left out.
 
@@ -221,7 +260,7 @@ def run_night(
 
     Examples
     --------
-    >>> outcomes = run_night(plan_night(RAW_DIR), None, WORKSPACE)
+    >>> outcomes = run_night(plan_night(RAW_DIR), None, WORKSPACE, overwrite=True)
     >>> [o.status for o in outcomes]
     ['done']
     """
