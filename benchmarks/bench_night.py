@@ -15,6 +15,7 @@ RSS of every worker process against its memory limit, and bytes spilled to disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -62,10 +63,8 @@ def run(cmd: list[str]) -> tuple[float, dict[int, int]]:
     while proc.poll() is None:
         try:
             for child in proc.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.Error):
                     peaks[child.pid] = max(peaks.get(child.pid, 0), child.memory_info().rss)
-                except psutil.Error:
-                    pass
         except psutil.Error:
             pass
         time.sleep(0.05)
@@ -108,7 +107,9 @@ def main() -> int:
     print(f"night / sequential: {night / seq:.0%} (target <= 60%)")
     print(f"worker busy fraction (compute / threads x wall): {busy} (target >= 80%)")
     peak = max(max(p) for p in worker_peaks) / 2**20
-    print(f"peak worker RSS: {peak:.0f} MB of a {limit / 2**20:.0f} MB limit; spilled bytes {spilled}")
+    print(
+        f"peak worker RSS: {peak:.0f} MB of a {limit / 2**20:.0f} MB limit; spilled bytes {spilled}"
+    )
     return 0
 
 
