@@ -7,6 +7,7 @@ Every expected failure is one line on stderr and a non-zero exit (a traceback on
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -21,15 +22,34 @@ from mdark_dask.errors import MdarkError, OutputError
 SCHEDULERS = ("threads", "sync", "processes")
 
 
-class Tee:
-    """Print to the terminal and keep a copy for the recipe log."""
+def _color_ok(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
-    def __init__(self, stream: TextIO) -> None:
+
+def _paint(text: str, stream: TextIO) -> str:
+    """Colour pass/fail words and errors, only on a terminal (the log gets plain text)."""
+    if not _color_ok(stream):
+        return text
+    for word, code in ((" fail", "31"), (" FAILED", "31"), (" pass", "32"), ("ERROR:", "31;1")):
+        text = text.replace(word, f"\x1b[{code}m{word}\x1b[0m")
+    return text
+
+
+class Tee:
+    """Print to the terminal and keep a copy for the recipe log.
+
+    With ``quiet`` only lines marked ``final`` (the closing table) reach the terminal;
+    the log still gets everything.
+    """
+
+    def __init__(self, stream: TextIO, quiet: bool = False) -> None:
         self.stream = stream
+        self.quiet = quiet
         self.lines: list[str] = []
 
-    def __call__(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+    def __call__(self, text: str = "", final: bool = False) -> None:
+        if final or not self.quiet:
+            print(_paint(text, self.stream), file=self.stream, flush=True)
         self.lines.append(text)
 
     @property
@@ -42,11 +62,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mdark-dask",
         description="Master darks for SOXS and X-shooter (soxspipe soxs_mdark) on Dask.",
+        epilog="examples:\n"
+        "  mdark-dask demo                                  # simulate and reduce every arm\n"
+        "  mdark-dask mdark night.sof -o ws                 # one master dark\n"
+        "  mdark-dask night /data/raw/2026-01-10 -o ws      # a whole night on a cluster",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mdark-dask {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    mdark = sub.add_parser("mdark", help="make one master dark from a sof, a directory or frames")
+    mdark = sub.add_parser(
+        "mdark",
+        help="make one master dark from a sof, a directory or frames",
+        description="Make one master dark (soxspipe's soxs_mdark) from one set of raw darks.",
+        epilog="examples:\n"
+        "  mdark-dask mdark 20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof -o ws\n"
+        "  mdark-dask mdark raw/darks_vis/ -o ws --numerics soxspipe-0.17.4 -x",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mdark.add_argument(
         "inputs", nargs="+", metavar="INPUT", help=".sof file, directory or FITS frames"
     )
@@ -63,7 +96,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Scan a night's raw frames (directories searched recursively) and/or "
         "sof files, group the darks into sets like soxspipe's data organiser, write one sof "
         "per set into WORKSPACE/sof/, and make every master dark in parallel.",
-        epilog="example: mdark-dask night /data/raw/2026-01-10 -o ws --cluster tcp://head:8786",
+        epilog="examples:\n"
+        "  mdark-dask night /data/raw/2026-01-10 -o ws --dry-run\n"
+        "  mdark-dask night /data/raw/2026-01-10 -o ws --cluster tcp://head:8786\n"
+        "  mdark-dask night ws/sof/*.sof -o ws --cluster cluster/slurm.yaml -x",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     night.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="directories, FITS frames, .sof files"
@@ -97,6 +134,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-V", "--verbose", action="store_true", help="verbose output, tracebacks")
     p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the final table"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -154,7 +194,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
     (result,) = compute_products([plan], scheduler=args.scheduler)
     out("")
-    out(recipe_report(result, verbose=args.verbose))
+    out(recipe_report(result, verbose=args.verbose), final=True)
     out("")
     out(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
     write_log(plan.log_path, out.text, argv)
@@ -223,7 +263,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
             with profile(conn.client, html) as stats:
                 outcomes += run_plans(todo, conn.client, progress)
     out("")
-    out(night_table(outcomes))
+    out(night_table(outcomes), final=True)
     record = {
         "mdark_dask_version": __version__,
         "started_utc": stamp,
@@ -264,13 +304,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mdark-dask`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    out = Tee(sys.stdout)
+    out = Tee(sys.stdout, quiet=bool(getattr(args, "quiet", False)))
     try:
         return COMMANDS[args.command](args, argv, out)
     except MdarkError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"ERROR: {exc}", file=sys.stderr)
+        print(_paint(f"ERROR: {exc}", sys.stderr), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
