@@ -109,17 +109,18 @@ def _kubernetes(options: dict[str, Any]) -> Any:
         raise ClusterError(
             "a kubernetes cluster needs dask-kubernetes: pip install 'mdark-dask[kubernetes]'"
         ) from None
-    workers = int(options.pop("n_workers", 2))
-    cluster = KubeCluster(**options)
-    cluster.scale(workers)
-    return cluster
+    return KubeCluster(**{"n_workers": 2, **options})
 
 
 def load_definition(path: Path) -> dict[str, Any]:
     """Read a cluster definition file (``type`` plus keyword arguments)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ClusterError(f"cluster definition {path} is not valid YAML{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise ClusterError(f"cannot read cluster definition {path}: {exc}") from None
     if not isinstance(data, dict) or "type" not in data:
         raise ClusterError(f"cluster definition {path} needs a 'type' key")
@@ -142,8 +143,31 @@ def make_cluster(definition: dict[str, Any]) -> Any:
     raise ClusterError(f"type {kind!r} makes no cluster")
 
 
+def _client(address: str, timeout: float) -> Any:
+    from distributed import Client
+
+    if not address:
+        raise ClusterError("a scheduler address is needed (tcp://HOST:PORT)")
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"cannot reach the scheduler at {address}: {first}") from None
+
+
+def _wait_for_workers(client: Any, where: str, timeout: float) -> None:
+    """A scheduler without workers would make a night wait forever: fail instead."""
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError):
+        client.close()
+        raise ClusterError(f"no worker joined {where} within {timeout:g} s") from None
+
+
 @contextlib.contextmanager
-def connect(spec: str | None, timeout: float = 30.0) -> Iterator[Connection]:
+def connect(
+    spec: str | None, timeout: float = 30.0, worker_timeout: float = 120.0
+) -> Iterator[Connection]:
     """Open the cluster a spec names; close what was opened on exit."""
     if spec == "sync":
         yield Connection(None, "in-process synchronous scheduler")
@@ -161,19 +185,17 @@ def connect(spec: str | None, timeout: float = 30.0) -> Iterator[Connection]:
                             dashboard_address=":8787")  # fmt: skip
             description = "in-process threads"
         elif "://" in spec:
-            try:
-                client = Client(spec, timeout=timeout)
-            except (OSError, TimeoutError) as exc:
-                raise ClusterError(f"cannot reach the scheduler at {spec}: {exc}") from None
+            client = _client(spec, timeout)
+            _wait_for_workers(client, spec, worker_timeout)
             description = f"scheduler at {spec}"
         elif Path(spec).is_file():
             definition = load_definition(Path(spec))
             if definition["type"] == "address":
-                address = str(definition.get("address", ""))
-                try:
-                    client = Client(address, timeout=timeout)
-                except (OSError, TimeoutError) as exc:
-                    raise ClusterError(f"cannot reach the scheduler at {address}: {exc}") from None
+                address = str(definition.get("address") or "")
+                if not address:
+                    raise ClusterError(f"cluster definition {spec} needs an 'address:' key")
+                client = _client(address, timeout)
+                _wait_for_workers(client, address, worker_timeout)
                 description = f"scheduler at {address}"
             else:
                 cluster = make_cluster(definition)

@@ -287,6 +287,10 @@ def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
     """
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    # leftovers of earlier runs killed mid-write (their writer is gone)
+    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
