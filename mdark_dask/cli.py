@@ -223,7 +223,16 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     workspace = Path(args.output)
     out(f"# SCANNING {len(args.inputs)} INPUT(S)")
-    night = plan_night(args.inputs)
+    last = [time.perf_counter()]
+
+    def scanned(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 2.0 and done < total:  # a line every 2 s at most
+            last[0] = now
+            eta = (now - started) / done * (total - done)
+            out(f"scanned {done}/{total} files, ETA {eta:.0f}s")
+
+    night = plan_night(args.inputs, scanned)
     out(f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out")  # fmt: skip
     if night.skipped:

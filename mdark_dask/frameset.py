@@ -7,7 +7,7 @@ headers only; no pixel is read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -106,15 +106,22 @@ def _mix(label: str, values: Sequence[Any]) -> InputError:
     return InputError(f"Input frames are a mix of {label}: {' and '.join(map(str, values))}")
 
 
-def scan_frames(paths: Sequence[str]) -> tuple[list[RawFrame], list[tuple[str, str]]]:
-    """Scan every header; return the readable frames and the (path, reason) of the rest."""
+def scan_frames(
+    paths: Sequence[str], progress: Callable[[int, int], None] | None = None
+) -> tuple[list[RawFrame], list[tuple[str, str]]]:
+    """Scan every header; return the readable frames and the (path, reason) of the rest.
+
+    ``progress(done, total)`` is called after each file (for long scans).
+    """
     good: list[RawFrame] = []
     bad: list[tuple[str, str]] = []
-    for path in paths:
+    for done, path in enumerate(paths, start=1):
         try:
             good.append(scan_frame(path, SCAN_KEYWORDS))
         except InputError as exc:
             bad.append((path, str(exc)))
+        if progress is not None:
+            progress(done, len(paths))
     return good, bad
 
 

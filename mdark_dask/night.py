@@ -11,7 +11,7 @@ grouped too. Nothing here reads pixels or computes: the result is a printable va
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -181,12 +181,15 @@ def set_name(frames: Sequence[RawFrame]) -> str:
     return name[: -len(".sof")]
 
 
-def plan_night(inputs: Sequence[str]) -> NightPlan:
+def plan_night(
+    inputs: Sequence[str], progress: Callable[[int, int], None] | None = None
+) -> NightPlan:
     """Scan headers, classify, group the darks; sof inputs become sets as they are.
 
     Groups with fewer than :data:`MIN_FRAMES` frames, groups from an incomplete template
     (fewer frames than ``ESO TPL NEXP``, which soxspipe's organiser also leaves out),
     frames that are not raw darks and unreadable files are listed in ``skipped``.
+    ``progress(done, total)`` follows the scan of the raw frames.
     """
     raw_paths, sof_paths, skipped = discover(inputs)
     sets: list[NightSet] = []
@@ -205,7 +208,7 @@ def plan_night(inputs: Sequence[str]) -> NightPlan:
         one = _set_of(Path(sof).name[: -len(".sof")], good, sof)
         sets.append(NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm,
                              one.exptime, sof))  # fmt: skip
-    good, bad = scan_frames([p for p in raw_paths if p not in in_sofs])
+    good, bad = scan_frames([p for p in raw_paths if p not in in_sofs], progress)
     skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
     groups: dict[tuple[Any, ...], list[RawFrame]] = {}
     for frame in good:
