@@ -31,9 +31,21 @@ F64 = npt.NDArray[np.float64]
 Bool = npt.NDArray[np.bool_]
 
 #: One row strip of the stacked master before the post-stack clip: the mean of the
-#: unclipped frames, its uncertainty, and the mask known so far (all-clipped or masked
-#: by the level clip in every frame).
-STRIP_DTYPE: Final = np.dtype([("flux", "<f4"), ("errs", "<f4"), ("mask", "u1")])
+#: unclipped frames, its uncertainty, the mask known so far (all-clipped or masked by the
+#: level clip in every frame), the temporal scatter of the unclipped frames (the noise
+#: image; population std, NaN with fewer than two frames kept) and the scatter of every
+#: finite frame once isolated extremes are peeled (``noise_peel``, :mod:`mdark_dask.stackclip`).
+STRIP_DTYPE: Final = np.dtype(
+    [("flux", "<f4"), ("errs", "<f4"), ("mask", "u1"), ("noise", "<f4"), ("noise_peel", "<f4")]
+)
+
+
+#: An extreme value is peeled off a pixel's values for ``noise_peel`` when more than this
+#: many times the pixel's noise scale (its MAD-std along the stack, at least the read
+#: noise) separates it from its neighbour. Peeling a Gaussian extreme only lowers the
+#: scatter a little; two frames at the same level of a telegraph pixel are split (and
+#: then both peeled) only when they differ by more than that, 3% of such pairs.
+PEEL_SIGMA: Final = 3.0
 
 
 class Bounds(NamedTuple):
@@ -186,6 +198,8 @@ def stack_strip(
     flux = np.empty(e.shape[1:], dtype=np.float32)
     errs = np.empty(e.shape[1:], dtype=np.float32)
     mask = np.empty(e.shape[1:], dtype=np.uint8)
+    noise = np.empty(e.shape[1:], dtype=np.float32)
+    noise_peel = np.empty(e.shape[1:], dtype=np.float32)
     stack_strip_kernel(
         np.ascontiguousarray(e, dtype=np.float32),
         np.ascontiguousarray(levels[:, 0], dtype=np.float64),
@@ -197,10 +211,16 @@ def stack_strip(
         flux,
         errs,
         mask,
+        noise,
+        noise_peel,
+        float(ron),
+        PEEL_SIGMA,
     )
     out["flux"] = flux
     out["errs"] = errs
     out["mask"] = mask
+    out["noise"] = noise
+    out["noise_peel"] = noise_peel
     return out
 
 
@@ -228,8 +248,12 @@ def stack_strip_reference(
     -------
     ndarray of STRIP_DTYPE, shape (rows, cols)
         The mean of unclipped level-subtracted values, its uncertainty (mean of the
-        unclipped per-frame sigmas over ``sqrt(n_used)``, soxspipe's formula) and the mask
-        so far: pixels clipped in every frame or masked by the level clip in every frame.
+        unclipped per-frame sigmas over ``sqrt(n_used)``, soxspipe's formula), the mask
+        so far (pixels clipped in every frame or masked by the level clip in every frame)
+        the noise: the float64 population std of the unclipped level-subtracted
+        values, NaN with fewer than two of them, and ``noise_peel``: the same over every
+        finite value once isolated extremes are peeled (see :data:`PEEL_SIGMA`), NaN with
+        fewer than five finite values.
     """
     n = e.shape[0]
     level_masked = np.ones(e.shape[1:], dtype=bool)
@@ -246,10 +270,44 @@ def stack_strip_reference(
     sig_mean = _seq_mean_over_frames(deviation(e, ron), keep)
     with np.errstate(invalid="ignore", divide="ignore"):
         errs = (sig_mean / np.sqrt(n - n_clipped)).astype(np.float32)
+    kept = n - n_clipped
+    values = np.where(keep, subtracted.astype(np.float64), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        noise = np.where(kept >= 2, np.nanstd(values, axis=0), np.nan)
     out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
     out["flux"] = flux
     out["errs"] = errs
     out["mask"] = (n_clipped == n) | level_masked
+    out["noise"] = noise.astype(np.float32)
+    out["noise_peel"] = _peeled_std_reference(subtracted, ron)
+    return out
+
+
+def _peeled_std_reference(subtracted: F32, ron: float) -> F32:
+    """Per-pixel population std of the finite values once isolated extremes are peeled
+    (see :func:`mdark_dask.stackclip.stack_strip_kernel`); NaN below five values."""
+    from mdark_dask.stackclip import MAD_TO_STD
+
+    d = subtracted.astype(np.float64)
+    out = np.full(d.shape[1:], np.nan, dtype=np.float32)
+    for idx in np.ndindex(*d.shape[1:]):
+        v = np.sort(d[(slice(None), *idx)])
+        v = v[np.isfinite(v)]
+        if v.size < 5:
+            continue
+        med = float(np.median(v))
+        gap = PEEL_SIGMA * max(float(ron), float(np.median(np.abs(v - med))) * MAD_TO_STD)
+        while v.size > 4:
+            med = float(np.median(v))
+            top, bottom = v[-1] - v[-2] > gap, v[1] - v[0] > gap
+            if top and (v[-1] - med >= med - v[0] or not bottom):
+                v = v[:-1]
+            elif bottom:
+                v = v[1:]
+            else:
+                break
+        out[idx] = np.float32(np.std(v))
     return out
 
 

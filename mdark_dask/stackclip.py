@@ -2,7 +2,9 @@
 
 This fuses reference §4.2 step 4 and §4.3 B1-B4 for every pixel of a strip: level
 subtraction, the AND of the level-clip masks, the median / MAD-std stack clip, and the
-sequential float32 means of the data and of the per-frame uncertainties.
+sequential float32 means of the data and of the per-frame uncertainties. In the same pass
+it measures the temporal scatter of the frames that survived the clip (the noise image of
+:mod:`mdark_dask.hotpix`), which takes no part in the soxspipe products.
 
 The stack clip gives exactly astropy's ``_sigma_clip_fast`` results (its C code, in
 double precision) at a fraction of the cost: each pixel's values are sorted once, after
@@ -109,6 +111,40 @@ def clip_bounds_sorted(
 
 
 @numba.njit(cache=True, nogil=True)
+def _peeled_std(s: npt.NDArray[np.float64], n: int, gap: float) -> np.float32:  # pragma: no cover
+    """Population std of the sorted ``s[:n]`` after peeling isolated extreme values.
+
+    An extreme value (the lowest or highest left) is isolated when more than ``gap``
+    separates it from its neighbour; the more deviant end from the median is tried
+    first, then the other; peeling stops when neither end is isolated or four values
+    are left. NaN below five values.
+    """
+    if n < 5:
+        return np.float32(np.nan)
+    a = 0
+    b = n
+    while b - a > 4:
+        med = _median_sorted(s, a, b - a)
+        top_first = s[b - 1] - med >= med - s[a]
+        top_isolated = s[b - 1] - s[b - 2] > gap
+        bottom_isolated = s[a + 1] - s[a] > gap
+        if top_isolated and (top_first or not bottom_isolated):
+            b -= 1
+        elif bottom_isolated:
+            a += 1
+        else:
+            break
+    total = 0.0
+    for i in range(a, b):
+        total += s[i]
+    mean = total / (b - a)
+    ss = 0.0
+    for i in range(a, b):
+        ss += (s[i] - mean) * (s[i] - mean)
+    return np.float32(math.sqrt(ss / (b - a)))
+
+
+@numba.njit(cache=True, nogil=True)
 def stack_strip_kernel(
     e: npt.NDArray[np.float32],
     level_lo: npt.NDArray[np.float64],
@@ -120,8 +156,30 @@ def stack_strip_kernel(
     flux: npt.NDArray[np.float32],
     errs: npt.NDArray[np.float32],
     mask: npt.NDArray[np.uint8],
+    noise: npt.NDArray[np.float32],
+    noise_peel: npt.NDArray[np.float32],
+    ron: float,
+    peel_sigma: float,
 ) -> None:  # pragma: no cover
-    """Fill ``flux``, ``errs`` and ``mask`` (rows, cols) from a (frames, rows, cols) strip."""
+    """Fill ``flux``, ``errs``, ``mask``, ``noise`` and ``noise_peel`` (rows, cols) from a
+    (frames, rows, cols) strip.
+
+    ``noise`` is the population standard deviation (ddof 0) of the level-subtracted values
+    of the frames kept by the stack clip, in float64 (two passes: mean, then squared
+    deviations), rounded once to float32; NaN when fewer than two frames are kept.
+
+    ``noise_peel`` is the same statistic over every finite value once isolated extreme
+    values are peeled off, one at a time, while more than ``peel_sigma`` times the pixel's
+    noise scale (the MAD-std of its finite values, at least ``ron``) separates the lowest or
+    highest value left from its neighbour (at least four values stay; NaN with fewer than
+    five finite values). Cosmic-ray hits, each with its own charge, are isolated and
+    peeled however many there are; a pixel that jumps to the same level in two or more
+    frames is not, so its scatter stays high, where the stack clip rejects the frames of
+    the less frequent level like cosmic rays.
+
+    Both read the values the mean reads, and write only their own arrays, so they never
+    change ``flux``, ``errs`` or ``mask``.
+    """
     nf, ny, nx = e.shape
     d = np.empty(nf, dtype=np.float32)
     sig = np.empty(nf, dtype=np.float32)
@@ -148,15 +206,32 @@ def stack_strip_kernel(
             else:
                 _insertion_sort(buf, n)
             lo, hi = clip_bounds_sorted(buf, n, sigma, maxiters)
+            if n >= 5:
+                scale = max(ron, _mad_std(buf, 0, n, _median_sorted(buf, 0, n)))
+                noise_peel[y, x] = _peeled_std(buf, n, peel_sigma * scale)
+            else:
+                noise_peel[y, x] = np.float32(np.nan)
             acc = np.float32(0.0)
             acc_sig = np.float32(0.0)
+            acc64 = 0.0
             kept = 0
             for i in range(nf):
                 dv = np.float64(d[i])
                 if dv >= lo and dv <= hi:
                     acc += d[i]
                     acc_sig += sig[i]
+                    acc64 += dv
                     kept += 1
+            if kept < 2:
+                noise[y, x] = np.float32(np.nan)
+            else:
+                mean64 = acc64 / kept
+                ss = 0.0
+                for i in range(nf):
+                    dv = np.float64(d[i])
+                    if dv >= lo and dv <= hi:
+                        ss += (dv - mean64) * (dv - mean64)
+                noise[y, x] = np.float32(math.sqrt(ss / kept))
             if kept == 0:
                 flux[y, x] = np.float32(np.nan)
                 errs[y, x] = np.float32(np.nan)
