@@ -10,7 +10,11 @@ features a master-dark recipe must cope with:
 * dark current x EXPTIME, slightly non-uniform per pixel, with its shot noise;
 * Gaussian read noise (RON / gain, in ADU);
 * a fixed set of hot pixels (a few saturating) and a few cold/dead pixels;
-* cosmic rays, different in every frame, each hitting a small cluster of pixels.
+* cosmic rays, different in every frame, each hitting a small cluster of pixels;
+* optionally (off by default, so default sets keep their bytes): hot-pixel dark currents
+  from a Pareto (power-law) tail instead of log-uniform, telegraph pixels that jump between
+  two levels from frame to frame, and a higher cosmic-ray rate. :func:`injected_defects`
+  returns where every defect is, in the master's pixel grid, for the hot-pixel tests.
 
 Everything fixed (pattern, dark map, hot and cold pixels) depends only on the seed, arm,
 binning and shape, so every frame of a set, and every set of the same seed, shares it;
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +41,16 @@ from astropy.io import fits
 
 from mdark_dask.instruments import ARMS, INSTRUME_VALUE, SOXS_KEYWORDS, XSH_WIN_BIN, ArmSpec
 
-__all__ = ["DarkSetSpec", "simulate_set", "sof_name", "write_sof"]
+__all__ = [
+    "DarkSetSpec",
+    "Defects",
+    "FlagScore",
+    "injected_defects",
+    "score_flags",
+    "simulate_set",
+    "sof_name",
+    "write_sof",
+]
 
 # --------------------------------------------------------------------------------------------
 # Per-arm detector model. Numbers the simulator invents (pedestals, dark rates, readout gaps)
@@ -155,6 +168,22 @@ class DarkSetSpec:
         e-/ADU written where the arm has a header gain (SOXS VIS, X-shooter UVB/VIS);
         ``None`` is the arm default (SOXS VIS 1.5, X-shooter UVB 1.61, VIS 1.4). The pixel
         model converts electrons to ADU with the gain soxspipe will use.
+    hot_tail : float or None
+        Tail index ``alpha`` of heavy-tailed hot-pixel dark currents: each hot pixel's
+        excess over the mean rate is Pareto type II (Lomax), ``lo * (U**(-1/alpha) - 1)``
+        with ``lo`` the arm's lowest log-uniform hot rate, so ``P(excess > x) =
+        (1 + x / lo)**-alpha``: a continuum from barely warm to saturating (the full well
+        caps it). ``None`` keeps the log-uniform rates.
+    telegraph_fraction : float
+        Fraction of the science pixels that are telegraph pixels: in every frame,
+        independently and with probability 1/2, such a pixel reads its normal value plus
+        its amplitude. 0 (the default) injects none.
+    telegraph_amplitude : tuple of float
+        Range of the telegraph amplitudes in units of the read noise (RON, e-); each pixel
+        draws its amplitude log-uniformly in it.
+    cosmic_scale : float
+        Multiplies the cosmic-ray rate (1 is the default model, about 8e-8 hits per pixel
+        per second).
     """
 
     instrument: str
@@ -168,6 +197,10 @@ class DarkSetSpec:
     dpr_type: str = "DARK"
     read_speed: str | int | None = None
     gain: float | None = None
+    hot_tail: float | None = None
+    telegraph_fraction: float = 0.0
+    telegraph_amplitude: tuple[float, float] = (8.0, 80.0)
+    cosmic_scale: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject specs soxspipe could never see, so mistakes surface before any file exists."""
@@ -183,6 +216,17 @@ class DarkSetSpec:
             raise ValueError(f"binning must be two integers >= 1, got {self.binning}")
         if self.gain is not None and not (math.isfinite(self.gain) and self.gain > 0):
             raise ValueError(f"gain must be > 0, got {self.gain}")
+        if self.hot_tail is not None and not (math.isfinite(self.hot_tail) and self.hot_tail > 0):
+            raise ValueError(f"hot_tail must be > 0, got {self.hot_tail}")
+        if not 0.0 <= self.telegraph_fraction < 0.5:
+            raise ValueError(
+                f"telegraph_fraction must be in [0, 0.5), got {self.telegraph_fraction}"
+            )
+        lo, hi = self.telegraph_amplitude
+        if not (math.isfinite(hi) and 0 < lo <= hi):
+            raise ValueError(f"telegraph_amplitude must be 0 < lo <= hi, got {(lo, hi)}")
+        if not (math.isfinite(self.cosmic_scale) and self.cosmic_scale >= 0):
+            raise ValueError(f"cosmic_scale must be >= 0, got {self.cosmic_scale}")
         _parse_start(self.start)  # raises ValueError if unparseable
         raw = self.raw_shape
         need = self.arm_spec.raw_shape(self.ybin, self.xbin)
@@ -287,6 +331,10 @@ class _Detector:
         What each cold pixel reads (ADU, before read noise).
     box : tuple of int
         Science pixels in raw coordinates.
+    telegraph : ndarray of intp
+        Flat indices of the telegraph pixels (none unless the spec asks for them).
+    telegraph_amp : ndarray of float32
+        Each telegraph pixel's amplitude in e-.
     """
 
     bias: npt.NDArray[np.float32]
@@ -296,6 +344,8 @@ class _Detector:
     cold: npt.NDArray[np.intp]
     cold_level: npt.NDArray[np.float32]
     box: tuple[int, int, int, int]
+    telegraph: npt.NDArray[np.intp]
+    telegraph_amp: npt.NDArray[np.float32]
 
 
 def _pick(rng: np.random.Generator, box: tuple[int, int, int, int], ncols: int,
@@ -347,7 +397,29 @@ def _detector(spec: DarkSetSpec) -> _Detector:
     saturated = hot[:n_sat]
     # Dead pixels read (nearly) nothing; cold ones read part of the pedestal.
     cold_level = (bias.reshape(-1)[cold] * rng.uniform(0.0, 0.6, cold.size)).astype(np.float32)
-    return _Detector(bias, dark, hot, saturated, cold, cold_level, box)
+    # The optional defects draw from their own generator: default sets keep their bytes.
+    extra = np.random.default_rng([spec.seed, 2])
+    if spec.hot_tail is not None:
+        u = 1.0 - extra.random(hot.size)  # (0, 1]
+        excess = np.minimum(lo * (u ** (-1.0 / spec.hot_tail) - 1.0), 1e7)
+        flat_dark[hot] = (model.dark_rate * npix_bin + excess).astype(np.float32)
+    telegraph = np.zeros(0, dtype=np.intp)
+    amp = np.zeros(0, dtype=np.float32)
+    n_tel = round(nsci * spec.telegraph_fraction)
+    if n_tel:
+        taken = np.concatenate([hot, cold])
+        cand = _pick(extra, box, cols, min(nsci, n_tel + taken.size))
+        telegraph = cand[~np.isin(cand, taken)][:n_tel]
+        a_lo, a_hi = spec.telegraph_amplitude
+        ron = spec.effective_ron
+        draw = extra.uniform(np.log(a_lo), np.log(a_hi), telegraph.size)
+        amp = (ron * np.exp(draw)).astype(np.float32)
+    return _Detector(bias, dark, hot, saturated, cold, cold_level, box, telegraph, amp)
+
+
+def _telegraph_high(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.bool_]:
+    """Which telegraph pixels read their high level in frame ``i``."""
+    return np.random.default_rng([spec.seed, 3, i]).random(det.telegraph.size) < 0.5
 
 
 def _cosmics(spec: DarkSetSpec, det: _Detector, rng: np.random.Generator,
@@ -355,7 +427,7 @@ def _cosmics(spec: DarkSetSpec, det: _Detector, rng: np.random.Generator,
     """Add this frame's cosmic-ray hits (in place): a bright pixel and a few neighbours."""
     r0, r1, c0, c1 = det.box
     nsci = (r1 - r0) * (c1 - c0) * spec.xbin * spec.ybin
-    n = int(rng.poisson(_CR_RATE * nsci * spec.exptime))
+    n = int(rng.poisson(_CR_RATE * nsci * spec.exptime * spec.cosmic_scale))
     if n == 0:
         return
     cols = frame.shape[1]
@@ -392,6 +464,9 @@ def _frame(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.uint16 |
     frame += np.float32(rng.normal(0.0, 0.3))  # small frame-to-frame level drift
     _cosmics(spec, det, rng, frame, gain)
     flat = frame.reshape(-1)
+    if det.telegraph.size:
+        high = _telegraph_high(spec, det, i)
+        flat[det.telegraph] += np.where(high, det.telegraph_amp / np.float32(gain), np.float32(0))
     ron_adu = spec.effective_ron / gain
     flat[det.cold] = det.cold_level + rng.normal(0.0, ron_adu, det.cold.size).astype(np.float32)
     np.minimum(frame, np.float32(model.full_well), out=frame)
@@ -662,3 +737,167 @@ def sof_name(spec: DarkSetSpec) -> str:
         name = name.replace("_--_", "_").replace(" ", "").replace(".", "_").replace("__", "_")
     return name + ".sof"
 
+
+
+# --------------------------------------------------------------------------------------------
+# Injected truth, for the hot-pixel tests and benchmark
+
+
+_T = TypeVar("_T", bound=np.generic)
+
+
+@dataclass(frozen=True)
+class Defects:
+    """Where the simulator put its defects, in the master's pixel grid (rotated, trimmed).
+
+    Attributes
+    ----------
+    hot, saturated, cold, telegraph : ndarray of bool
+        Hot pixels (saturated ones included), hot pixels that read the full well, cold or
+        dead pixels, telegraph pixels.
+    hot_excess : ndarray of float64
+        Expected excess of each hot pixel over a normal pixel of the master, in e-: its dark
+        charge (capped by the full well) minus the mean dark charge; 0 elsewhere.
+    telegraph_amplitude : ndarray of float64
+        Each telegraph pixel's jump in e-; 0 elsewhere.
+    telegraph_high : ndarray of int
+        In how many frames each telegraph pixel read its high level.
+    n_frames : int
+        Frames in the set.
+    """
+
+    hot: npt.NDArray[np.bool_]
+    saturated: npt.NDArray[np.bool_]
+    cold: npt.NDArray[np.bool_]
+    telegraph: npt.NDArray[np.bool_]
+    hot_excess: npt.NDArray[np.float64]
+    telegraph_amplitude: npt.NDArray[np.float64]
+    telegraph_high: npt.NDArray[np.int64]
+    n_frames: int
+
+    @property
+    def any(self) -> npt.NDArray[np.bool_]:
+        """Every injected defect: a flag here is never a false flag."""
+        return self.hot | self.cold | self.telegraph
+
+    @property
+    def telegraph_detectable(self) -> npt.NDArray[np.bool_]:
+        """Telegraph pixels seen at each level in at least two frames.
+
+        A pixel that jumps in only one frame of the set looks exactly like a cosmic-ray hit
+        in time; one that never jumps is a normal (or, always high, a hot) pixel.
+        """
+        low = self.n_frames - self.telegraph_high
+        return self.telegraph & (np.minimum(low, self.telegraph_high) >= 2)
+
+
+def _master_grid(spec: DarkSetSpec, raw: npt.NDArray[_T]) -> npt.NDArray[_T]:
+    """A raw-shaped array seen in the master's grid: soxspipe's rotation, then its trim."""
+    rs, re_, cs, ce = spec.arm_spec.science_region(spec.ybin, spec.xbin)
+    return np.ascontiguousarray(np.rot90(raw, spec.arm_spec.rotation_k)[rs:re_, cs:ce])
+
+
+def injected_defects(spec: DarkSetSpec) -> Defects:
+    """The defects :func:`simulate_set` injects for ``spec``, in the master's pixel grid."""
+    model = _MODELS[(spec.instrument, spec.arm)]
+    det = _detector(spec)
+    shape = spec.raw_shape
+    gain = spec.effective_gain
+
+    def mark(idx: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        m = np.zeros(shape, dtype=bool)
+        m.reshape(-1)[idx] = True
+        return _master_grid(spec, m)
+
+    mean_dark = model.dark_rate * spec.xbin * spec.ybin * spec.exptime
+    cap = (model.full_well - det.bias.reshape(-1)[det.hot].astype(np.float64)) * gain
+    charge = det.dark_rate.reshape(-1)[det.hot].astype(np.float64) * spec.exptime
+    charge[np.isin(det.hot, det.saturated)] = np.inf
+    excess = np.zeros(shape, dtype=np.float64)
+    excess.reshape(-1)[det.hot] = np.minimum(charge, cap) - mean_dark
+    amplitude = np.zeros(shape, dtype=np.float64)
+    amplitude.reshape(-1)[det.telegraph] = det.telegraph_amp
+    high = np.zeros(shape, dtype=np.int64)
+    for i in range(spec.n_frames):
+        high.reshape(-1)[det.telegraph] += _telegraph_high(spec, det, i)
+    return Defects(
+        hot=mark(det.hot),
+        saturated=mark(det.saturated),
+        cold=mark(det.cold),
+        telegraph=mark(det.telegraph),
+        hot_excess=_master_grid(spec, excess),
+        telegraph_amplitude=_master_grid(spec, amplitude),
+        telegraph_high=_master_grid(spec, high),
+        n_frames=spec.n_frames,
+    )
+
+
+@dataclass(frozen=True)
+class FlagScore:
+    """How a map of flagged pixels matches the injected defects.
+
+    Attributes
+    ----------
+    pixels : int
+        Pixels in the map.
+    hot_strong : int
+        Injected hot pixels whose excess exceeds ``k`` times the per-pixel uncertainty.
+    hot_recall : float
+        Fraction of those flagged.
+    hot_recall_all : float
+        Fraction of all injected hot pixels flagged (faint ones included).
+    false_flags : int
+        Flagged pixels that are no injected defect.
+    telegraph : int
+        Injected telegraph pixels.
+    telegraph_recall : float
+        Fraction of them flagged.
+    telegraph_recall_detectable : float
+        Fraction flagged of those seen at each level in at least two frames.
+    """
+
+    pixels: int
+    hot_strong: int
+    hot_recall: float
+    hot_recall_all: float
+    false_flags: int
+    telegraph: int
+    telegraph_recall: float
+    telegraph_recall_detectable: float
+
+    @property
+    def false_fraction(self) -> float:
+        """False flags as a fraction of all pixels."""
+        return self.false_flags / self.pixels
+
+
+def score_flags(
+    defects: Defects,
+    flagged: npt.NDArray[np.bool_],
+    uncertainty: npt.NDArray[np.floating],
+    k: float = 5.0,
+) -> FlagScore:
+    """Score a boolean map of flagged pixels against the injected defects.
+
+    ``uncertainty`` is the master's per-pixel 1-sigma uncertainty (its ERRS image); a hot
+    pixel counts as strong when its injected excess exceeds ``k`` times it.
+    """
+    flagged = np.asarray(flagged, dtype=bool)
+    if flagged.shape != defects.hot.shape:
+        raise ValueError(f"map shape {flagged.shape} is not the master's {defects.hot.shape}")
+
+    def frac(sel: npt.NDArray[np.bool_]) -> float:
+        n = int(sel.sum())
+        return float(flagged[sel].sum() / n) if n else float("nan")
+
+    strong = defects.hot & (defects.hot_excess > k * np.asarray(uncertainty, dtype=np.float64))
+    return FlagScore(
+        pixels=int(flagged.size),
+        hot_strong=int(strong.sum()),
+        hot_recall=frac(strong),
+        hot_recall_all=frac(defects.hot),
+        false_flags=int((flagged & ~defects.any).sum()),
+        telegraph=int(defects.telegraph.sum()),
+        telegraph_recall=frac(defects.telegraph),
+        telegraph_recall_detectable=frac(defects.telegraph_detectable),
+    )
