@@ -1,4 +1,5 @@
-"""QC plots of a master dark: the image with its flagged pixels, and the pixel histogram.
+"""QC plots of a master dark: the image with its flagged pixels, and the pixel histogram;
+the hot-pixel map, and the distributions of dark current and noise with their thresholds.
 
 Written by the product's final task (matplotlib's Agg backend, no display), into
 ``<workspace>/qc/soxs_mdark/``.
@@ -10,7 +11,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
+from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
 
 
@@ -69,6 +72,114 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     plt.close(fig)
     os.replace(_tmp(hist), hist)
     return str(image), str(hist)
+
+
+def _blocks(mask: npt.NDArray[np.bool_], step: int) -> npt.NDArray[np.bool_]:
+    """Whether any pixel of each ``step`` x ``step`` block is set (no flag hidden)."""
+    ny, nx = mask.shape
+    pad = np.zeros((-(-ny // step) * step, -(-nx // step) * step), dtype=bool)
+    pad[:ny, :nx] = mask
+    blocks = pad.reshape(pad.shape[0] // step, step, pad.shape[1] // step, step)
+    return np.asarray(blocks.any(axis=(1, 3)), dtype=bool)
+
+
+def write_hotpix_plots(
+    hot: HotPixels,
+    noise: npt.NDArray[np.float32],
+    noise_peel: npt.NDArray[np.float32],
+    directory: Path,
+    name: str,
+) -> tuple[str, ...]:
+    """Write ``<name>_hotpix_map.png`` and ``<name>_dark_current.png``; return their paths.
+
+    The map shows hot pixels red, noisy ones blue, both magenta (a display pixel takes the
+    flags of every pixel of its block). The second figure holds the distribution of dark
+    current and of the two noise images, each with its threshold.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory.mkdir(parents=True, exist_ok=True)
+    bpm = hot.bpm
+    ny, nx = bpm.shape
+    step = max(1, -(-max(ny, nx) // 600))
+    is_hot = _blocks((bpm & HOT) != 0, step)
+    is_noisy = _blocks((bpm & NOISY) != 0, step)
+    rgb = np.ones((*is_hot.shape, 3), dtype=np.float32)
+    rgb[is_hot] = (0.85, 0.0, 0.0)
+    rgb[is_noisy] = (0.0, 0.2, 0.9)
+    rgb[is_hot & is_noisy] = (0.8, 0.0, 0.8)
+    fig, ax = plt.subplots(figsize=(6, 6 * min(2.0, ny / nx)))
+    ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, nx, 0, ny))
+    ax.set_title(
+        f"{name}\nhot-pixel map: {hot.n_hot} hot (red), {hot.n_noisy} noisy (blue), "
+        "both magenta",
+        fontsize=8,
+    )
+    map_path = directory / f"{name}_hotpix_map.png"
+    fig.savefig(_tmp(map_path), dpi=90, format="png")
+    plt.close(fig)
+    os.replace(_tmp(map_path), map_path)
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7))
+    dark = hot.dark[np.isfinite(hot.dark)].astype(np.float64)
+    spread = hot.level.std if hot.level.std > 0 else 1.0
+    lo = min(float(dark.min()) if dark.size else 0.0, -5 * spread)
+    hi = max(float(dark.max()) if dark.size else 1.0, 2 * hot.hot_threshold)
+    # symmetric-log-like view: linear bins around the level, logarithmic above
+    edges = np.unique(
+        np.concatenate(
+            [
+                np.linspace(lo, 10 * spread, 120),
+                np.geomspace(max(10 * spread, 1e-3), max(hi, 20 * spread), 80),
+            ]
+        )
+    )
+    counts, edges = np.histogram(np.clip(dark, edges[0], edges[-1]), bins=edges)
+    top.stairs(counts, edges, fill=True, color="0.4")
+    top.set_yscale("log")
+    top.set_xscale("symlog", linthresh=10 * spread)
+    top.axvline(hot.hot_threshold, color="red", ls="--",
+                label=f"hot threshold {hot.hot_threshold:.3g} e-")  # fmt: skip
+    top.set_xlabel("dark current over the exposure: master - robust level [e-]")
+    top.set_ylabel("pixels")
+    top.legend(fontsize=8)
+    top.set_title(f"{name}: {hot.n_hot} hot pixels", fontsize=9)
+
+    images = (
+        (noise, hot.noise, "0.55", "frames kept by the stack clip"),
+        (noise_peel, hot.noise_peel, "tab:blue", "all frames, isolated extremes peeled"),
+    )
+    finite = [np.asarray(im, dtype=np.float64) for im, *_ in images]
+    finite = [v[np.isfinite(v)] for v in finite]
+    tops = [c.threshold * 3 for _, c, *_ in images if np.isfinite(c.threshold)]
+    tops += [float(np.percentile(v, 99.99)) for v in finite if v.size]
+    n_hi = max(tops, default=1.0)
+    n_hi = n_hi if np.isfinite(n_hi) and n_hi > 0 else 1.0
+    for values, (_, clip, colour, label) in zip(finite, images, strict=True):
+        if not values.size:
+            continue
+        counts, edges = np.histogram(np.clip(values, 0, n_hi), bins=200, range=(0, n_hi))
+        bottom.stairs(counts, edges, color=colour, label=label)
+        if np.isfinite(clip.threshold):
+            bottom.axvline(clip.threshold, color=colour, ls="--",
+                           label=f"threshold {clip.threshold:.3g} e-")  # fmt: skip
+    bottom.set_yscale("log")
+    bottom.legend(fontsize=7)
+    bottom.set_xlabel("temporal scatter along the stack [e-]")
+    bottom.set_ylabel("pixels")
+    bottom.set_title(
+        f"{hot.n_noisy} noisy pixels (peeled image; kept-frames image below 5 frames)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    dist_path = directory / f"{name}_dark_current.png"
+    fig.savefig(_tmp(dist_path), dpi=90, format="png")
+    plt.close(fig)
+    os.replace(_tmp(dist_path), dist_path)
+    return str(map_path), str(dist_path)
 
 
 def _tmp(path: Path) -> Path:

@@ -3,6 +3,14 @@
 The layout is soxspipe's so products drop into soxspipe unchanged: FLUX float32 primary,
 QUAL uint8, ERRS float32; the primary header is the earliest raw frame's, with ESO QC,
 PRO and PRO REC1 keywords, DPR keywords scrubbed, sorted alphabetically.
+
+Beside it, two mdark-dask products (:mod:`mdark_dask.hotpix`), whose headers are the
+master's with their own PRO CATG, QC and parameters:
+
+* the hot-pixel map, in the format of soxspipe's static bad-pixel maps (one uint8 image,
+  non-zero = bad; bit 1 hot, bit 2 noisy), so it can serve where soxspipe reads one;
+* the noise image (float32 e-, NaN where undefined) with its peeled companion (isolated
+  extreme values peeled, :mod:`mdark_dask.hotpix`) as an image extension.
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask._version import __version__
 from mdark_dask.frameset import FrameSet
+from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
 from mdark_dask.qc import QCRow
 from mdark_dask.settings import Settings
@@ -85,6 +95,104 @@ def primary_header(
         (c for c in header.cards if c.keyword not in structural), key=lambda c: c.keyword
     )
     return fits.Header(cards)
+
+
+def _derived_header(
+    master_header: fits.Header, catg: str, qc: Sequence[QCRow], params: Sequence[tuple[str, object]]
+) -> fits.Header:
+    """A product header derived from the master's: same provenance, its own CATG and QC.
+
+    The master's QC cards describe the master and are dropped; the hot-pixel parameters
+    follow the master's ``ESO PRO REC1 PARAMn`` (which stay the soxspipe recipe's).
+    """
+    header = master_header.copy()
+    for key in ("EXTNAME", "BUNIT", "SXSPRE"):
+        header.remove(key, ignore_missing=True, remove_all=True)
+    for key in [k for k in header if str(k).startswith("ESO QC ")]:
+        header.remove(key, remove_all=True)
+    _set(header, "ESO PRO CATG", catg)
+    first = 1
+    while f"ESO PRO REC1 PARAM{first} NAME" in header:
+        first += 1
+    for n, (name, value) in enumerate(params, start=first):
+        _set(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
+        # a null rate is "not used", which the settings also spell 0
+        _set(header, f"ESO PRO REC1 PARAM{n} VALUE", 0.0 if value is None else value)
+    for row in qc:
+        _set(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
+    return header
+
+
+def hotpix_header(
+    master_header: fits.Header,
+    arm: str,
+    hot: HotPixels,
+    qc: Sequence[QCRow],
+    params: Sequence[tuple[str, object]],
+) -> fits.Header:
+    """Header of the hot-pixel map: PRO CATG ``HOT_PIXEL_MAP_<ARM>``, bits documented."""
+    header = _derived_header(master_header, f"HOT_PIXEL_MAP_{arm}", qc, params)
+    _set(header, "MDARK BPM HOT", HOT, "bit value of hot pixels (dark current)")
+    _set(header, "MDARK BPM NOISY", NOISY, "bit value of noisy pixels (temporal noise)")
+    _set(header, "MDARK DARK LEVEL", _finite(hot.level.median), "[e-] robust master level")
+    _set(header, "MDARK DARK SPREAD", _finite(hot.level.std), "[e-] MAD-std of the master")
+    _set(header, "MDARK HOT THRESHOLD", _finite(hot.hot_threshold), "[e-] hot above this")
+    _set(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    _set(
+        header, "MDARK NOISEPEEL THRESHOLD", _finite(hot.noise_peel.threshold),
+        "[e-] noisy above, peeled",
+    )  # fmt: skip
+    header.add_comment("Bad-pixel map: 0 = good, non-zero = bad (soxspipe static BPM format).")
+    header.add_comment(f"Bit {HOT}: hot pixel, dark current above MDARK HOT THRESHOLD.")
+    header.add_comment(f"Bit {NOISY}: noisy pixel, temporal scatter along the stack of all")
+    header.add_comment("frames with isolated extremes peeled above MDARK NOISEPEEL THRESHOLD")
+    header.add_comment("(from 5 frames on), else scatter of the frames kept by the stack")
+    header.add_comment("clip above MDARK NOISE THRESHOLD. See the _NOISE.fits product.")
+    return header
+
+
+def _finite(value: float) -> float:
+    # FITS cannot hold NaN values in cards; a frame without statistics writes 0
+    return float(value) if value == value else 0.0
+
+
+def build_hotpix_hdul(hot: HotPixels, header: fits.Header) -> fits.HDUList:
+    """The hot-pixel map: one uint8 primary image, as soxspipe's static bad-pixel maps."""
+    return fits.HDUList([fits.PrimaryHDU(np.asarray(hot.bpm, dtype=np.uint8), header=header)])
+
+
+def noise_header(
+    master_header: fits.Header,
+    arm: str,
+    hot: HotPixels,
+    params: Sequence[tuple[str, object]],
+) -> fits.Header:
+    """Header of the noise image: PRO CATG ``MASTER_DARK_NOISE_<ARM>``, e-."""
+    header = _derived_header(master_header, f"MASTER_DARK_NOISE_{arm}", (), params)
+    header["BUNIT"] = "electron"
+    header["EXTNAME"] = "NOISE"
+    _set(header, "MDARK NOISE MEDIAN", _finite(hot.noise.median), "[e-] median of the noise")
+    _set(header, "MDARK NOISE SPREAD", _finite(hot.noise.std), "[e-] MAD-std of the noise")
+    _set(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    header.add_comment("Per-pixel population std (e-) of the level-subtracted frames kept")
+    header.add_comment("by the stack clip; NaN where fewer than two were kept. Extension")
+    header.add_comment("NOISE_PEEL: the same over all finite frames once isolated extreme")
+    header.add_comment("values are peeled off (NaN with fewer than five finite frames).")
+    return header
+
+
+def build_noise_hdul(
+    noise: npt.NDArray[np.float32], noise_peel: npt.NDArray[np.float32], header: fits.Header
+) -> fits.HDUList:
+    """The noise image (primary) and its peeled companion (``NOISE_PEEL``)."""
+    loo_header = fits.Header()
+    loo_header["BUNIT"] = "electron"
+    return fits.HDUList(
+        [
+            fits.PrimaryHDU(np.asarray(noise, dtype=np.float32), header=header),
+            fits.ImageHDU(np.asarray(noise_peel, dtype=np.float32), loo_header, name="NOISE_PEEL"),
+        ]
+    )
 
 
 def build_hdul(master: Master, header: fits.Header) -> fits.HDUList:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mdark_dask.frameset import FrameSet
+from mdark_dask.hotpix import HotPixels
 from mdark_dask.kernels import Master
 
 
@@ -27,8 +28,14 @@ class QCRow:
     hi: float | None = None
 
 
-def qc_rows(master: Master, frameset: FrameSet) -> tuple[QCRow, ...]:
-    """QC rows in soxspipe's order of creation; temperatures for SOXS only."""
+def qc_rows(
+    master: Master, frameset: FrameSet, hot: HotPixels | None = None
+) -> tuple[QCRow, ...]:
+    """QC rows in soxspipe's order of creation; temperatures for SOXS only.
+
+    With ``hot``, the physical hot- and noisy-pixel counts follow (:func:`hotpix_rows`);
+    they are not for the master's header, whose QC must stay soxspipe's.
+    """
     n_bad = int(master.qual.sum())
     rows = [
         QCRow("HOTPIX NUM", n_bad, "", "Number of hot pixels", True),
@@ -50,7 +57,35 @@ def qc_rows(master: Master, frameset: FrameSet) -> tuple[QCRow, ...]:
         cpath = frameset.last(kw.cpath_temp) if kw.cpath_temp else None
         rows.append(QCRow("DETECTOR TEMP", det, "kelvin", "[K] temp of detector", False))
         rows.append(QCRow("CPATH TEMP", cpath, "celsius", "[C] temp of common path", False))
+    if hot is not None:
+        rows.extend(hotpix_rows(hot))
     return tuple(rows)
+
+
+#: Names of the rows of :func:`hotpix_rows`.
+HOTPIX_QC = ("HOTPIX PHYS NUM", "HOTPIX PHYS FRAC", "NOISYPIX NUM", "NOISYPIX FRAC")
+
+
+def hotpix_rows(hot: HotPixels) -> tuple[QCRow, ...]:
+    """Physical hot- and noisy-pixel counts and fractions (:mod:`mdark_dask.hotpix`).
+
+    ``to_header`` is False: they go into the hot-pixel map's header, not the master's.
+    Fractions are rounded to 6 decimals like soxspipe's HOTPIX FRAC.
+    """
+    size = hot.bpm.size
+    n_hot, n_noisy = hot.n_hot, hot.n_noisy
+    return (
+        QCRow("HOTPIX PHYS NUM", n_hot, "", "Hot pixels by dark current", False),
+        QCRow(
+            "HOTPIX PHYS FRAC", float(f"{n_hot / size:.6f}"), "",
+            "Fraction hot by dark current", False,
+        ),
+        QCRow("NOISYPIX NUM", n_noisy, "", "Noisy pixels (temporal)", False),
+        QCRow(
+            "NOISYPIX FRAC", float(f"{n_noisy / size:.6f}"), "",
+            "Fraction noisy (temporal)", False,
+        ),
+    )  # fmt: skip
 
 
 def apply_ranges(

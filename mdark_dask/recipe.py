@@ -34,11 +34,21 @@ from mdark_dask import kernels
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
+from mdark_dask.hotpix import find_hot_pixels
 from mdark_dask.io.fits import RawFrame, is_fits_name, read_header, write_atomic
 from mdark_dask.io.sof import read_sof
 from mdark_dask.naming import organiser_sof_name, rospeed_field
-from mdark_dask.product import build_hdul, primary_header, product_dir, qc_dir
-from mdark_dask.qc import QCRow, apply_ranges, qc_rows
+from mdark_dask.product import (
+    build_hdul,
+    build_hotpix_hdul,
+    build_noise_hdul,
+    hotpix_header,
+    noise_header,
+    primary_header,
+    product_dir,
+    qc_dir,
+)
+from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
 from mdark_dask.stack import frame_stack, strip_stack
 
@@ -78,6 +88,16 @@ class ProductPlan:
         return product_dir(Path(self.workspace)) / f"{self.name}.fits"
 
     @property
+    def hotpix_path(self) -> Path:
+        """The hot-pixel map beside the product: ``<name>_HOTPIX.fits``."""
+        return self.product_path.with_name(f"{self.name}_HOTPIX.fits")
+
+    @property
+    def noise_path(self) -> Path:
+        """The noise image beside the product: ``<name>_NOISE.fits``."""
+        return self.product_path.with_name(f"{self.name}_NOISE.fits")
+
+    @property
     def log_path(self) -> Path:
         """The recipe log beside the product."""
         return self.product_path.with_suffix(".log")
@@ -112,7 +132,12 @@ class ProductPlan:
 
 @dataclass(frozen=True)
 class ProductResult:
-    """What the final task reports back: small, no arrays."""
+    """What the final task reports back: small, no arrays.
+
+    ``path`` is the master dark; ``hotpix_path`` and ``noise_path`` the hot-pixel map and
+    the noise image beside it. ``qc`` holds soxspipe's rows and the physical hot/noisy
+    counts (HOTPIX PHYS NUM/FRAC, NOISYPIX NUM/FRAC).
+    """
 
     name: str
     path: str
@@ -124,6 +149,13 @@ class ProductResult:
     plots: tuple[str, ...] = ()
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    hotpix_path: str = ""
+    noise_path: str = ""
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every product file written: master dark, hot-pixel map, noise image."""
+        return tuple(p for p in (self.path, self.hotpix_path, self.noise_path) if p)
 
 
 def product_fingerprint(path: Path) -> str | None:
@@ -288,21 +320,41 @@ def strip_graph(plan: ProductPlan, levels: da.Array) -> da.Array:
 def finalize_product(
     strip: npt.NDArray[np.void], levels: npt.NDArray[np.float64], plan: ProductPlan
 ) -> ProductResult:
-    """The final task: post-stack clip, QC, header, atomic write and QC plots."""
+    """The final task: post-stack clip, hot pixels, QC, headers, atomic writes and QC plots.
+
+    The hot-pixel map and the noise image are written before the master dark, so a master
+    whose fingerprint is up to date always has its maps beside it.
+    """
     start = time.perf_counter()
     s = plan.settings
     fs = plan.frameset
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
-    rows = apply_ranges(qc_rows(master, fs), s.qc_ranges)
+    hot = find_hot_pixels(
+        master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
+        s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
+    )  # fmt: skip
+    rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
     raw_header = read_header(fs.frames[0].path)
     header = primary_header(raw_header, fs, s, rows)
     header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
+    hot_rows = [r for r in rows if r.name in HOTPIX_QC]
+    write_atomic(
+        build_hotpix_hdul(hot, hotpix_header(header, fs.arm, hot, hot_rows, s.hotpix_params)),
+        plan.hotpix_path,
+    )
+    noise = build_noise_hdul(
+        strip["noise"], strip["noise_peel"], noise_header(header, fs.arm, hot, s.hotpix_params)
+    )
+    write_atomic(noise, plan.noise_path)
     write_atomic(build_hdul(master, header), plan.product_path)
     plots: tuple[str, ...] = ()
     if plan.plots:
-        from mdark_dask.plots import write_qc_plots
+        from mdark_dask.plots import write_hotpix_plots, write_qc_plots
 
         plots = write_qc_plots(master, plan.qc_dir, plan.name)
+        plots += write_hotpix_plots(
+            hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name
+        )
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),
@@ -313,6 +365,8 @@ def finalize_product(
         date_obs=str(fs.first(fs.spec.keywords.date_obs)),
         plots=plots,
         seconds=time.perf_counter() - start,
+        hotpix_path=str(plan.hotpix_path),
+        noise_path=str(plan.noise_path),
     )
 
 

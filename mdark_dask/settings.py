@@ -3,7 +3,10 @@
 The defaults live in ``configs/<instrument>.yaml``; a user file (``-s``) is laid over them.
 Both soxspipe spellings are accepted (``soxs-mdark``/``soxs_mdark``,
 ``frame-clipping-sigma``/``frame_clipping_sigma``); a soxspipe ``soxspipe.yaml`` works as
-is, its other recipes' blocks ignored. Anything else unknown is an error rather than a
+is, its other recipes' blocks ignored. The hot-pixel keys (:data:`HOTPIX_KEYS`) are
+mdark-dask's own: soxspipe has no such step, so they are recorded in the hot-pixel map's
+header, never among the master dark's ``ESO PRO REC1 PARAMn`` (which must stay
+soxspipe's). Anything else unknown is an error rather than a
 silently ignored typo, because these settings change product bytes.
 """
 
@@ -26,11 +29,19 @@ RECIPE_KEYS: Final = (
     "frame-clipping-sigma",
     "frame-clipping-iterations",
 )
+#: Keys of the hot-pixel map (mdark-dask only; see :mod:`mdark_dask.hotpix`).
+HOTPIX_KEYS: Final = (
+    "hot-pixel-sigma",
+    "hot-pixel-rate",
+    "noise-clipping-sigma",
+    "noise-clipping-iterations",
+)
 ARM_KEYS: Final = ("vis", "nir", "uvb")
 RANGES_KEY: Final = "qc-acceptable-ranges"
 QC_RANGE_NAMES: Final = (
     "mdark-median", "raw-ron", "master-ron", "hotpix-num", "hotpix-frac",
     "detector-temp", "cpath-temp",
+    "hotpix-phys-num", "hotpix-phys-frac", "noisypix-num", "noisypix-frac",
 )  # fmt: skip
 # Top-level keys of soxspipe's settings files that mdark does not use: accepted, ignored.
 SOXSPIPE_TOP_LEVEL: Final = frozenset(
@@ -66,6 +77,15 @@ class Settings:
         lower case, spaces); empty means every QC passes.
     source : str
         Where the settings came from, for the log.
+    hot_sigma : float
+        Hot-pixel threshold in units of the master's robust spread (``hot-pixel-sigma``).
+    hot_rate : float or None
+        Optional hot-pixel threshold in e-/s (``hot-pixel-rate``); None or 0 = unused.
+    noise_sigma, noise_iterations : float, int
+        High-side median/MAD clip of the noise images (``noise-clipping-sigma``,
+        ``noise-clipping-iterations``).
+    hotpix_params : tuple of (name, value)
+        The hot-pixel keys as resolved, for the hot-pixel map's header.
     """
 
     instrument: str
@@ -77,6 +97,11 @@ class Settings:
     params: tuple[tuple[str, float | int], ...]
     qc_ranges: Mapping[str, tuple[float, float]]
     source: str
+    hot_sigma: float = 5.0
+    hot_rate: float | None = None
+    noise_sigma: float = 6.0
+    noise_iterations: int = 5
+    hotpix_params: tuple[tuple[str, float | int | None], ...] = ()
 
     def with_numerics(self, numerics: str | None) -> Settings:
         """Return a copy with another numerics mode (the CLI's ``--numerics``)."""
@@ -116,6 +141,19 @@ def _number(value: object, where: str, *, integer: bool) -> float | int:
     return int(value) if integer else value
 
 
+def _check(key: str, value: object, where: str) -> None:
+    """Validate one recipe or hot-pixel key; ``hot-pixel-rate`` may be null or 0 (unused)."""
+    if key == "hot-pixel-rate":
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(f"{where} must be a number or null, not {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise SettingsError(f"{where} must be a finite number >= 0, not {value!r}")
+        return
+    _number(value, where, integer="iterations" in key)
+
+
 def _ranges(block: object, where: str) -> dict[str, tuple[float, float]]:
     if not isinstance(block, Mapping):
         raise SettingsError(f"{where} must be a mapping of QC name to [min, max]")
@@ -142,14 +180,14 @@ def _recipe_block(block: object, where: str) -> tuple[dict[str, Any], dict[str, 
     arms: dict[str, Any] = {}
     for raw_key, value in block.items():
         key = _norm(raw_key)
-        if key in RECIPE_KEYS or key == RANGES_KEY:
+        if key in RECIPE_KEYS or key in HOTPIX_KEYS or key == RANGES_KEY:
             params[key] = value
         elif key in ARM_KEYS:
             if not isinstance(value, Mapping):
                 raise SettingsError(f"{where}.{raw_key} must be a mapping")
             sub = {}
             for k, v in value.items():
-                if _norm(k) not in (*RECIPE_KEYS, RANGES_KEY):
+                if _norm(k) not in (*RECIPE_KEYS, *HOTPIX_KEYS, RANGES_KEY):
                     raise SettingsError(f"{where}.{raw_key}: unknown key {k!r}")
                 sub[_norm(k)] = v
             arms[key] = sub
@@ -253,12 +291,17 @@ def load_settings(
             ranges |= _ranges(block.get(RANGES_KEY, {}), f"{where}.{RANGES_KEY}")
         for other, sub in arms.items():  # validate every arm block, used or not
             _ranges(sub.get(RANGES_KEY, {}), f"soxs-mdark.{other}.{RANGES_KEY}")
-            for key in RECIPE_KEYS:
+            for key in (*RECIPE_KEYS, *HOTPIX_KEYS):
                 if key in sub:
-                    _number(sub[key], f"soxs-mdark.{other}.{key}", integer="iterations" in key)
+                    _check(key, sub[key], f"soxs-mdark.{other}.{key}")
 
     def num(key: str, *, integer: bool) -> float | int:
         return _number(merged.get(key), key, integer=integer)
+
+    for key in HOTPIX_KEYS:
+        if key in merged:
+            _check(key, merged[key], key)
+    hot_rate = merged.get("hot-pixel-rate")
 
     resolved = Settings(
         instrument=instrument,
@@ -270,5 +313,10 @@ def load_settings(
         params=tuple((k, merged[k]) for k in order if k in RECIPE_KEYS),
         qc_ranges=ranges,
         source=source,
+        hot_sigma=float(num("hot-pixel-sigma", integer=False)),
+        hot_rate=float(hot_rate) if hot_rate else None,
+        noise_sigma=float(num("noise-clipping-sigma", integer=False)),
+        noise_iterations=int(num("noise-clipping-iterations", integer=True)),
+        hotpix_params=tuple((k, merged.get(k)) for k in HOTPIX_KEYS),
     )
     return resolved.with_numerics(numerics)
