@@ -1,0 +1,152 @@
+"""Hot-pixel map against the injected truth, per arm, beside soxspipe's QUAL mask.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_hotpix.py [--frames 10] [--arms soxs-nir xsh-uvb]
+        [--cosmic-scale 5] [--telegraph 1e-4] [--keep DIR]
+
+For every arm a full-size set is simulated with heavy-tailed hot pixels (Pareto II excess
+dark currents, alpha = 1: from barely warm to saturated), telegraph pixels (two levels, each frame independently at either with
+probability 1/2, amplitudes log-uniform in 8-80 x RON) and cosmic rays (the simulator's
+rate times ``--cosmic-scale``), reduced by ``mdark-dask`` in ``soxspipe-0.17.4`` numerics
+(its QUAL is bit-identical to soxspipe's, see tests/test_parity.py), and both masks are
+scored against the truth (:func:`mdark_dask.simulate.score_flags`):
+
+* hot recall: flagged fraction of the injected hot pixels whose excess over the master
+  level exceeds 5 sigma of the master's per-pixel uncertainty (its ERRS image);
+* false flags: flagged pixels that are no injected defect (hot, cold or telegraph), as a
+  fraction of all pixels;
+* telegraph recall: flagged fraction of the telegraph pixels, and of those seen at each
+  level in at least two frames (a single jump looks exactly like a cosmic-ray hit).
+
+"map" is the hot-pixel map (any bit), "QUAL" soxspipe's mask (HOTPIX NUM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from tabulate import tabulate
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mdark_dask.recipe import plan_product  # noqa: E402
+from mdark_dask.scheduler import compute_products  # noqa: E402
+from mdark_dask.simulate import (  # noqa: E402
+    DarkSetSpec,
+    FlagScore,
+    injected_defects,
+    score_flags,
+    simulate_set,
+    sof_name,
+    write_sof,
+)
+
+#: arm -> (instrument, arm, exposure time in s, seed)
+ARMS = {
+    "soxs-nir": ("soxs", "NIR", 300.0, 71),
+    "soxs-vis": ("soxs", "VIS", 600.0, 72),
+    "xsh-uvb": ("xsh", "UVB", 600.0, 73),
+    "xsh-vis": ("xsh", "VIS", 600.0, 74),
+    "xsh-nir": ("xsh", "NIR", 300.0, 75),
+}
+
+
+def arm_spec(
+    key: str,
+    frames: int,
+    cosmic_scale: float,
+    telegraph: float,
+    shape: tuple[int, int] | None = None,
+) -> DarkSetSpec:
+    """The benchmark's set of one arm."""
+    instrument, arm, exptime, seed = ARMS[key]
+    return DarkSetSpec(
+        instrument, arm, n_frames=frames, exptime=exptime, seed=seed, shape=shape,
+        hot_tail=1.0, telegraph_fraction=telegraph, cosmic_scale=cosmic_scale,
+    )  # fmt: skip
+
+
+def measure(
+    spec: DarkSetSpec, root: Path, rows: int | None = None, scheduler: str = "sync"
+) -> tuple[FlagScore, FlagScore, dict[str, float]]:
+    """Simulate, reduce and score one set: (map score, QUAL score, facts)."""
+    t0 = time.perf_counter()
+    frames = simulate_set(spec, root / "raw")
+    sof = write_sof(root / sof_name(spec), frames)
+    t1 = time.perf_counter()
+    plan = plan_product([str(sof)], root / "ws", numerics="soxspipe-0.17.4", rows=rows,
+                        plots=False)  # fmt: skip
+    (result,) = compute_products([plan], scheduler)
+    t2 = time.perf_counter()
+    with fits.open(result.path) as hdul:
+        qual = np.asarray(hdul["QUAL"].data) != 0
+        errs = np.asarray(hdul["ERRS"].data, dtype=np.float64)
+    bpm = np.asarray(fits.getdata(result.hotpix_path)) != 0
+    truth = injected_defects(spec)
+    facts = {
+        "pixels": float(qual.size),
+        "hot": float(truth.hot.sum()),
+        "simulate s": t1 - t0,
+        "reduce s": t2 - t1,
+    }
+    return score_flags(truth, bpm, errs), score_flags(truth, qual, errs), facts
+
+
+def _pct(x: float) -> str:
+    return "--" if x != x else f"{100 * x:.2f}%"
+
+
+def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
+    """The per-arm table: rows are figures, columns the map and soxspipe's QUAL."""
+    rows = [
+        ["injected hot > 5 sigma (ERRS)", ours.hot_strong, qual.hot_strong],
+        ["hot recall (> 5 sigma)", _pct(ours.hot_recall), _pct(qual.hot_recall)],
+        ["hot recall (all injected)", _pct(ours.hot_recall_all), _pct(qual.hot_recall_all)],
+        ["false flags", ours.false_flags, qual.false_flags],
+        ["false flags / pixels", f"{100 * ours.false_fraction:.4f}%",
+         f"{100 * qual.false_fraction:.4f}%"],
+        ["telegraph pixels", ours.telegraph, qual.telegraph],
+        ["telegraph recall", _pct(ours.telegraph_recall), _pct(qual.telegraph_recall)],
+        ["telegraph recall (>= 2 frames each level)", _pct(ours.telegraph_recall_detectable),
+         _pct(qual.telegraph_recall_detectable)],
+    ]  # fmt: skip
+    head = (
+        f"## {key}: {spec.n_frames} x {spec.exptime:g} s, "
+        f"{spec.arm_spec.trimmed_shape(spec.ybin, spec.xbin)} pixels"
+    )
+    return head + "\n" + tabulate(rows, headers=["", "hot-pixel map", "soxspipe QUAL"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print one table per arm."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--cosmic-scale", type=float, default=5.0)
+    p.add_argument("--telegraph", type=float, default=1e-4, help="fraction of pixels")
+    p.add_argument("--keep", type=Path, default=None, help="keep the data under this directory")
+    args = p.parse_args(argv)
+    print(
+        f"frames {args.frames}, cosmic-ray rate x{args.cosmic_scale:g}, telegraph fraction "
+        f"{args.telegraph:g}, hot excess dark currents Pareto II alpha=1, compat numerics\n"
+    )
+    for key in args.arms:
+        spec = arm_spec(key, args.frames, args.cosmic_scale, args.telegraph)
+        with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+            root = Path(tmp) if args.keep is None else args.keep / key
+            ours, qual, facts = measure(spec, root)
+        print(table(key, spec, ours, qual))
+        print(f"(simulate {facts['simulate s']:.1f} s, reduce {facts['reduce s']:.1f} s)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
