@@ -149,7 +149,7 @@ def _client(address: str, timeout: float) -> Any:
     if not address:
         raise ClusterError("a scheduler address is needed (tcp://HOST:PORT)")
     try:
-        return Client(address, timeout=timeout)
+        return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot reach the scheduler at {address}: {first}") from None
@@ -168,7 +168,22 @@ def _wait_for_workers(client: Any, where: str, timeout: float) -> None:
 def connect(
     spec: str | None, timeout: float = 30.0, worker_timeout: float = 120.0
 ) -> Iterator[Connection]:
-    """Open the cluster a spec names; close what was opened on exit."""
+    """Open the cluster a spec names; close what was opened on exit.
+
+    dask's global default scheduler is restored on exit, even when a client failed half
+    way through connecting (distributed sets it before it knows the connection works).
+    """
+    import dask
+
+    with (
+        dask.config.set(scheduler=dask.config.get("scheduler", None)),
+        _connect(spec, timeout, worker_timeout) as connection,
+    ):
+        yield connection
+
+
+@contextlib.contextmanager
+def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterator[Connection]:
     if spec == "sync":
         yield Connection(None, "in-process synchronous scheduler")
         return
@@ -178,10 +193,11 @@ def connect(
     try:
         if spec is None or spec == "local":
             cluster = _local({})
-            client = Client(cluster)
+            client = Client(cluster, set_as_default=False)
             description = f"local cluster of {len(cluster.workers)} worker processes"
         elif spec == "threads":
             client = Client(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
+                            set_as_default=False,
                             dashboard_address=":8787")  # fmt: skip
             description = "in-process threads"
         elif "://" in spec:
@@ -199,7 +215,7 @@ def connect(
                 description = f"scheduler at {address}"
             else:
                 cluster = make_cluster(definition)
-                client = Client(cluster)
+                client = Client(cluster, set_as_default=False)
                 description = f"{definition['type']} cluster from {spec}"
         else:
             raise ClusterError(

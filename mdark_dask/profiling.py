@@ -48,7 +48,9 @@ def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
 
     html = performance_report(filename=str(report)) if report else contextlib.nullcontext()
     start = time.perf_counter()
-    with html, get_task_stream(client) as stream:
+    # the report finds its client through get_client(): make ours current (clients here
+    # are never the process-wide default)
+    with client.as_current(), html, get_task_stream(client) as stream:
         yield stats
     stats.wall = time.perf_counter() - start
     stats.threads = sum(client.nthreads().values())
