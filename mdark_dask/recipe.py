@@ -126,8 +126,10 @@ class ProductPlan:
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
 
     def up_to_date(self) -> bool:
-        """Whether the product exists and was made from the same frames and settings."""
-        return product_fingerprint(self.product_path) == self.fingerprint
+        """Whether the product (and its hot-pixel map and noise image, written first)
+        exists and was made from the same frames and settings."""
+        companions = self.hotpix_path.is_file() and self.noise_path.is_file()
+        return companions and product_fingerprint(self.product_path) == self.fingerprint
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,17 @@ def products_table(results: Sequence[ProductResult], verbose: bool = False) -> s
     headers += ["label", "product_desc"]
     body = []
     for r in results:
-        row = ["MDARK", os.path.basename(r.path), "FITS", r.date_obs]
-        row += [r.path] if verbose else []
-        row += ["PROD", f"{r.arm} Master dark frame"]
-        body.append(row)
+        for label, path, desc in (
+            ("MDARK", r.path, f"{r.arm} Master dark frame"),
+            ("HOTPIX", r.hotpix_path, f"{r.arm} Hot and noisy pixel map"),
+            ("NOISE", r.noise_path, f"{r.arm} Noise image (temporal scatter)"),
+        ):
+            if not path:
+                continue
+            row = [label, os.path.basename(path), "FITS", r.date_obs]
+            row += [path] if verbose else []
+            row += ["PROD", desc]
+            body.append(row)
     return tabulate(
         body, headers=headers, tablefmt="pretty", stralign="right", disable_numparse=True
     )
