@@ -27,28 +27,20 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     directory.mkdir(parents=True, exist_ok=True)
     flux = master.flux
     bad = master.qual.astype(bool)
-    good = flux[~bad]
-    lo, hi = np.percentile(good, [1, 99]) if good.size else (0.0, 1.0)
-
-    fig, ax = plt.subplots(figsize=(6, 6 * min(2.0, flux.shape[0] / flux.shape[1])))
-    # a figure shows ~600 pixels a side: display every step-th pixel, and mark a display
-    # pixel red when any pixel of its block is flagged, so no flagged pixel is hidden
+    # an image of ~600 pixels a side: every step-th pixel, and a display pixel red when any
+    # pixel of its block is flagged, so no flagged pixel is hidden. Written as a plain
+    # image (no axes): an order of magnitude cheaper than a figure, at the same information.
     ny, nx = flux.shape
     step = max(1, -(-max(ny, nx) // 600))
-    ax.imshow(
-        flux[::step, ::step], origin="lower", cmap="gray", vmin=lo, vmax=hi,
-        interpolation="nearest", extent=(0, nx, 0, ny),
-    )  # fmt: skip
-    pad = np.zeros((-(-ny // step) * step, -(-nx // step) * step), dtype=bool)
-    pad[:ny, :nx] = bad
-    blocks = pad.reshape(pad.shape[0] // step, step, pad.shape[1] // step, step).any(axis=(1, 3))
-    overlay = np.zeros((*blocks.shape, 4), dtype=np.float32)
-    overlay[blocks] = (1.0, 0.0, 0.0, 1.0)
-    ax.imshow(overlay, origin="lower", interpolation="nearest", extent=(0, nx, 0, ny))
-    ax.set_title(f"{name}\nmaster dark [e-]; {int(bad.sum())} flagged pixels in red", fontsize=8)
+    small = flux[::step, ::step].astype(np.float64)
+    sample = small[~bad[::step, ::step]]
+    lo, hi = np.percentile(sample, [1, 99]) if sample.size else (0.0, 1.0)
+    grey = np.clip((small - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    blocks = _blocks(bad, step)[: rgb.shape[0], : rgb.shape[1]]
+    rgb[blocks] = (1.0, 0.0, 0.0)
     image = directory / f"{name}_image.png"
-    fig.savefig(_tmp(image), dpi=90, format="png")
-    plt.close(fig)
+    plt.imsave(_tmp(image), rgb[::-1], format="png")  # row 0 at the bottom, as in DS9
     os.replace(_tmp(image), image)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -111,16 +103,9 @@ def write_hotpix_plots(
     rgb[is_hot] = (0.85, 0.0, 0.0)
     rgb[is_noisy] = (0.0, 0.2, 0.9)
     rgb[is_hot & is_noisy] = (0.8, 0.0, 0.8)
-    fig, ax = plt.subplots(figsize=(6, 6 * min(2.0, ny / nx)))
-    ax.imshow(rgb, origin="lower", interpolation="nearest", extent=(0, nx, 0, ny))
-    ax.set_title(
-        f"{name}\nhot-pixel map: {hot.n_hot} hot (red), {hot.n_noisy} noisy (blue), "
-        "both magenta",
-        fontsize=8,
-    )
+    # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
     map_path = directory / f"{name}_hotpix_map.png"
-    fig.savefig(_tmp(map_path), dpi=90, format="png")
-    plt.close(fig)
+    plt.imsave(_tmp(map_path), rgb[::-1], format="png")
     os.replace(_tmp(map_path), map_path)
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7))
