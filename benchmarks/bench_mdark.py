@@ -92,10 +92,12 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tup
 
 
 def make_set(spec: DarkSetSpec, data: Path) -> Path:
-    """Simulate a set once; return its sof."""
-    sof = data / sof_name(spec)
+    """Simulate a set once; return its sof (one directory per frame count: the organiser
+    name does not include the number of frames)."""
+    where = data / f"n{spec.n_frames}"
+    sof = where / sof_name(spec)
     if not sof.exists():
-        write_sof(sof, simulate_set(spec, data / sof.stem))
+        write_sof(sof, simulate_set(spec, where / sof.stem))
     return sof
 
 

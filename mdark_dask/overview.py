@@ -21,7 +21,10 @@ import numpy as np
 from mdark_dask.scheduler import SetOutcome
 
 TREND_QC = ("MDARK MEDIAN", "RAW RON")
-TABLE_QC = ("HOTPIX NUM", "HOTPIX FRAC", "MDARK MEDIAN", "RAW RON", "MASTER RON")
+TABLE_QC = (
+    "HOTPIX NUM", "HOTPIX FRAC", "MDARK MEDIAN", "RAW RON", "MASTER RON",
+    "HOTPIX PHYS NUM", "NOISYPIX NUM",
+)  # fmt: skip
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

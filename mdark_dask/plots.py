@@ -66,6 +66,36 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     return str(image), str(hist)
 
 
+def write_frame_levels_plot(
+    mjd: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], directory: Path, name: str
+) -> str:
+    """Write ``<name>_frames.png``: each input frame's level and scatter against time.
+
+    ``levels`` holds the per-frame ``(lo, hi, mean, std)`` of the level clip; a drifting
+    level or a jump in scatter points at a frame worth a look.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    directory.mkdir(parents=True, exist_ok=True)
+    minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
+    fig = Figure(figsize=(7, 4.5), dpi=80)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(minutes, levels[:, 2], "o-", color="tab:blue")
+    top.set_ylabel("level [e-]")
+    top.set_title(f"{name}: per-frame level (clipped mean) and scatter (RAW RON)", fontsize=9)
+    bottom.plot(minutes, levels[:, 3], "o-", color="tab:orange")
+    bottom.set_ylabel("scatter [e-]")
+    bottom.set_xlabel("minutes since the first frame (MJD-OBS)")
+    fig.tight_layout()
+    path = directory / f"{name}_frames.png"
+    fig.savefig(_tmp(path), format="png")
+    os.replace(_tmp(path), path)
+    return str(path)
+
+
 def _blocks(mask: npt.NDArray[np.bool_], step: int) -> npt.NDArray[np.bool_]:
     """Whether any pixel of each ``step`` x ``step`` block is set (no flag hidden)."""
     ny, nx = mask.shape

@@ -351,9 +351,11 @@ def finalize_product(
     write_atomic(build_hdul(master, header), plan.product_path)
     plots: tuple[str, ...] = ()
     if plan.plots:
-        from mdark_dask.plots import write_hotpix_plots, write_qc_plots
+        from mdark_dask.plots import write_frame_levels_plot, write_hotpix_plots, write_qc_plots
 
         plots = write_qc_plots(master, plan.qc_dir, plan.name)
+        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+        plots += (write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name),)
         plots += write_hotpix_plots(
             hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name
         )
@@ -380,4 +382,3 @@ def master_graph(plan: ProductPlan) -> Delayed:
     key = f"finalize-{plan.name}-{tokenize(plan)}"
     result: Delayed = task(strips, levels, plan, dask_key_name=key)
     return result
-
