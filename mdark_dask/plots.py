@@ -2,7 +2,8 @@
 the hot-pixel map, and the distributions of dark current and noise with their thresholds.
 
 Written by the product's final task (matplotlib's Agg backend, no display), into
-``<workspace>/qc/soxs_mdark/``.
+``<workspace>/qc/soxs_mdark/``. Only matplotlib's object API is used, never pyplot's
+global state, so final tasks running in threads side by side cannot mix their figures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.image import imsave
 
     directory.mkdir(parents=True, exist_ok=True)
     flux = master.flux
@@ -40,10 +42,11 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     blocks = _blocks(bad, step)[: rgb.shape[0], : rgb.shape[1]]
     rgb[blocks] = (1.0, 0.0, 0.0)
     image = directory / f"{name}_image.png"
-    plt.imsave(_tmp(image), rgb[::-1], format="png")  # row 0 at the bottom, as in DS9
+    imsave(_tmp(image), rgb[::-1], format="png")  # row 0 at the bottom, as in DS9
     os.replace(_tmp(image), image)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     level = master.master_mean
     combined = master.combined
     values = combined[np.isfinite(combined)].astype(np.float64) + level
@@ -61,7 +64,6 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     ax.legend(fontsize=8)
     hist = directory / f"{name}_histogram.png"
     fig.savefig(_tmp(hist), dpi=90, format="png")
-    plt.close(fig)
     os.replace(_tmp(hist), hist)
     return str(image), str(hist)
 
@@ -85,7 +87,7 @@ def write_frame_levels_plot(
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(minutes, levels[:, 2], "o-", color="tab:blue")
     top.set_ylabel("level [e-]")
-    top.set_title(f"{name}: per-frame level (clipped mean) and scatter (RAW RON)", fontsize=9)
+    top.set_title(f"{name}\nper-frame level (clipped mean) and scatter (RAW RON)", fontsize=9)
     bottom.plot(minutes, levels[:, 3], "o-", color="tab:orange")
     bottom.set_ylabel("scatter [e-]")
     bottom.set_xlabel("minutes since the first frame (MJD-OBS)")
@@ -121,7 +123,8 @@ def write_hotpix_plots(
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.image import imsave
 
     directory.mkdir(parents=True, exist_ok=True)
     bpm = hot.bpm
@@ -135,10 +138,11 @@ def write_hotpix_plots(
     rgb[is_hot & is_noisy] = (0.8, 0.0, 0.8)
     # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
     map_path = directory / f"{name}_hotpix_map.png"
-    plt.imsave(_tmp(map_path), rgb[::-1], format="png")
+    imsave(_tmp(map_path), rgb[::-1], format="png")
     os.replace(_tmp(map_path), map_path)
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7))
+    fig = Figure(figsize=(7, 7))
+    top, bottom = fig.subplots(2, 1)
     dark = hot.dark[np.isfinite(hot.dark)].astype(np.float64)
     spread = hot.level.std if hot.level.std > 0 else 1.0
     lo = min(float(dark.min()) if dark.size else 0.0, -5 * spread)
@@ -192,7 +196,6 @@ def write_hotpix_plots(
     fig.tight_layout()
     dist_path = directory / f"{name}_dark_current.png"
     fig.savefig(_tmp(dist_path), dpi=90, format="png")
-    plt.close(fig)
     os.replace(_tmp(dist_path), dist_path)
     return str(map_path), str(dist_path)
 
