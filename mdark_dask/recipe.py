@@ -19,6 +19,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,6 +320,18 @@ def strip_graph(plan: ProductPlan, levels: da.Array) -> da.Array:
     )  # fmt: skip
 
 
+def _master_plots(
+    master: kernels.Master, levels: npt.NDArray[np.float64], plan: ProductPlan
+) -> tuple[str, ...]:
+    """The master dark's QC plots: image, histogram, per-frame levels against time."""
+    from mdark_dask.plots import write_frame_levels_plot, write_qc_plots
+
+    fs = plan.frameset
+    plots = write_qc_plots(master, plan.qc_dir, plan.name)
+    mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+    return (*plots, write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name))
+
+
 def finalize_product(
     strip: npt.NDArray[np.void], levels: npt.NDArray[np.float64], plan: ProductPlan
 ) -> ProductResult:
@@ -331,34 +344,37 @@ def finalize_product(
     s = plan.settings
     fs = plan.frameset
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
-    hot = find_hot_pixels(
-        master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
-        s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
-    )  # fmt: skip
-    rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
-    raw_header = read_header(fs.frames[0].path)
-    header = primary_header(raw_header, fs, s, rows)
-    header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
-    hot_rows = [r for r in rows if r.name in HOTPIX_QC]
-    write_atomic(
-        build_hotpix_hdul(hot, hotpix_header(header, fs.arm, hot, hot_rows, s.hotpix_params)),
-        plan.hotpix_path,
-    )
-    noise = build_noise_hdul(
-        strip["noise"], strip["noise_peel"], noise_header(header, fs.arm, hot, s.hotpix_params)
-    )
-    write_atomic(noise, plan.noise_path)
-    write_atomic(build_hdul(master, header), plan.product_path)
-    plots: tuple[str, ...] = ()
-    if plan.plots:
-        from mdark_dask.plots import write_frame_levels_plot, write_hotpix_plots, write_qc_plots
-
-        plots = write_qc_plots(master, plan.qc_dir, plan.name)
-        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
-        plots += (write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name),)
-        plots += write_hotpix_plots(
-            hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name
+    # the master's own plots need nothing more: draw them in a second thread while the
+    # hot pixels are found and the products written (numpy and file I/O release the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        early = pool.submit(_master_plots, master, levels, plan) if plan.plots else None
+        hot = find_hot_pixels(
+            master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
+            s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
+        )  # fmt: skip
+        rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
+        raw_header = read_header(fs.frames[0].path)
+        header = primary_header(raw_header, fs, s, rows)
+        header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
+        hot_rows = [r for r in rows if r.name in HOTPIX_QC]
+        write_atomic(
+            build_hotpix_hdul(hot, hotpix_header(header, fs.arm, hot, hot_rows, s.hotpix_params)),
+            plan.hotpix_path,
         )
+        noise = build_noise_hdul(
+            strip["noise"], strip["noise_peel"],
+            noise_header(header, fs.arm, hot, s.hotpix_params),
+        )  # fmt: skip
+        write_atomic(noise, plan.noise_path)
+        write_atomic(build_hdul(master, header), plan.product_path)
+        plots: tuple[str, ...] = ()
+        if early is not None:
+            from mdark_dask.plots import write_hotpix_plots
+
+            plots = early.result()
+            plots += write_hotpix_plots(
+                hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name
+            )
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),
