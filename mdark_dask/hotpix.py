@@ -124,11 +124,11 @@ def robust_level(values: npt.NDArray[np.floating]) -> Robust:
     Robust(median=3.0, std=1.482602218505602)
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
+    v = np.sort(v[np.isfinite(v)])
     if v.size == 0:
         return Robust(math.nan, math.nan)
-    med = float(np.median(v))
-    return Robust(med, float(np.median(np.abs(v - med))) * MAD_TO_STD)
+    med = _sorted_median(v)
+    return Robust(med, _sorted_mad_std(v, v.size, med))
 
 
 def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tuple[F32, Robust]:
@@ -194,7 +194,7 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
         done += 1
         kept = v[:n]
         med = _sorted_median(kept)
-        std = float(np.median(np.abs(kept - med))) * MAD_TO_STD
+        std = _sorted_mad_std(v, n, med)
         threshold = med + float(sigma) * std
         # values once rejected stay rejected, as in astropy's iterative clip
         new = min(n, int(np.searchsorted(v, threshold, side="right")))
@@ -202,6 +202,14 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
             break
         n = new
     return NoiseClip(med, std, threshold, done)
+
+
+def _sorted_mad_std(v: F64, n: int, med: float) -> float:
+    """``median(|v[:n] - med|) * 1.4826...`` of sorted values, by a walk outward from the
+    median (the same order statistics, so the same number as :func:`numpy.median`)."""
+    from mdark_dask.stackclip import _mad_std
+
+    return float(_mad_std(v, 0, n, med))
 
 
 def _sorted_median(v: F64) -> float:
