@@ -69,14 +69,18 @@ class FrameLevel(NamedTuple):
     std: float
 
 
-def electrons(raw: npt.NDArray[np.floating], gain: float) -> F32:
+def electrons(raw: npt.NDArray[np.floating], gain: float, out: F32 | None = None) -> F32:
     """Convert raw counts to electrons: ``float32(float64(raw) * gain)`` (reference §3.4).
 
-    The raw values must already be the physical values (BZERO/BSCALE applied) in float64,
-    as ccdproc multiplies them by a float64 gain before the cast to float32.
+    The raw values must already be the physical values (BZERO/BSCALE applied), as ccdproc
+    multiplies them by a float64 gain before the cast to float32. The product is computed
+    in float64 and rounded once into ``out`` (allocated when None), with no frame-sized
+    float64 temporary.
     """
-    out = np.multiply(raw, np.float64(gain), dtype=np.float64)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    if out is None:
+        out = np.empty(np.shape(raw), dtype=np.float32)
+    np.multiply(raw, np.float64(gain), out=out, dtype=np.float64, casting="same_kind")
+    return out
 
 
 def deviation(e: F32, ron: float) -> F32:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask.errors import InputError, OutputError
+from mdark_dask.kernels import electrons
 
 #: File names taken for FITS frames (astropy reads gzip and bzip2 transparently).
 FITS_SUFFIXES = tuple(
@@ -176,8 +177,8 @@ def read_header(path: str | Path) -> fits.Header:
 class FrameReader:
     """Lazy prepared frame: rotated, trimmed and in electrons, read on indexing.
 
-    The conversion is :func:`mdark_dask.kernels.electrons` done in place on a reused
-    float64 block, so reading allocates no frame-sized temporaries.
+    The conversion is :func:`mdark_dask.kernels.electrons`, fed from a reused float64
+    block, so reading allocates no frame-sized temporaries.
 
     Has ``shape``, ``dtype``, ``ndim`` and ``__getitem__``, so ``dask.array.from_array``
     can wrap it; dask decides the chunks.
@@ -243,8 +244,7 @@ class FrameReader:
                 np.copyto(block, view[r0 : r0 + rows], casting="unsafe")
                 if offset:
                     block += offset  # exact: the pseudo-unsigned offset
-                np.multiply(block, gain, out=block)
-                result[r0 : r0 + rows] = block
+                electrons(block, gain, out=result[r0 : r0 + rows])
         except (OSError, ValueError) as exc:  # e.g. a frame truncated after the scan
             raise InputError(f"{self.raw.path}: cannot read pixel data ({exc})") from None
         return result.reshape([n for i, n in enumerate(result.shape) if i not in drop])
