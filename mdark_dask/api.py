@@ -28,7 +28,7 @@ from mdark_dask.io.fits import read_header, write_atomic
 from mdark_dask.night import NightPlan
 from mdark_dask.product import build_hdul, primary_header
 from mdark_dask.qc import apply_ranges, qc_rows
-from mdark_dask.recipe import ProductPlan, level_graph, plan_product, strip_graph
+from mdark_dask.recipe import ProductPlan, join_strips, level_tasks, plan_product, strip_tasks
 from mdark_dask.stack import prepared_stack
 
 if TYPE_CHECKING:
@@ -112,11 +112,12 @@ def master_dark(
     p = plan(inputs, settings=settings, numerics=numerics)
     p = ProductPlan(p.name, p.frameset, p.settings, p.workspace, rows, plots=False)
     s = p.settings
-    levels = level_graph(p)
-    strips = strip_graph(p, levels)
+    levels = level_tasks(p)
+    strip = dask.delayed(join_strips, pure=True)(strip_tasks(p, levels))
     master = dask.delayed(kernels.finalize, pure=True, nout=None)(
-        strips, levels, s.frame_sigma, s.frame_iterations, s.numerics
-    )
+        strip, dask.delayed(np.stack, pure=True)(levels), s.frame_sigma, s.frame_iterations,
+        s.numerics,
+    )  # fmt: skip
     shape = p.frameset.spec.trimmed_shape(*p.frameset.binning)
 
     def image(field: str, dtype: Any) -> da.Array:

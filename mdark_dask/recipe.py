@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
-import dask.array as da
 import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
@@ -35,8 +34,14 @@ from mdark_dask import kernels
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
-from mdark_dask.hotpix import find_hot_pixels
-from mdark_dask.io.fits import RawFrame, is_fits_name, read_header, write_atomic
+from mdark_dask.hotpix import HotPixels, find_hot_pixels
+from mdark_dask.io.fits import (
+    RawFrame,
+    StackReader,
+    is_fits_name,
+    read_header,
+    write_atomic,
+)
 from mdark_dask.io.sof import read_sof
 from mdark_dask.naming import organiser_sof_name, rospeed_field
 from mdark_dask.product import (
@@ -51,7 +56,7 @@ from mdark_dask.product import (
 )
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import frame_stack, strip_stack
+from mdark_dask.stack import stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
 
@@ -275,49 +280,81 @@ def plan_frames(
     )
 
 
-def _level_block(
-    block: npt.NDArray[np.float32], sigma: float, maxiters: int, numerics: kernels.Numerics
+def _frame_level(
+    reader: StackReader, index: int, sigma: float, maxiters: int, numerics: kernels.Numerics
 ) -> npt.NDArray[np.float64]:
-    level = kernels.frame_level(np.ascontiguousarray(block[0]), sigma, maxiters, numerics)
-    return np.asarray([level], dtype=np.float64)
+    """Task: read one whole prepared frame and clip its level; ``(lo, hi, mean, std)``."""
+    frame = reader.frames[index].read(slice(None))
+    level = kernels.frame_level(frame, sigma, maxiters, numerics)
+    return np.asarray(level, dtype=np.float64)
 
 
-def _strip_block(
-    block: npt.NDArray[np.float32],
-    levels: npt.NDArray[np.float64],
+def _stack_strip(
+    reader: StackReader,
+    rows: tuple[int, int],
+    levels: Sequence[npt.NDArray[np.float64]],
     ron: float,
     sigma: float,
     maxiters: int,
 ) -> npt.NDArray[np.void]:
-    return kernels.stack_strip(block, levels, ron, sigma, maxiters)
+    """Task: read one row strip of every frame and clip-and-mean it (reads and clips in
+    one task, so a strip's pixels never wait in memory for a free thread)."""
+    block = reader[:, rows[0] : rows[1], :]
+    return kernels.stack_strip(block, np.stack(levels), ron, sigma, maxiters)
 
 
-def level_graph(plan: ProductPlan) -> da.Array:
-    """Lazy (n_frames, 4) float64 array of per-frame ``(lo, hi, mean, std)``."""
+def strip_bounds(plan: ProductPlan) -> list[tuple[int, int]]:
+    """The row strips of a plan: ``(first, stop)`` rows, :func:`strip_rows` high (or
+    ``plan.rows``), covering every row once, top to bottom."""
+    n, ny, nx = stack_reader(plan.frameset).shape
+    step = plan.rows or strip_rows(n, ny, nx)
+    return [(y0, min(y0 + step, ny)) for y0 in range(0, ny, step)]
+
+
+def _reader_task(plan: ProductPlan, token: str) -> Delayed:
+    """The set's stack reader as one graph key: tasks refer to it, so it is neither
+    walked by dask for every task nor shipped with every task."""
+    reader: Delayed = dask.delayed(
+        stack_reader(plan.frameset), name=f"reader-{token}", traverse=False
+    )
+    return reader
+
+
+def level_tasks(plan: ProductPlan, token: str | None = None) -> list[Delayed]:
+    """One lazy task per frame: its level clip ``(lo, hi, mean, std)`` (reference §4.2)."""
     s = plan.settings
-    return da.blockwise(
-        _level_block, "fs",
-        frame_stack(plan.frameset), "fyx",
-        new_axes={"s": 4},
-        concatenate=True,
-        dtype=np.float64,
-        meta=np.empty((0, 0), dtype=np.float64),
-        sigma=s.frame_sigma, maxiters=s.frame_iterations, numerics=s.numerics,
-    )  # fmt: skip
+    token = token or tokenize(plan)
+    reader = _reader_task(plan, token)
+    task = dask.delayed(_frame_level, pure=True)
+    return [
+        task(reader, i, s.frame_sigma, s.frame_iterations, s.numerics,
+             dask_key_name=(f"level-{token}", i))
+        for i in range(len(plan.frameset.frames))
+    ]  # fmt: skip
 
 
-def strip_graph(plan: ProductPlan, levels: da.Array) -> da.Array:
-    """Lazy (rows, cols) array of STRIP_DTYPE: the stacked master before the post clip."""
+def strip_tasks(
+    plan: ProductPlan, levels: Sequence[Delayed], token: str | None = None
+) -> list[Delayed]:
+    """One lazy task per row strip: the stacked master before the post clip (§4.3 B1-B4).
+
+    Each returns a ``(rows, cols)`` array of :data:`kernels.STRIP_DTYPE`; they depend on
+    every frame's level (the per-frame level is subtracted before the stack clip).
+    """
     s = plan.settings
-    return da.blockwise(
-        _strip_block, "yx",
-        strip_stack(plan.frameset, plan.rows), "fyx",
-        levels.rechunk(levels.shape), "fs",
-        concatenate=True,
-        dtype=kernels.STRIP_DTYPE,
-        meta=np.empty((0, 0), dtype=kernels.STRIP_DTYPE),
-        ron=plan.frameset.ron, sigma=s.stacked_sigma, maxiters=s.stacked_iterations,
-    )  # fmt: skip
+    token = token or tokenize(plan)
+    reader = _reader_task(plan, token)
+    task = dask.delayed(_stack_strip, pure=True)
+    return [
+        task(reader, rows, list(levels), plan.frameset.ron, s.stacked_sigma,
+             s.stacked_iterations, dask_key_name=(f"strip-{token}", j))
+        for j, rows in enumerate(strip_bounds(plan))
+    ]  # fmt: skip
+
+
+def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> npt.NDArray[np.void]:
+    """The whole stacked frame from its row strips, top to bottom."""
+    return np.concatenate(list(strips), axis=0) if len(strips) > 1 else strips[0]
 
 
 def _master_plots(
@@ -332,8 +369,19 @@ def _master_plots(
     return (*plots, write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name))
 
 
+def _hotpix_plots(
+    hot: HotPixels, strip: npt.NDArray[np.void], plan: ProductPlan
+) -> tuple[str, ...]:
+    """The hot-pixel map and the dark-current and noise distributions."""
+    from mdark_dask.plots import write_hotpix_plots
+
+    return write_hotpix_plots(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
+
+
 def finalize_product(
-    strip: npt.NDArray[np.void], levels: npt.NDArray[np.float64], plan: ProductPlan
+    strips: Sequence[npt.NDArray[np.void]],
+    frame_levels: Sequence[npt.NDArray[np.float64]],
+    plan: ProductPlan,
 ) -> ProductResult:
     """The final task: post-stack clip, hot pixels, QC, headers, atomic writes and QC plots.
 
@@ -343,15 +391,19 @@ def finalize_product(
     start = time.perf_counter()
     s = plan.settings
     fs = plan.frameset
+    strip = join_strips(strips)
+    levels = np.stack(frame_levels)
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
-    # the master's own plots need nothing more: draw them in a second thread while the
-    # hot pixels are found and the products written (numpy and file I/O release the GIL)
+    # the plots need only the master and then the hot pixels: a second thread draws them
+    # while this one finds the hot pixels and writes the products (numpy, the compiled
+    # kernels and file I/O release the GIL), so plotting costs the product almost nothing
     with ThreadPoolExecutor(max_workers=1) as pool:
         early = pool.submit(_master_plots, master, levels, plan) if plan.plots else None
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
+        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
@@ -368,13 +420,8 @@ def finalize_product(
         write_atomic(noise, plan.noise_path)
         write_atomic(build_hdul(master, header), plan.product_path)
         plots: tuple[str, ...] = ()
-        if early is not None:
-            from mdark_dask.plots import write_hotpix_plots
-
-            plots = early.result()
-            plots += write_hotpix_plots(
-                hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name
-            )
+        if early is not None and late is not None:
+            plots = early.result() + late.result()
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),
@@ -391,10 +438,17 @@ def finalize_product(
 
 
 def master_graph(plan: ProductPlan) -> Delayed:
-    """The whole lazy graph of one product; computing it writes the product."""
-    levels = level_graph(plan)
-    strips = strip_graph(plan, levels)
+    """The whole lazy graph of one product; computing it writes the product.
+
+    One task per frame (level clip), one per row strip (read, stack clip and mean) and one
+    final task (post-stack clip, hot pixels, QC, writes, plots). Built from plain delayed
+    tasks over :class:`mdark_dask.io.fits.StackReader` windows, so the command never pays
+    for importing ``dask.array`` (and the xarray, pandas and scipy it pulls in).
+    """
+    token = tokenize(plan)
+    levels = level_tasks(plan, token)
+    strips = strip_tasks(plan, levels, token)
     task = dask.delayed(finalize_product, pure=True)
-    key = f"finalize-{plan.name}-{tokenize(plan)}"
-    result: Delayed = task(strips, levels, plan, dask_key_name=key)
+    plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
+    result: Delayed = task(strips, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
     return result

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import dask.array as da
 import numpy as np
 
 from mdark_dask.frameset import FrameSet
 from mdark_dask.io.fits import FrameReader, StackReader
 
 if TYPE_CHECKING:
+    import dask.array as da
     import xarray as xr
 
 #: Target bytes of float32 stack per strip task: big enough that a task is ~0.1-1 s of
@@ -47,6 +47,8 @@ def stack_reader(frameset: FrameSet) -> StackReader:
 
 
 def _from_reader(reader: StackReader, chunks: tuple[int, int, int]) -> da.Array:
+    import dask.array as da  # only the array views need it; the recipe's graph does not
+
     return da.from_array(
         reader,
         chunks=chunks,

@@ -26,7 +26,7 @@ import mdark_dask.io.fits as mfits
 from mdark_dask.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
 from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import FrameReader, StackReader, scan_frame
-from mdark_dask.recipe import level_graph, master_graph, plan_product, strip_graph
+from mdark_dask.recipe import level_tasks, master_graph, plan_product, strip_bounds, strip_tasks
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 from mdark_dask.stack import frame_stack, prepared_stack, stack_reader, strip_stack
 
@@ -160,10 +160,11 @@ def test_building_stack_and_graph_reads_no_pixels(
     plan = plan_product([str(sof)], tmp_path / "ws", plots=False)
     xa = prepared_stack(plan.frameset)
     strip_stack(plan.frameset, 7)
-    levels = level_graph(plan)
-    strips = strip_graph(plan, levels)
+    levels = level_tasks(plan)
+    strips = strip_tasks(plan, levels)
     graph = master_graph(plan)
-    assert graph is not None and strips.shape == (2048, 404)
+    assert graph is not None and len(levels) == len(plan.frameset.frames)
+    assert len(strips) == len(strip_bounds(plan))
     assert sum(pixel_reads.values()) == 0, dict(pixel_reads)
     assert not plan.product_path.exists()
     # ...and the counter does see reads once something is computed
@@ -376,3 +377,16 @@ def test_stack_reader_reads_every_frame(vis_frameset: FrameSet) -> None:
     np.testing.assert_array_equal(got, expected[:, 30:61])
     np.testing.assert_array_equal(reader[1, 5:9, 0:404], expected[1, 5:9])
     np.testing.assert_array_equal(reader[slice(1, 3), slice(0, 2048), slice(0, 404)], expected[1:])
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, None, 10_000])
+def test_strip_bounds_cover_every_row_once(
+    vis_set: tuple[Path, list[Path]], tmp_path: Path, rows: int | None
+) -> None:
+    sof, _ = vis_set
+    plan = plan_product([str(sof)], tmp_path / "ws", rows=rows, plots=False)
+    bounds = strip_bounds(plan)
+    ny = stack_reader(plan.frameset).shape[1]
+    covered = [y for y0, y1 in bounds for y in range(y0, y1)]
+    assert covered == list(range(ny))
+    assert all(y1 - y0 == (rows or bounds[0][1]) for y0, y1 in bounds[:-1])
