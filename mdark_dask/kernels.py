@@ -16,7 +16,8 @@ over blocks. Two facts make tiling exact:
 from __future__ import annotations
 
 import warnings
-from typing import Final, Literal, NamedTuple
+from collections.abc import Mapping
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,11 @@ Bool = npt.NDArray[np.bool_]
 STRIP_DTYPE: Final = np.dtype(
     [("flux", "<f4"), ("errs", "<f4"), ("mask", "u1"), ("noise", "<f4"), ("noise_peel", "<f4")]
 )
+
+
+#: The whole stacked frame: a STRIP_DTYPE array, or its fields as separate (contiguous)
+#: arrays by name; both index as ``strip["flux"]``.
+Stacked = Mapping[str, npt.NDArray[Any]] | npt.NDArray[np.void]
 
 
 #: An extreme value is peeled off a pixel's values for ``noise_peel`` when more than this
@@ -334,7 +340,7 @@ class Master(NamedTuple):
 
 
 def finalize(
-    strip: npt.NDArray[np.void],
+    strip: Stacked,
     levels: F64,
     sigma: float,
     maxiters: int,
@@ -344,8 +350,9 @@ def finalize(
 
     Parameters
     ----------
-    strip : ndarray of STRIP_DTYPE, shape (rows, cols)
-        The whole stacked frame (all strips of :func:`stack_strip` joined).
+    strip : ndarray of STRIP_DTYPE, or a mapping of its field names to arrays
+        The whole stacked frame (all strips of :func:`stack_strip` joined), shape
+        ``(rows, cols)``.
     levels : ndarray of float64, shape (n_frames, 4)
         Per-frame level-clip results in frame order.
     sigma, maxiters : float, int

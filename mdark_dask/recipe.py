@@ -5,7 +5,9 @@ turns a plan into a lazy dask graph:
 
 * one task per frame: the whole-frame level clip (reference §4.2), exact because the frame
   is whole and in C order;
-* one task per row strip: per-pixel stack clip and means over all frames (§4.3 B1-B4);
+* one task per row strip: read the strip of every frame, per-pixel stack clip and means
+  over all frames (§4.3 B1-B4);
+* one task that joins the strips into whole-frame arrays (then the strips are released);
 * one final task: post-stack clip, QC, product write and QC plots (§4.3 B5-§6).
 
 Nothing computes here; :mod:`mdark_dask.scheduler` does.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dask
 import numpy as np
@@ -352,9 +355,12 @@ def strip_tasks(
     ]  # fmt: skip
 
 
-def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> npt.NDArray[np.void]:
-    """The whole stacked frame from its row strips, top to bottom."""
-    return np.concatenate(list(strips), axis=0) if len(strips) > 1 else strips[0]
+def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray[Any]]:
+    """The whole stacked frame from its row strips, top to bottom, one contiguous array
+    per field of :data:`kernels.STRIP_DTYPE` (a strided field view costs several times
+    more to checksum and write, and to feed the whole-frame kernels)."""
+    names = kernels.STRIP_DTYPE.names or ()
+    return {name: np.concatenate([s[name] for s in strips], axis=0) for name in names}
 
 
 def _master_plots(
@@ -370,7 +376,7 @@ def _master_plots(
 
 
 def _hotpix_plots(
-    hot: HotPixels, strip: npt.NDArray[np.void], plan: ProductPlan
+    hot: HotPixels, strip: dict[str, npt.NDArray[Any]], plan: ProductPlan
 ) -> tuple[str, ...]:
     """The hot-pixel map and the dark-current and noise distributions."""
     from mdark_dask.plots import write_hotpix_plots
@@ -379,7 +385,7 @@ def _hotpix_plots(
 
 
 def finalize_product(
-    strips: Sequence[npt.NDArray[np.void]],
+    strip: dict[str, npt.NDArray[Any]],
     frame_levels: Sequence[npt.NDArray[np.float64]],
     plan: ProductPlan,
 ) -> ProductResult:
@@ -391,7 +397,6 @@ def finalize_product(
     start = time.perf_counter()
     s = plan.settings
     fs = plan.frameset
-    strip = join_strips(strips)
     levels = np.stack(frame_levels)
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     # the plots need only the master and then the hot pixels: a second thread draws them
@@ -440,15 +445,19 @@ def finalize_product(
 def master_graph(plan: ProductPlan) -> Delayed:
     """The whole lazy graph of one product; computing it writes the product.
 
-    One task per frame (level clip), one per row strip (read, stack clip and mean) and one
-    final task (post-stack clip, hot pixels, QC, writes, plots). Built from plain delayed
-    tasks over :class:`mdark_dask.io.fits.StackReader` windows, so the command never pays
-    for importing ``dask.array`` (and the xarray, pandas and scipy it pulls in).
+    One task per frame (level clip), one per row strip (read, stack clip and mean), one
+    that joins the strips and one final task (post-stack clip, hot pixels, QC, writes,
+    plots). Built from plain delayed tasks over :class:`mdark_dask.io.fits.StackReader`
+    windows, so the command never pays for importing ``dask.array`` (and the xarray,
+    pandas and scipy it pulls in).
     """
     token = tokenize(plan)
     levels = level_tasks(plan, token)
     strips = strip_tasks(plan, levels, token)
+    # joining is a task of its own: once it is done the strips are released, so the final
+    # task's whole-frame work never holds the strips and their joined copy at once
+    joined = dask.delayed(join_strips, pure=True)(strips, dask_key_name=f"join-{token}")
     task = dask.delayed(finalize_product, pure=True)
     plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
-    result: Delayed = task(strips, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
+    result: Delayed = task(joined, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
     return result
