@@ -25,6 +25,27 @@ from mdark_dask.recipe import ProductPlan, ProductResult, master_graph, plan_fra
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
 
+def local_scheduler(name: str) -> Callable[..., Any]:
+    """The ``get`` function of a dask local scheduler by name.
+
+    Passing the function, not its name, spares ``dask.compute`` its probe for a
+    distributed client, which imports ``distributed`` (~0.12 s of every command).
+    """
+    if name == "sync":
+        from dask.local import get_sync
+
+        return get_sync
+    if name == "threads":
+        from dask.threaded import get
+
+        return get
+    if name == "processes":
+        from dask.multiprocessing import get as get_processes
+
+        return get_processes
+    raise ValueError(f"unknown scheduler {name!r}")
+
+
 def compute_products(
     plans: Sequence[ProductPlan], scheduler: Any = "threads"
 ) -> list[ProductResult]:
@@ -39,9 +60,7 @@ def compute_products(
     """
     graphs = [master_graph(plan) for plan in plans]
     if isinstance(scheduler, str):
-        if scheduler not in LOCAL_SCHEDULERS:
-            raise ValueError(f"unknown scheduler {scheduler!r}")
-        return list(dask.compute(*graphs, scheduler=scheduler))
+        return list(dask.compute(*graphs, scheduler=local_scheduler(scheduler)))
     futures = scheduler.compute(graphs)
     return list(scheduler.gather(futures))
 
@@ -142,7 +161,7 @@ def run_plans(
     if client is None:
         for s, plan in todo:
             try:
-                (result,) = dask.compute(master_graph(plan), scheduler="sync")
+                (result,) = dask.compute(master_graph(plan), scheduler=local_scheduler("sync"))
             except Exception as exc:  # one set's failure never stops the others
                 record(s, plan, None, exc)
             else:
