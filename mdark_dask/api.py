@@ -115,7 +115,7 @@ def master_dark(
     levels = level_tasks(p)
     strip = dask.delayed(join_strips, pure=True)(strip_tasks(p, levels))
     master = dask.delayed(kernels.finalize, pure=True, nout=None)(
-        strip, dask.delayed(np.stack, pure=True)(levels), s.frame_sigma, s.frame_iterations,
+        strip, dask.delayed(np.concatenate, pure=True)(levels), s.frame_sigma, s.frame_iterations,
         s.numerics,
     )  # fmt: skip
     shape = p.frameset.spec.trimmed_shape(*p.frameset.binning)

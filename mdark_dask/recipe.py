@@ -59,7 +59,7 @@ from mdark_dask.product import (
 )
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import stack_reader, strip_rows
+from mdark_dask.stack import TARGET_STRIP_BYTES, stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
 
@@ -283,13 +283,20 @@ def plan_frames(
     )
 
 
-def _frame_level(
-    reader: StackReader, index: int, sigma: float, maxiters: int, numerics: kernels.Numerics
+def _frame_levels(
+    reader: StackReader,
+    frames: tuple[int, int],
+    sigma: float,
+    maxiters: int,
+    numerics: kernels.Numerics,
 ) -> npt.NDArray[np.float64]:
-    """Task: read one whole prepared frame and clip its level; ``(lo, hi, mean, std)``."""
-    frame = reader.frames[index].read(slice(None))
-    level = kernels.frame_level(frame, sigma, maxiters, numerics)
-    return np.asarray(level, dtype=np.float64)
+    """Task: read whole prepared frames ``frames[0]`` to ``frames[1] - 1`` one at a time
+    and clip each one's level; rows ``(lo, hi, mean, std)``."""
+    levels = np.empty((frames[1] - frames[0], 4), dtype=np.float64)
+    for row, index in enumerate(range(*frames)):
+        frame = reader.frames[index].read(slice(None))
+        levels[row] = kernels.frame_level(frame, sigma, maxiters, numerics)
+    return levels
 
 
 def _stack_strip(
@@ -303,7 +310,7 @@ def _stack_strip(
     """Task: read one row strip of every frame and clip-and-mean it (reads and clips in
     one task, so a strip's pixels never wait in memory for a free thread)."""
     block = reader[:, rows[0] : rows[1], :]
-    return kernels.stack_strip(block, np.stack(levels), ron, sigma, maxiters)
+    return kernels.stack_strip(block, np.concatenate(levels), ron, sigma, maxiters)
 
 
 def strip_bounds(plan: ProductPlan) -> list[tuple[int, int]]:
@@ -323,16 +330,26 @@ def _reader_task(plan: ProductPlan, token: str) -> Delayed:
     return reader
 
 
+def level_groups(plan: ProductPlan) -> list[tuple[int, int]]:
+    """The frames of each level task: ``(first, stop)`` indices, about
+    :data:`TARGET_STRIP_BYTES` of prepared pixels per task (two 2k x 2k frames), so a task
+    is not much shorter than dask's ~100 ms sweet spot while every core still gets work."""
+    n, ny, nx = stack_reader(plan.frameset).shape
+    per_task = max(1, round(TARGET_STRIP_BYTES / (ny * nx * 4)))
+    return [(i, min(i + per_task, n)) for i in range(0, n, per_task)]
+
+
 def level_tasks(plan: ProductPlan, token: str | None = None) -> list[Delayed]:
-    """One lazy task per frame: its level clip ``(lo, hi, mean, std)`` (reference §4.2)."""
+    """Lazy per-frame level clips (reference §4.2), a few whole frames per task; each task
+    gives one ``(lo, hi, mean, std)`` row per frame, in frame order."""
     s = plan.settings
     token = token or tokenize(plan)
     reader = _reader_task(plan, token)
-    task = dask.delayed(_frame_level, pure=True)
+    task = dask.delayed(_frame_levels, pure=True)
     return [
-        task(reader, i, s.frame_sigma, s.frame_iterations, s.numerics,
+        task(reader, frames, s.frame_sigma, s.frame_iterations, s.numerics,
              dask_key_name=(f"level-{token}", i))
-        for i in range(len(plan.frameset.frames))
+        for i, frames in enumerate(level_groups(plan))
     ]  # fmt: skip
 
 
@@ -397,7 +414,7 @@ def finalize_product(
     start = time.perf_counter()
     s = plan.settings
     fs = plan.frameset
-    levels = np.stack(frame_levels)
+    levels = np.concatenate(frame_levels)
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     # the plots need only the master and then the hot pixels: a second thread draws them
     # while this one finds the hot pixels and writes the products (numpy, the compiled

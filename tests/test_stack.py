@@ -26,7 +26,14 @@ import mdark_dask.io.fits as mfits
 from mdark_dask.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
 from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import FrameReader, StackReader, scan_frame
-from mdark_dask.recipe import level_tasks, master_graph, plan_product, strip_bounds, strip_tasks
+from mdark_dask.recipe import (
+    level_groups,
+    level_tasks,
+    master_graph,
+    plan_product,
+    strip_bounds,
+    strip_tasks,
+)
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 from mdark_dask.stack import frame_stack, prepared_stack, stack_reader, strip_stack
 
@@ -163,7 +170,7 @@ def test_building_stack_and_graph_reads_no_pixels(
     levels = level_tasks(plan)
     strips = strip_tasks(plan, levels)
     graph = master_graph(plan)
-    assert graph is not None and len(levels) == len(plan.frameset.frames)
+    assert graph is not None and len(levels) == len(level_groups(plan))
     assert len(strips) == len(strip_bounds(plan))
     assert sum(pixel_reads.values()) == 0, dict(pixel_reads)
     assert not plan.product_path.exists()
@@ -390,3 +397,13 @@ def test_strip_bounds_cover_every_row_once(
     covered = [y for y0, y1 in bounds for y in range(y0, y1)]
     assert covered == list(range(ny))
     assert all(y1 - y0 == (rows or bounds[0][1]) for y0, y1 in bounds[:-1])
+
+
+def test_level_groups_cover_every_frame_once(
+    vis_set: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    sof, _ = vis_set
+    plan = plan_product([str(sof)], tmp_path / "ws", plots=False)
+    groups = level_groups(plan)
+    assert [i for a, b in groups for i in range(a, b)] == list(range(len(plan.frameset.frames)))
+    assert all(b > a for a, b in groups)
