@@ -309,6 +309,9 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
             "tasks": stats.tasks,
             "spilled_bytes": stats.spilled_bytes,
             "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
+            "tasks_under_100ms_by_prefix": dict(stats.short_tasks),
+            "transfers": stats.transfers,
+            "transfer_seconds": round(stats.transfer_seconds, 3),
         },
     }
     report = write_run_report(workspace / "night_report.json", record, outcomes)

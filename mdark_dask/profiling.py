@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Tasks shorter than this are counted as overhead-prone: dask's per-task cost (~1 ms on
+#: a distributed worker) is then not negligible against the work.
+SHORT_TASK = 0.1
+
+#: Keys that hold a literal value (a reader, a plan): nothing to compute, never "short".
+LITERAL_PREFIXES = frozenset({"reader", "plan"})
+
 
 @dataclass
 class RunStats:
@@ -23,6 +30,9 @@ class RunStats:
     spilled_bytes: int = 0
     tasks: int = 0
     by_prefix: dict[str, float] = field(default_factory=dict)
+    transfers: int = 0
+    transfer_seconds: float = 0.0
+    short_tasks: dict[str, int] = field(default_factory=dict)
 
     @property
     def busy_fraction(self) -> float:
@@ -55,12 +65,17 @@ def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
     stats.wall = time.perf_counter() - start
     stats.threads = sum(client.nthreads().values())
     for record in stream.data:
+        prefix = str(record.get("key", "?")).strip("('\"").split("-")[0]
         for part in record.get("startstops", ()):
+            span = part["stop"] - part["start"]
             if part.get("action") == "compute":
-                span = part["stop"] - part["start"]
                 stats.busy += span
-                prefix = str(record.get("key", "?")).strip("('\"").split("-")[0]
                 stats.by_prefix[prefix] = stats.by_prefix.get(prefix, 0.0) + span
+                if span < SHORT_TASK and prefix not in LITERAL_PREFIXES:
+                    stats.short_tasks[prefix] = stats.short_tasks.get(prefix, 0) + 1
+            elif part.get("action") == "transfer":
+                stats.transfers += 1
+                stats.transfer_seconds += span
         stats.tasks += 1
     with contextlib.suppress(Exception):
         stats.spilled_bytes = sum(client.run(_spilled).values())

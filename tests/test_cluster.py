@@ -435,6 +435,11 @@ def test_night_on_real_workers_matches_in_process(
     arms = {(s["instrument"], s["arm"], s["exptime"]) for s in report["sets"]}
     assert arms == {(i, a, e) for i, a, _ in ARM_SETS for e in EXPTIMES}
     assert all(s["frames"] == 3 for s in report["sets"])
+    # the profile of the run: every set's graph ran on the workers, counted by task prefix
+    compute = report["compute"]
+    assert {"level", "strip", "join", "finalize"} <= set(compute["task_seconds_by_prefix"])
+    assert compute["transfers"] >= 0 and compute["transfer_seconds"] >= 0
+    assert set(compute["tasks_under_100ms_by_prefix"]) <= set(compute["task_seconds_by_prefix"])
 
     left_out = {entry["what"]: entry["reason"] for entry in report["left_out"]}
     awkward = night.awkward
