@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from typing import Final, NamedTuple
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -120,15 +121,14 @@ class HotPixels(NamedTuple):
 def robust_level(values: npt.NDArray[np.floating]) -> Robust:
     """Median and MAD-std (``1.4826 * median(|x - median|)``) of the finite values, float64.
 
+    Both medians are order statistics, found by selection (:func:`_middle_pair`) rather
+    than by sorting: the same numbers as :func:`numpy.median` of the float64 values (a zero
+    median is ``+0.0``), in four passes over the data and no float64 copy of it.
+
     >>> robust_level(np.array([1.0, 2.0, 3.0, 4.0, 100.0, np.nan]))
     Robust(median=3.0, std=1.482602218505602)
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = np.sort(v[np.isfinite(v)])
-    if v.size == 0:
-        return Robust(math.nan, math.nan)
-    med = _sorted_median(v)
-    return Robust(med, _sorted_mad_std(v, v.size, med))
+    return _median_mad(_flat(values), _NO_MASK, math.inf)
 
 
 def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tuple[F32, Robust]:
@@ -151,9 +151,13 @@ def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tup
     level : Robust
     """
     comb = np.asarray(combined)
-    good = ~np.asarray(qual, dtype=bool) & np.isfinite(comb)
-    level = robust_level(comb[good] if good.any() else comb)
-    dark = (comb.astype(np.float64) - level.median).astype(np.float32)
+    flat = _flat(comb)
+    masked = _mask_bytes(qual, comb.shape)
+    level = _median_mad(flat, masked, math.inf)
+    if math.isnan(level.median):  # no unmasked finite pixel: every finite pixel
+        level = _median_mad(flat, _NO_MASK, math.inf)
+    dark = np.empty(comb.shape, dtype=np.float32)
+    _subtract(flat, level.median, dark.reshape(-1))
     return dark, level
 
 
@@ -181,41 +185,272 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
     those at or below ``median + sigma * std``; the clip stops when an iteration rejects
     nothing or after ``iterations`` iterations. The threshold is the last iteration's.
     Low values are never rejected: a quiet pixel is not a defect of a dark.
+
+    Values once rejected stay rejected (as in astropy's iterative clip), so the kept values
+    are always those at or below the lowest threshold so far, ``cap``: every iteration is
+    two selections over the image (median, then MAD) restricted to ``value <= cap``, and
+    the count of the next iteration's first pass says whether anything was rejected.
     """
-    v = np.asarray(image, dtype=np.float64).ravel()
-    v = np.sort(v[np.isfinite(v)])
-    if v.size == 0:
+    v = _flat(image)
+    sigma = float(sigma)
+    hist = np.empty(_BUCKETS, dtype=np.int64)
+    n, lo, hi = _middle_pair(v, _NO_MASK, math.inf, math.nan, -1, hist)
+    if n == 0:
         return NoiseClip(math.nan, math.nan, math.nan, 0)
-    # sorted: the kept values are always a prefix v[:n]
-    n = v.size
+    cap = math.inf
     med = std = threshold = math.nan
     done = 0
     while done < int(iterations):
         done += 1
-        kept = v[:n]
-        med = _sorted_median(kept)
-        std = _sorted_mad_std(v, n, med)
-        threshold = med + float(sigma) * std
-        # values once rejected stay rejected, as in astropy's iterative clip
-        new = min(n, int(np.searchsorted(v, threshold, side="right")))
+        med = _middle_value(n, lo, hi)
+        _, dlo, dhi = _middle_pair(v, _NO_MASK, cap, med, -1, hist)
+        std = _middle_value(n, dlo, dhi) * MAD_TO_STD
+        threshold = med + sigma * std
+        if done == int(iterations):
+            break  # the last iteration's rejections change nothing returned
+        cap = min(cap, threshold)
+        new, lo, hi = _middle_pair(v, _NO_MASK, cap, math.nan, n, hist)
         if new == n:
             break
         n = new
     return NoiseClip(med, std, threshold, done)
 
 
-def _sorted_mad_std(v: F64, n: int, med: float) -> float:
-    """``median(|v[:n] - med|) * 1.4826...`` of sorted values, by a walk outward from the
-    median (the same order statistics, so the same number as :func:`numpy.median`)."""
-    from mdark_dask.stackclip import _mad_std
+# ------------------------------------------------------------------------------------------
+# selection: order statistics of float32/float64 data without sorting it
+#
+# Every value is mapped to a signed 64-bit integer in the same order (its float64 bits,
+# negatives reflected). A first pass counts the values in 2**20 buckets of the key's top
+# bits; a second gathers the bucket of the wanted rank into a small buffer (a fraction of a
+# percent of an image of noise), narrowed the same way on 16 more bits at a time, until a
+# handful of values is left to sort. Keys are exact, so the k-th value found is the k-th
+# value of the sorted float64 data, whatever the data: the same number as a sort gives.
 
-    return float(_mad_std(v, 0, n, med))
+#: Buckets of the first pass: the key's top 20 bits (sign, exponent, 8 bits of mantissa),
+#: so a bucket spans 1/256 of an octave, a fraction of a percent of an image of noise.
+_BUCKETS: Final = 1 << 20
+_SHIFT: Final = 44
+_NO_MASK: Final = np.zeros(0, dtype=np.uint8)
 
 
-def _sorted_median(v: F64) -> float:
-    """Median of sorted values: a lookup, the same number as :func:`numpy.median`."""
-    m = v.size // 2
-    return float(v[m]) if v.size % 2 else float(0.5 * (v[m - 1] + v[m]))
+def _flat(values: npt.ArrayLike) -> npt.NDArray[np.float32 | np.float64]:
+    """A contiguous 1-d view (float32 and float64 as they are, anything else as float64)."""
+    v = np.asarray(values)
+    if v.dtype != np.float32 and v.dtype != np.float64:
+        v = v.astype(np.float64)
+    return np.ascontiguousarray(v).reshape(-1)
+
+
+def _mask_bytes(
+    qual: npt.NDArray[np.integer | np.bool_], shape: tuple[int, ...]
+) -> npt.NDArray[np.uint8]:
+    """The mask as contiguous bytes, non-zero = masked (a view when it already is bytes)."""
+    q = np.ascontiguousarray(qual).reshape(-1)
+    if q.size != math.prod(shape):
+        raise ValueError(f"qual has shape {np.shape(qual)}, the master {shape}")
+    if q.dtype.itemsize != 1 or q.dtype.kind not in "biu":
+        q = np.not_equal(q, 0)
+    return q.view(np.uint8)
+
+
+def _middle_value(n: int, lo: float, hi: float) -> float:
+    """The median from the two middle order statistics, as :func:`numpy.median` forms it."""
+    return lo if n % 2 else 0.5 * (lo + hi)
+
+
+def _median_mad(v: npt.NDArray[np.floating], masked: npt.NDArray[np.uint8], cap: float) -> Robust:
+    """Median and MAD-std of the finite, unmasked ``v <= cap`` (NaN when there are none)."""
+    hist = np.empty(_BUCKETS, dtype=np.int64)
+    n, lo, hi = _middle_pair(v, masked, cap, math.nan, -1, hist)
+    if n == 0:
+        return Robust(math.nan, math.nan)
+    med = _middle_value(n, lo, hi)
+    _, dlo, dhi = _middle_pair(v, masked, cap, med, -1, hist)
+    return Robust(med, _middle_value(n, dlo, dhi) * MAD_TO_STD)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _key(
+    t: float, scratch: npt.NDArray[np.float64], bits: npt.NDArray[np.int64]
+) -> int:  # pragma: no cover
+    """Signed integer in the order of the finite float ``t`` (``-0.0`` as ``0.0``).
+
+    ``scratch`` and ``bits`` are one float64 and its int64 view: the bit cast.
+    """
+    scratch[0] = t + 0.0  # -0.0 + 0.0 is +0.0: the zeros compare equal, so share a key
+    k: int = bits[0]
+    if k < 0:
+        k ^= 0x7FFFFFFFFFFFFFFF
+    return k
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _selected(
+    x: float, i: int, masked: npt.NDArray[np.uint8], cap: float
+) -> bool:  # pragma: no cover
+    """Whether ``x = v[i]`` takes part: finite, at most ``cap``, not masked (an empty mask
+    masks nothing)."""
+    return x <= cap and math.isfinite(x) and (masked.size == 0 or masked[i] == 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _histogram(
+    v: npt.NDArray[np.floating],
+    masked: npt.NDArray[np.uint8],
+    cap: float,
+    center: float,
+    hist: npt.NDArray[np.int64],
+) -> int:  # pragma: no cover
+    """Count the ranked values into ``hist`` by the top bits of their key; return how many.
+
+    Ranked are the selected ``v[i]`` (:func:`_selected`), or, when ``center`` is not NaN,
+    their float64 deviations ``|v[i] - center|`` (the MAD's values).
+    """
+    scratch = np.empty(1, dtype=np.float64)
+    bits = scratch.view(np.int64)
+    hist[:] = 0
+    n = 0
+    for i in range(v.size):
+        x = np.float64(v[i])
+        if _selected(x, i, masked, cap):
+            t = x if center != center else abs(x - center)
+            hist[(_key(t, scratch, bits) >> _SHIFT) + _BUCKETS // 2] += 1
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(
+    v: npt.NDArray[np.floating],
+    masked: npt.NDArray[np.uint8],
+    cap: float,
+    center: float,
+    bucket: int,
+    buf: npt.NDArray[np.float64],
+) -> None:  # pragma: no cover
+    """Copy the ranked values of one bucket of :func:`_histogram` into ``buf`` (its size)."""
+    scratch = np.empty(1, dtype=np.float64)
+    bits = scratch.view(np.int64)
+    j = 0
+    for i in range(v.size):
+        x = np.float64(v[i])
+        if _selected(x, i, masked, cap):
+            t = x if center != center else abs(x - center)
+            if (_key(t, scratch, bits) >> _SHIFT) + _BUCKETS // 2 == bucket:
+                buf[j] = t
+                j += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket_of(hist: npt.NDArray[np.int64], rank: int) -> tuple[int, int]:  # pragma: no cover
+    """The bucket holding the ``rank``-th smallest value, and how many values lie below it."""
+    b = 0
+    below = 0
+    while below + hist[b] <= rank:
+        below += hist[b]
+        b += 1
+    return b, below
+
+
+@numba.njit(cache=True, nogil=True)
+def _middle_pair(
+    v: npt.NDArray[np.floating],
+    masked: npt.NDArray[np.uint8],
+    cap: float,
+    center: float,
+    stop: int,
+    hist: npt.NDArray[np.int64],
+) -> tuple[int, float, float]:  # pragma: no cover
+    """Count and the two middle order statistics of the ranked values (:func:`_histogram`).
+
+    Returns ``(n, a, b)``, ``a`` and ``b`` the ``(n-1)//2``-th and ``n//2``-th smallest
+    (0-based; the same value when ``n`` is odd); NaN, NaN when ``n`` is 0 or ``stop``
+    (one pass only: enough to see that a clip iteration rejected nothing).
+    """
+    n = _histogram(v, masked, cap, center, hist)
+    if n == 0 or n == stop:
+        return n, math.nan, math.nan
+    rank = (n - 1) // 2
+    second = n // 2 - rank  # 0 (odd n) or 1 (even n)
+    b_lo, below = _bucket_of(hist, rank)
+    b_hi, _ = _bucket_of(hist, rank + second)
+    buf = np.empty(hist[b_lo], dtype=np.float64)
+    _gather(v, masked, cap, center, b_lo, buf)
+    if b_hi == b_lo:
+        a, b = _select_pair(buf, rank - below, second, hist)
+        return n, a, b
+    # the two ranks straddle buckets: the last value of one, the first of the next
+    nxt = np.empty(hist[b_hi], dtype=np.float64)
+    _gather(v, masked, cap, center, b_hi, nxt)
+    return n, buf.max() + 0.0, nxt.min() + 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _select_pair(
+    buf: npt.NDArray[np.float64], rank: int, second: int, hist: npt.NDArray[np.int64]
+) -> tuple[float, float]:  # pragma: no cover
+    """The ``rank``-th and ``(rank + second)``-th smallest of ``buf`` (keys sharing their
+    top 20 bits), narrowing on 16 more bits of the key at a time; ``buf`` is reused."""
+    scratch = np.empty(1, dtype=np.float64)
+    bits = scratch.view(np.int64)
+    m = buf.size
+    for shift in (28, 12, 0):
+        if m <= 32:
+            break
+        hist[:65536] = 0
+        for j in range(m):
+            hist[(_key(buf[j], scratch, bits) >> shift) & 0xFFFF] += 1
+        b_lo, below = _bucket_of(hist, rank)
+        if rank + second >= below + hist[b_lo]:  # straddles: last of b_lo, next's first
+            largest = -math.inf
+            smallest = math.inf
+            for j in range(m):
+                b = (_key(buf[j], scratch, bits) >> shift) & 0xFFFF
+                if b == b_lo:
+                    largest = max(largest, buf[j])
+                elif b > b_lo:
+                    smallest = min(smallest, buf[j])
+            return largest + 0.0, smallest + 0.0
+        w = 0
+        for j in range(m):
+            if (_key(buf[j], scratch, bits) >> shift) & 0xFFFF == b_lo:
+                buf[w] = buf[j]
+                w += 1
+        m = w
+        rank -= below
+    if m > 32:  # all 64 bits of the key alike: one value
+        return buf[0] + 0.0, buf[0] + 0.0
+    part = np.sort(buf[:m])
+    return part[rank] + 0.0, part[rank + second] + 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _subtract(
+    v: npt.NDArray[np.floating], level: float, out: npt.NDArray[np.float32]
+) -> None:  # pragma: no cover
+    """``out = float32(float64(v) - level)``, without a float64 image in between."""
+    for i in range(v.size):
+        out[i] = np.float32(np.float64(v[i]) - level)
+
+
+@numba.njit(cache=True, nogil=True)
+def _flags(
+    dark: npt.NDArray[np.float32],
+    noise: npt.NDArray[np.floating],
+    noise_peel: npt.NDArray[np.floating],
+    hot_above: float,
+    noise_above: float,
+    peel_above: float,
+    bpm: npt.NDArray[np.uint8],
+) -> None:  # pragma: no cover
+    """The map in one pass: HOT where ``dark > hot_above``; NOISY where ``noise_peel >
+    peel_above``, or, where ``noise_peel`` is not finite, ``noise > noise_above`` (float64
+    comparisons; NaN is never above)."""
+    for i in range(dark.size):
+        flag = HOT if np.float64(dark[i]) > hot_above else 0
+        p = np.float64(noise_peel[i])
+        noisy = p > peel_above if math.isfinite(p) else np.float64(noise[i]) > noise_above
+        bpm[i] = flag | (NOISY if noisy else 0)
 
 
 def find_hot_pixels(
@@ -257,14 +492,10 @@ def find_hot_pixels(
             raise ValueError(f"{name} has shape {np.shape(arr)}, the master {shape}")
     dark, level = dark_current(combined, qual)
     threshold = hot_threshold(level.std, hot_sigma, hot_rate, exptime)
-    with np.errstate(invalid="ignore"):
-        hot = dark.astype(np.float64) > threshold
-    surv = np.asarray(noise, dtype=np.float64)
-    peel = np.asarray(noise_peel, dtype=np.float64)
-    defined = np.isfinite(peel)
+    surv, peel = _flat(noise), _flat(noise_peel)
     clip_surv = clip_high(surv, noise_sigma, noise_iterations)
     clip_peel = clip_high(peel, noise_sigma, noise_iterations)
-    with np.errstate(invalid="ignore"):
-        noisy = np.where(defined, peel > clip_peel.threshold, surv > clip_surv.threshold)
-    bpm = (hot * np.uint8(HOT) | noisy * np.uint8(NOISY)).astype(np.uint8)
+    bpm = np.empty(shape, dtype=np.uint8)
+    _flags(dark.reshape(-1), surv, peel, threshold, clip_surv.threshold, clip_peel.threshold,
+           bpm.reshape(-1))  # fmt: skip
     return HotPixels(bpm, dark, level, threshold, clip_surv, clip_peel)

@@ -222,9 +222,7 @@ def test_dark_current_is_relative_to_the_unmasked_median(shape: tuple[int, int])
     dark, level = hotpix.dark_current(comb, qual)
     good = (qual == 0) & np.isfinite(comb)
     assert level.median == float(np.median(comb[good].astype(np.float64)))
-    np.testing.assert_array_equal(
-        dark, (comb.astype(np.float64) - level.median).astype(np.float32)
-    )
+    np.testing.assert_array_equal(dark, (comb.astype(np.float64) - level.median).astype(np.float32))
     assert np.isnan(dark.reshape(-1)[-1])
 
 
@@ -299,6 +297,208 @@ def test_find_hot_pixels_bits(shape: tuple[int, int]) -> None:
     assert not (cold.bpm & HOT).any()
     with pytest.raises(ValueError, match="noise"):
         find_hot_pixels(comb, qual, noise.reshape(-1), peel, 600.0, 5.0, None, 6.0, 5)
+
+
+# ------------------------------------------------------------------------------------------
+# the selection-based statistics against the sort-based ones they replaced (same numbers)
+
+
+def sorted_median(v: npt.NDArray[np.float64]) -> float:
+    """The replaced lookup: median of sorted values."""
+    m = v.size // 2
+    return float(v[m]) if v.size % 2 else float(0.5 * (v[m - 1] + v[m]))
+
+
+def sorted_mad_std(v: npt.NDArray[np.float64], n: int, med: float) -> float:
+    """The replaced MAD-std of sorted values (walk outward from the median)."""
+    from mdark_dask.stackclip import _mad_std
+
+    return float(_mad_std(v, 0, n, med))
+
+
+def sort_robust_level(values: npt.NDArray[np.floating]) -> hotpix.Robust:
+    """The replaced :func:`hotpix.robust_level`: a float64 copy, sorted."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = np.sort(v[np.isfinite(v)])
+    if v.size == 0:
+        return hotpix.Robust(math.nan, math.nan)
+    med = sorted_median(v)
+    return hotpix.Robust(med, sorted_mad_std(v, v.size, med))
+
+
+def sort_clip_high(
+    image: npt.NDArray[np.floating], sigma: float, iterations: int
+) -> hotpix.NoiseClip:
+    """The replaced :func:`hotpix.clip_high`: kept values are a prefix of the sorted ones."""
+    v = np.asarray(image, dtype=np.float64).ravel()
+    v = np.sort(v[np.isfinite(v)])
+    if v.size == 0:
+        return hotpix.NoiseClip(math.nan, math.nan, math.nan, 0)
+    n = v.size
+    med = std = threshold = math.nan
+    done = 0
+    while done < int(iterations):
+        done += 1
+        med = sorted_median(v[:n])
+        std = sorted_mad_std(v, n, med)
+        threshold = med + float(sigma) * std
+        new = min(n, int(np.searchsorted(v, threshold, side="right")))
+        if new == n:
+            break
+        n = new
+    return hotpix.NoiseClip(med, std, threshold, done)
+
+
+def sort_find_hot_pixels(
+    combined: F32, qual: npt.NDArray[np.uint8], noise: F32, peel: F32, *args: float | None
+) -> tuple[npt.NDArray[np.uint8], F32, hotpix.Robust, float, hotpix.NoiseClip, hotpix.NoiseClip]:
+    """The replaced :func:`hotpix.find_hot_pixels` (float64 copies, sorts, numpy masks)."""
+    exptime, hot_sigma, hot_rate, noise_sigma, noise_iterations = args
+    comb = np.asarray(combined)
+    good = ~np.asarray(qual, dtype=bool) & np.isfinite(comb)
+    level = sort_robust_level(comb[good] if good.any() else comb)
+    dark = (comb.astype(np.float64) - level.median).astype(np.float32)
+    threshold = hotpix.hot_threshold(
+        level.std, float(hot_sigma or 0), hot_rate, float(exptime or 0)
+    )
+    with np.errstate(invalid="ignore"):
+        hot = dark.astype(np.float64) > threshold
+    surv = np.asarray(noise, dtype=np.float64)
+    peel64 = np.asarray(peel, dtype=np.float64)
+    clip_surv = sort_clip_high(surv, float(noise_sigma or 0), int(noise_iterations or 0))
+    clip_peel = sort_clip_high(peel64, float(noise_sigma or 0), int(noise_iterations or 0))
+    with np.errstate(invalid="ignore"):
+        noisy = np.where(np.isfinite(peel64), peel64 > clip_peel.threshold,
+                         surv > clip_surv.threshold)  # fmt: skip
+    bpm = (hot * np.uint8(HOT) | noisy * np.uint8(NOISY)).astype(np.uint8)
+    return bpm, dark, level, threshold, clip_surv, clip_peel
+
+
+def same(a: tuple[float | int, ...], b: tuple[float | int, ...]) -> bool:
+    """Field by field equal, NaN equal to NaN."""
+    return len(a) == len(b) and all(
+        x == y or (x != x and y != y) for x, y in zip(a, b, strict=True)
+    )
+
+
+def awkward_values(kind: str, size: int, seed: int, dtype: type[np.floating]) -> npt.NDArray:
+    """Values that exercise every path of the selection: wide and narrow spreads (a bucket of
+    the first pass holding most values, to narrow further), ties, two clusters (the middle
+    ranks in different buckets), signed zeros, huge and tiny magnitudes, NaN and inf."""
+    rng = np.random.default_rng(seed)
+    if kind == "normal":
+        v = rng.normal(7.0, 1.3, size)
+    elif kind == "narrow":  # within one 1/256-octave bucket of the first pass
+        v = 1.0 + rng.random(size) * 2.0**-9
+    elif kind == "ties":
+        v = rng.integers(-3, 4, size).astype(np.float64)
+    elif kind == "constant":
+        v = np.full(size, 3.0)
+    elif kind == "clusters":
+        v = np.where(rng.random(size) < 0.5, -2.0, 5e3) + rng.normal(0.0, 1e-3, size)
+    elif kind == "zeros":
+        v = rng.choice(np.array([-0.0, 0.0, 1e-300, -1e-300, 2.0]), size)
+    else:  # "wild"
+        v = rng.choice(np.array([-1.0, 1.0]), size) * 10.0 ** rng.uniform(-40, 38, size)
+    v = v.astype(dtype)
+    flat = v.reshape(-1)
+    bad = rng.random(size) < 0.1
+    flat[bad] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=dtype), int(bad.sum()))
+    return v
+
+
+KINDS = ["normal", "narrow", "ties", "constant", "clusters", "zeros", "wild"]
+
+
+@HYP
+@given(
+    kind=st.sampled_from(KINDS),
+    shape=st.sampled_from([(1, 1), (1, 2), (5, 7), (37, 53), (61, 1), (1, 61), (33, 34)]),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_robust_level_is_the_sorted_median_and_mad(
+    kind: str, shape: tuple[int, int], seed: int, dtype: type[np.floating]
+) -> None:
+    v = awkward_values(kind, math.prod(shape), seed, dtype).reshape(shape)
+    assert same(robust_level(v), sort_robust_level(v))
+    assert same(robust_level(v.T), sort_robust_level(v))  # non-contiguous: the same values
+
+
+@HYP
+@given(
+    kind=st.sampled_from(KINDS),
+    shape=st.sampled_from([(1, 1), (2, 3), (5, 7), (37, 53), (61, 1), (120, 121)]),
+    seed=st.integers(0, 2**32 - 1),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    sigma=st.sampled_from([0.5, 2.0, 3.0, 6.0]),
+    iterations=st.integers(1, 6),
+)
+def test_clip_high_is_the_sort_based_clip(
+    kind: str,
+    shape: tuple[int, int],
+    seed: int,
+    dtype: type[np.floating],
+    sigma: float,
+    iterations: int,
+) -> None:
+    v = awkward_values(kind, math.prod(shape), seed, dtype).reshape(shape)
+    assert same(clip_high(v, sigma, iterations), sort_clip_high(v, sigma, iterations))
+
+
+@HYP
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_selection_on_arbitrary_floats(data: st.DataObject, dtype: type[np.floating]) -> None:
+    """Any float values, subnormals, signed zeros, NaN and inf included."""
+    from hypothesis.extra.numpy import arrays
+
+    width = 32 if dtype == np.float32 else 64
+    v = data.draw(arrays(dtype, st.integers(1, 80), elements=st.floats(width=width)))
+    iterations = data.draw(st.integers(1, 4))
+    assert same(robust_level(v), sort_robust_level(v))
+    assert same(clip_high(v, 3.0, iterations), sort_clip_high(v, 3.0, iterations))
+
+
+def test_selection_of_many_ties_and_integers() -> None:
+    """Buckets past every bit of the key (one value), and integer input."""
+    v = np.repeat(np.array([1.0, 2.0, 2.0, 9.0]), 1000)
+    assert same(robust_level(v), sort_robust_level(v))
+    assert same(clip_high(v, 2.0, 5), sort_clip_high(v, 2.0, 5))
+    ints = np.arange(-50, 1001)
+    assert same(robust_level(ints), sort_robust_level(ints))
+    assert robust_level(np.array([], dtype=np.float32)) == sort_robust_level(np.array([]))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 61), (61, 1), (301, 299)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_find_hot_pixels_is_the_sort_based_one(shape: tuple[int, int], seed: int) -> None:
+    """Same map, dark image, level and thresholds as the sort-based implementation, with
+    masked and NaN pixels, on float32 images."""
+    rng = np.random.default_rng(seed)
+    comb = rng.normal(0.0, 2.0, shape).astype(np.float32)
+    noise = rng.gamma(30.0, 0.25, shape).astype(np.float32)
+    peel = rng.gamma(30.0, 0.25, shape).astype(np.float32)
+    qual = (rng.random(shape) < 0.05).astype(np.uint8)
+    for image, scale in ((comb, 500.0), (noise, 60.0), (peel, 60.0)):
+        flat = image.reshape(-1)
+        flat[rng.random(flat.size) < 0.02] = np.float32(scale)
+        flat[rng.random(flat.size) < 0.03] = np.nan
+    args = (600.0, 5.0, None, 6.0, 5)
+    hot = find_hot_pixels(comb, qual, noise, peel, *args)
+    bpm, dark, level, threshold, clip_surv, clip_peel = sort_find_hot_pixels(
+        comb, qual, noise, peel, *args
+    )
+    assert hot.bpm.tobytes() == bpm.tobytes() and hot.bpm.dtype == np.uint8
+    assert hot.dark.tobytes() == dark.tobytes() and hot.dark.dtype == np.float32
+    assert same(hot.level, level) and hot.hot_threshold == threshold
+    assert same(hot.noise, clip_surv) and same(hot.noise_peel, clip_peel)
+    # a mask as booleans or wider integers decides the same
+    for q in (qual.astype(bool), qual.astype(np.int32) * 7):
+        again = find_hot_pixels(comb, q, noise, peel, *args)
+        assert again.bpm.tobytes() == bpm.tobytes() and same(again.level, level)
+    # everything masked: the level comes from every finite pixel
+    all_masked = find_hot_pixels(comb, np.ones(shape, np.uint8), noise, peel, *args)
+    assert same(all_masked.level, sort_robust_level(comb))
 
 
 # ------------------------------------------------------------------------------------------
