@@ -34,15 +34,18 @@ def local_scheduler(name: str) -> Callable[..., Any]:
     if name == "sync":
         from dask.local import get_sync
 
-        return get_sync
+        sync: Callable[..., Any] = get_sync
+        return sync
     if name == "threads":
         from dask.threaded import get
 
-        return get
+        threads: Callable[..., Any] = get
+        return threads
     if name == "processes":
         from dask.multiprocessing import get as get_processes
 
-        return get_processes
+        processes: Callable[..., Any] = get_processes
+        return processes
     raise ValueError(f"unknown scheduler {name!r}")
 
 
