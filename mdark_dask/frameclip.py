@@ -9,15 +9,27 @@ byte per pixel, not several copies.
   ``std = sqrt(sum((x - mean)**2) / n)`` in float32, bounds computed in double and
   compared with float32 pixels after rounding to float32 (numpy's rule for a Python float).
 * accurate mode sums sequentially in float64 and compares in float64.
+
+:func:`level_stats` is the per-frame level clip (reference §4.2) fused with the masked
+mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.npsum`):
+the same bits as :func:`clip_bounds` followed by ``masked_mean_std``, with no per-pixel
+state at all, two passes per iteration and two for the statistics.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
+
+from mdark_dask.npsum import BUFFER
+
+_FLT_MAX = np.float32(np.finfo(np.float32).max)
+# values staged at a time for the sequential sums (their buffers stay in the L1 cache)
+_STAGE = 2048
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -76,3 +88,289 @@ def clip_bounds(
                     keep[i] = False
                     changed += 1
     return lo, hi
+
+
+# ------------------------------------------------------------------------------------------
+# the level clip of one frame, fused with its masked mean and std (reference §4.2)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pairwise_leaf(
+    a: npt.NDArray[np.floating], lo: int, n: int, r: npt.NDArray[np.floating]
+) -> Any:  # pragma: no cover
+    """numpy 2.1's sum of ``a[lo:lo + n]``, ``1 <= n <= 128`` (the leaves of
+    :func:`mdark_dask.npsum._pairwise32`): in order below 8 values, else 8 accumulators
+    (kept in the scratch ``r`` of 8, which LLVM turns into one vector register)."""
+    if n < 8:
+        res = a[lo]  # numpy starts from -0.0, and -0.0 + a[lo] is a[lo]
+        for i in range(1, n):
+            res += a[lo + i]
+        return res
+    for k in range(8):
+        r[k] = a[lo + k]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        for k in range(8):
+            r[k] += a[lo + i + k]
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(stop, n):
+        res += a[lo + i]
+    return res
+
+
+@numba.njit(cache=True, nogil=True)
+def _pairwise_buffer(
+    a: npt.NDArray[np.floating],
+    n: int,
+    tasks: npt.NDArray[np.int64],
+    scratch: npt.NDArray[np.floating],
+) -> Any:  # pragma: no cover
+    """numpy 2.1's pairwise sum of ``a[:n]`` (``1 <= n <= BUFFER``), in ``a``'s dtype.
+
+    The recursion of :func:`mdark_dask.npsum._pairwise32` (halves rounded down to a
+    multiple of 8, leaves of at most 128 values) evaluated without recursion: numba
+    cannot link a recursive function compiled in another module into a cached one. A
+    whole buffer is a balanced tree over 64 leaves; other sizes walk an explicit stack.
+    ``tasks`` (64 pairs) and ``scratch`` (72 of ``a``'s dtype: the stack of partial sums
+    and a leaf's accumulators) are scratch space.
+    """
+    values = scratch[:64]
+    r = scratch[64:72]
+    if n == BUFFER:
+        for k in range(64):
+            values[k] = _pairwise_leaf(a, 128 * k, 128, r)
+        width = 32
+        while width >= 1:
+            for k in range(width):
+                values[k] = values[2 * k] + values[2 * k + 1]
+            width //= 2
+        return values[0]
+    top = 0  # task stack: (lo, n), n == -1 to add the two partial sums on top
+    tasks[0, 0] = 0
+    tasks[0, 1] = n
+    depth = 0
+    while top >= 0:
+        lo = tasks[top, 0]
+        m = tasks[top, 1]
+        top -= 1
+        if m == -1:
+            depth -= 1
+            values[depth - 1] = values[depth - 1] + values[depth]
+        elif m <= 128:
+            values[depth] = _pairwise_leaf(a, lo, m, r)
+            depth += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            # popped in order: left half, right half, then their sum
+            tasks[top + 1, 0] = 0
+            tasks[top + 1, 1] = -1
+            tasks[top + 2, 0] = lo + half
+            tasks[top + 2, 1] = m - half
+            tasks[top + 3, 0] = lo
+            tasks[top + 3, 1] = half
+            top += 3
+    return values[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:  # pragma: no cover
+    """float32 ``(lo32, hi32)`` such that, for every float32 ``v``, ``lo32 <= v <= hi32``
+    exactly when ``lo <= float64(v) <= hi`` (lo rounded up, hi down; NaN stays NaN), so
+    the passes compare float32 values, eight to a vector register."""
+    lo32 = np.float32(lo)
+    if np.float64(lo32) < lo:
+        lo32 = np.nextafter(lo32, np.float32(math.inf))
+    hi32 = np.float32(hi)
+    if np.float64(hi32) > hi:
+        hi32 = np.nextafter(hi32, np.float32(-math.inf))
+    return lo32, hi32
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _kept_sum(
+    x: npt.NDArray[np.float32],
+    keep_lo: np.float32,
+    keep_hi: np.float32,
+    soxspipe: bool,
+    sel: npt.NDArray[np.float32],
+) -> tuple[float, int]:  # pragma: no cover
+    """Sequential sum (float32 or float64 by ``soxspipe``) and count of the kept values:
+    finite and inside ``[keep_lo, keep_hi]``.
+
+    Each buffer of values is first staged in ``sel`` with the values not kept replaced by
+    ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in order: the
+    selection vectorises and the sum is a bare chain of additions.
+    """
+    s32 = np.float32(0.0)
+    s64 = 0.0
+    n = 0
+    neutral = np.float32(-0.0)
+    for start in range(0, x.size, _STAGE):
+        m = min(_STAGE, x.size - start)
+        xs = x[start : start + m]
+        c = 0
+        for j in range(m):
+            v = xs[j]
+            kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+            sel[j] = v if kept else neutral
+            c += 1 if kept else 0
+        n += c
+        if soxspipe:
+            for j in range(m):
+                s32 += sel[j]
+        else:
+            for j in range(m):
+                s64 += np.float64(sel[j])
+    return (float(s32) if soxspipe else s64), n
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _kept_squares(
+    x: npt.NDArray[np.float32],
+    keep_lo: np.float32,
+    keep_hi: np.float32,
+    mean: float,
+    soxspipe: bool,
+    sel: npt.NDArray[np.float32],
+    sel64: npt.NDArray[np.float64],
+) -> float:  # pragma: no cover
+    """Sequential sum of ``(x - mean) ** 2`` over the kept values: in float32 with the
+    float32 mean (``soxspipe``) or in float64; staged as in :func:`_kept_sum`."""
+    q32 = np.float32(0.0)
+    q64 = 0.0
+    mean32 = np.float32(mean)
+    for start in range(0, x.size, _STAGE):
+        m = min(_STAGE, x.size - start)
+        xs = x[start : start + m]
+        if soxspipe:
+            for j in range(m):
+                v = xs[j]
+                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+                d = v - mean32
+                sel[j] = d * d if kept else np.float32(-0.0)
+            for j in range(m):
+                q32 += sel[j]
+        else:
+            for j in range(m):
+                v = xs[j]
+                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+                d64 = np.float64(v) - mean
+                sel64[j] = d64 * d64 if kept else -0.0
+            for j in range(m):
+                q64 += sel64[j]
+    return float(q32) if soxspipe else q64
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _inside_sum(
+    x: npt.NDArray[np.float32],
+    lo: np.float32,
+    hi: np.float32,
+    filled: npt.NDArray[np.float32],
+    tasks: npt.NDArray[np.int64],
+) -> tuple[np.float32, int]:  # pragma: no cover
+    """numpy 2.1's float32 sum of the image with the values outside ``[lo, hi]`` filled
+    with 0 (:func:`mdark_dask.npsum.masked_mean_std`'s order), and the count inside."""
+    total = np.float32(0.0)
+    count = 0
+    zero = np.float32(0.0)
+    for start in range(0, x.size, BUFFER):
+        m = min(BUFFER, x.size - start)
+        xs = x[start : start + m]
+        c = 0
+        for j in range(m):
+            v = xs[j]
+            inside = v >= lo and v <= hi
+            filled[j] = v if inside else zero
+            c += 1 if inside else 0
+        count += c
+        total += _pairwise_buffer(filled, m, tasks, filled[BUFFER:])
+    return total, count
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _inside_anomaly(
+    x: npt.NDArray[np.float32],
+    lo: np.float32,
+    hi: np.float32,
+    mean: float,
+    buf: npt.NDArray[np.float64],
+    tasks: npt.NDArray[np.int64],
+) -> float:  # pragma: no cover
+    """numpy 2.1's float64 sum of ``(float64(x) - mean) ** 2`` over the values inside
+    ``[lo, hi]`` (0 elsewhere): ``MaskedArray.var``'s numerator."""
+    acc = np.float64(0.0)
+    for start in range(0, x.size, BUFFER):
+        m = min(BUFFER, x.size - start)
+        xs = x[start : start + m]
+        for j in range(m):
+            v = xs[j]
+            d = np.float64(v) - mean
+            buf[j] = d * d if (v >= lo and v <= hi) else 0.0
+        acc += _pairwise_buffer(buf, m, tasks, buf[BUFFER:])
+    return float(acc)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def level_stats(
+    x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
+) -> tuple[float, float, float, float]:  # pragma: no cover
+    """``(lo, hi, mean, std)`` of the level clip of the flat image ``x``.
+
+    The bounds of :func:`clip_bounds`, then ``np.ma.mean`` and ``np.ma.std`` of the values
+    inside the final bounds (:func:`mdark_dask.npsum.masked_mean_std`), with the same
+    bits, without a mask in memory and in fewer passes:
+
+    * the "still kept" state is the intersection of every bound so far (a value left the
+      kept set as soon as it fell outside one), so it needs no per-pixel byte, and the
+      pass applying an iteration's bounds is the next iteration's sum (the values it
+      removed are the drop in the count);
+    * per iteration, a pass for the sum and one for the squares; then the masked sum and
+      the masked anomalies of the final bounds, a pass each.
+
+    NaN for all four when nothing is kept (or ``maxiters`` is 0), as the reference.
+    """
+    sel = np.empty(_STAGE, dtype=np.float32)
+    # a buffer, then the pairwise sum's scratch
+    filled = np.empty(BUFFER + 72, dtype=np.float32)
+    sel64 = np.empty(BUFFER + 72, dtype=np.float64)
+    tasks = np.empty((64, 2), dtype=np.int64)
+    keep_lo, keep_hi = _float32_bounds(-math.inf, math.inf)
+    s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel)
+    lo = math.nan
+    hi = math.nan
+    iteration = 0
+    changed = 1
+    while changed != 0 and iteration < maxiters:
+        iteration += 1
+        if soxspipe:
+            mean32 = np.float32(s) / np.float32(n)
+            mean = float(mean32)
+            q32 = np.float32(_kept_squares(x, keep_lo, keep_hi, mean, True, sel, sel64))
+            std32 = np.float32(math.sqrt(np.float64(q32 / np.float32(n))))
+            std = float(std32)
+            lo = float(np.float32(mean - std * sigma))
+            hi = float(np.float32(mean + std * sigma))
+        else:
+            mean = s / n
+            std = math.sqrt(_kept_squares(x, keep_lo, keep_hi, mean, False, sel, sel64) / n)
+            lo = mean - std * sigma
+            hi = mean + std * sigma
+        if iteration == maxiters:
+            break  # the last iteration: what it would clip changes nothing returned
+        # the values kept after this iteration: finite and inside every bound so far;
+        # NaN sticks (once a bound is NaN nothing is kept, as with the reference's bytes)
+        lo32, hi32 = _float32_bounds(lo, hi)
+        keep_lo = lo32 if (math.isnan(lo32) or lo32 > keep_lo) else keep_lo
+        keep_hi = hi32 if (math.isnan(hi32) or hi32 < keep_hi) else keep_hi
+        before = n
+        s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel)
+        changed = before - n
+    lo32, hi32 = _float32_bounds(lo, hi)
+    total, count = _inside_sum(x, lo32, hi32, filled, tasks)
+    if count == 0:
+        return lo, hi, math.nan, math.nan
+    level = np.float64(total) / count
+    var = _inside_anomaly(x, lo32, hi32, level, sel64, tasks) / count
+    return lo, hi, level, math.sqrt(var)

@@ -1,0 +1,153 @@
+"""The fused level clip (:func:`mdark_dask.frameclip.level_stats`) against the step-by-step
+form it replaced (:func:`mdark_dask.kernels.frame_level_reference`: the clip's bounds, its
+mask, then the numpy 2.1 masked mean and std of :mod:`mdark_dask.npsum`).
+
+Both numerics must give the same four float64 numbers bit for bit: on dark-like images
+with outliers and non-finite values, on odd sizes around the 8192-value buffers of the
+pairwise sums, on degenerate images (constant, all masked, one value), and on a real-size
+frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mdark_dask import kernels
+from mdark_dask.frameclip import _float32_bounds, _pairwise_buffer
+from mdark_dask.npsum import BUFFER, _pairwise32, _pairwise64
+
+F32 = npt.NDArray[np.float32]
+
+HYP = settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+SIZES = [1, 2, 7, 8, 9, 127, 128, 129, 1000, 8191, 8192, 8193, 16384 + 129, 3 * 8192 + 7]
+
+
+def same(a: kernels.FrameLevel, b: kernels.FrameLevel) -> bool:
+    """Equal bit for bit, NaN included."""
+    return bool(np.array(a, dtype=np.float64).tobytes() == np.array(b, dtype=np.float64).tobytes())
+
+
+def check(img: F32, sigma: float, maxiters: int) -> None:
+    for numerics in kernels.NUMERICS:
+        got = kernels.frame_level(img, sigma, maxiters, numerics)
+        ref = kernels.frame_level_reference(img, sigma, maxiters, numerics)
+        assert isinstance(got, kernels.FrameLevel)
+        assert same(got, ref), (numerics, got, ref)
+
+
+def dark(rng: np.random.Generator, n: int, level: float, scale: float) -> F32:
+    img = (level + scale * rng.standard_normal(n)).astype(np.float32)
+    if n >= 4:
+        idx = rng.choice(n, size=max(1, n // 60), replace=False)
+        img[idx] += rng.uniform(-30, 300, idx.size).astype(np.float32) * np.float32(scale)
+    return img
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from(SIZES) | st.integers(1, 40000),
+    sigma=st.sampled_from([1.0, 2.0, 2.5, 3.0, 5.0]),
+    maxiters=st.integers(0, 7),
+    level=st.sampled_from([0.0, -50.0, 2300.0, 1e6]),
+    scale=st.sampled_from([0.0, 1e-3, 1.0, 7.7, 300.0]),
+    nonfinite=st.integers(0, 4),
+    negzero=st.booleans(),
+    width=st.integers(1, 9),
+)
+def test_fused_level_equals_the_reference(
+    seed: int, n: int, sigma: float, maxiters: int, level: float, scale: float,
+    nonfinite: int, negzero: bool, width: int,
+) -> None:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    img = dark(rng, n, level, scale)
+    if nonfinite:
+        specials = np.array([np.nan, np.inf, -np.inf, np.nan], dtype=np.float32)
+        img[rng.integers(0, n, nonfinite)] = specials[:nonfinite]
+    if negzero:
+        img[rng.integers(0, n, 1 + n // 10)] = np.float32(-0.0)
+    rows = width if n % width == 0 else 1
+    check(img.reshape(rows, -1), sigma, maxiters)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_fused_level_sizes(n: int) -> None:
+    rng = np.random.default_rng(n)
+    check(dark(rng, n, 2300.0, 7.7).reshape(1, n), 3.0, 3)
+    check(dark(rng, n, 2300.0, 7.7).reshape(n, 1), 2.0, 5)
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        np.full((5, 7), 2300.0, dtype=np.float32),
+        np.full((5, 7), np.nan, dtype=np.float32),
+        np.array([[np.inf, -np.inf, np.nan]], dtype=np.float32),
+        np.array([[np.float32(3.5)]], dtype=np.float32),
+        np.array([[-0.0, 0.0, -0.0]], dtype=np.float32),
+        np.array([[3.0e38, 3.0e38, -3.0e38, 1.0]], dtype=np.float32),  # float32 sums overflow
+        np.array([[1e-45, -1e-45, 0.0, 2e-45]], dtype=np.float32),  # subnormals
+    ],
+    ids=["constant", "all-nan", "non-finite", "one", "zeros", "overflow", "subnormal"],
+)
+@pytest.mark.parametrize("maxiters", [0, 1, 3, 10])
+def test_fused_level_degenerate_images(img: F32, maxiters: int) -> None:
+    with np.errstate(all="ignore"):
+        check(img, 3.0, maxiters)
+
+
+def test_fused_level_non_contiguous_input_is_read_in_c_order() -> None:
+    img = dark(np.random.default_rng(7), 37 * 53, 2300.0, 7.7).reshape(37, 53)
+    for view in (np.asfortranarray(img), img.T, img[::2, 1::3]):
+        check(view, 3.0, 3)
+
+
+@pytest.mark.slow
+def test_fused_level_real_size_frame() -> None:
+    """A 2040 x 2040 dark-like frame: the float32 sums drift, every iteration runs."""
+    rng = np.random.default_rng(11)
+    img = dark(rng, 2040 * 2040, 2300.0, 7.7).reshape(2040, 2040)
+    img[rng.integers(0, 2040, 50), rng.integers(0, 2040, 50)] = np.nan
+    check(img, 3.0, 3)
+
+
+# the pieces
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pairwise_buffer_is_numpys_pairwise_order(dtype: type[np.floating]) -> None:
+    rng = np.random.default_rng(3)
+    a = (2300.0 + 7.7 * rng.standard_normal(BUFFER + 72)).astype(dtype)
+    a[rng.integers(0, BUFFER, 20)] = -0.0
+    tasks = np.empty((64, 2), dtype=np.int64)
+    scratch = np.empty(72, dtype=dtype)
+    reference = _pairwise32 if dtype == np.float32 else _pairwise64
+    for n in [*range(1, 300), 1000, 4095, 4096, 4097, 8000, 8191, BUFFER]:
+        got = _pairwise_buffer(a, n, tasks, scratch)
+        want = reference(a, 0, n)
+        assert np.asarray(got, dtype=dtype).tobytes() == np.asarray(want, dtype=dtype).tobytes()
+
+
+@given(
+    bound=st.floats(allow_nan=True, allow_infinity=True),
+    v=st.floats(width=32, allow_nan=True, allow_infinity=True),
+)
+def test_float32_bounds_compare_as_float64(bound: float, v: float) -> None:
+    """``lo32 <= v`` exactly when ``lo <= float64(v)``, and ``v <= hi32`` when
+    ``float64(v) <= hi``, for every float32 ``v``."""
+    lo32, hi32 = _float32_bounds(bound, bound)
+    x = np.float32(v)
+    assert (x >= lo32) == (np.float64(x) >= bound)
+    assert (x <= hi32) == (np.float64(x) <= bound)
+    assert math.isnan(lo32) == math.isnan(bound)
