@@ -16,6 +16,8 @@ import errno
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -575,3 +577,34 @@ def test_negative_rows(good_sof: Path, tmp_path: Path, capsys: pytest.CaptureFix
         return
     _, err = capsys.readouterr()
     assert_failed(code, err, ws, match="rows")
+
+
+# --------------------------------------------------------------------------------------------
+# the installed console script (mdark_dask.cli:console leaves with os._exit)
+
+
+def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("mdark-dask")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False,
+                          timeout=300)  # fmt: skip
+
+
+def test_console_script_reports_bad_input_and_exit_status(tmp_path: Path) -> None:
+    run = _console("mdark", str(tmp_path / "missing.sof"), "-o", str(tmp_path / "ws"),
+                   cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr == f"ERROR: sof file {tmp_path / 'missing.sof'} does not exist\n"
+
+
+def test_console_script_flushes_everything_before_it_exits(good_sof: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run = _console("mdark", str(good_sof), "-o", str(ws), *COMMON, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    # the whole report reached the pipe, down to its last line
+    assert run.stdout.rstrip("\n").splitlines()[-1].startswith("Recipe Run Time: ")
+    product = ws / "products" / "soxs_mdark" / "good.fits"
+    with fits.open(product, checksum=True) as hdul:
+        assert [h.name for h in hdul] == ["FLUX", "QUAL", "ERRS"]
+    log = product.with_suffix(".log").read_text(encoding="utf-8")
+    assert log.rstrip("\n").splitlines()[-1].startswith("mdark-dask mdark ")
