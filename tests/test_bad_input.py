@@ -607,4 +607,4 @@ def test_console_script_flushes_everything_before_it_exits(good_sof: Path, tmp_p
     with fits.open(product, checksum=True) as hdul:
         assert [h.name for h in hdul] == ["FLUX", "QUAL", "ERRS"]
     log = product.with_suffix(".log").read_text(encoding="utf-8")
-    assert log.rstrip("\n").splitlines()[-1].startswith("mdark-dask mdark ")
+    assert log.rstrip("\n").splitlines()[-1].startswith("Recipe Command: mdark-dask mdark ")
