@@ -182,6 +182,9 @@ def _prefetch_matplotlib() -> None:
 
 def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask mdark``: one set of darks to one master dark."""
+    from mdark_dask import warmup
+
+    warmup.start(args.numerics)  # overlaps the imports and the header scan below
     from mdark_dask.recipe import plan_product
     from mdark_dask.report import recipe_report, write_log
     from mdark_dask.scheduler import compute_products

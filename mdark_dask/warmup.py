@@ -1,0 +1,59 @@
+"""Load the compiled kernels in a background thread while a command starts up.
+
+The first call of the first compiled (numba) kernel in a process initialises numba's
+code generator and its registries (LLVM, and an import of ``scipy.linalg`` when SciPy is
+installed); every kernel then loads its machine code from numba's on-disk cache. That is
+0.2-0.3 s which, done in the first level task, sits on the critical path of every
+``mdark`` run. Started before the recipe's modules are imported and the headers scanned,
+most of it (LLVM works without the GIL) overlaps them instead.
+
+Warming up never changes a result: the kernels are called on a few tiny arrays and the
+outputs are dropped. A failure here is ignored; the real call then reports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+
+def load_kernels(numerics: str = "accurate") -> None:
+    """Call each compiled kernel of the recipe once, on tiny arrays of the dtypes the
+    recipe uses, so that their cached machine code is loaded.
+
+    Parameters
+    ----------
+    numerics : {"accurate", "soxspipe-0.17.4"}
+        The numerics whose level-clip specialisations to load first.
+    """
+    import numpy as np
+
+    from mdark_dask import kernels
+    from mdark_dask.io.fits import _prepare_window
+
+    # the reader: big-endian 16-bit words with BZERO, as raw frames are stored
+    out = np.empty((2, 2), dtype=np.float32)
+    _prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
+    frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    for mode in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4")):
+        if mode in kernels.NUMERICS:
+            kernels.frame_level(frame, 3.0, 2, mode)
+    levels = np.zeros((5, 4), dtype=np.float64)
+    levels[:, 1] = 2.0
+    strip = kernels.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)
+    from mdark_dask.hotpix import find_hot_pixels
+
+    find_hot_pixels(strip["flux"], strip["mask"], strip["noise"], strip["noise_peel"],
+                    1.0, 3.0, None, 3.0, 2)  # fmt: skip
+
+
+def start(numerics: str | None = None) -> threading.Thread:
+    """Run :func:`load_kernels` in a daemon thread (it never holds up the exit)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            load_kernels(numerics or "accurate")
+
+    thread = threading.Thread(target=run, name="mdark-load-kernels", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,31 @@
+"""The background kernel warm-up: it loads every compiled kernel the recipe calls, for
+either numerics, and never raises into the command (its thread is a daemon)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdark_dask import warmup
+
+
+@pytest.mark.parametrize("numerics", ["accurate", "soxspipe-0.17.4"])
+def test_load_kernels_calls_every_kernel(numerics: str) -> None:
+    # raises if a kernel's signature moved away from what the warm-up calls
+    warmup.load_kernels(numerics)
+
+
+def test_start_runs_in_a_daemon_thread_that_finishes() -> None:
+    thread = warmup.start(None)
+    assert thread.daemon
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+
+
+def test_start_swallows_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(numerics: str = "accurate") -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(warmup, "load_kernels", broken)
+    thread = warmup.start("accurate")
+    thread.join(timeout=10)
+    assert not thread.is_alive()  # ended quietly: nothing propagated to the command
