@@ -4,67 +4,80 @@ the hot-pixel map, and the distributions of dark current and noise with their th
 Written by the product's final task (matplotlib's Agg backend, no display), into
 ``<workspace>/qc/soxs_mdark/``. Only matplotlib's object API is used, never pyplot's
 global state, so final tasks running in threads side by side cannot mix their figures.
+
+The plots are drawn cheaply, as they are drawn for every product: the histograms are
+counted by compiled single passes over the float32 images (:func:`bin_counts`, the counts
+of :func:`numpy.histogram`, without its float64 copies and sorts); the images are written
+as plain RGB arrays (no axes); the figures have a few round ticks and no minor ones (every
+tick is several artists to make and draw), plain-text tick labels (no mathtext parsing),
+fixed margins (no ``tight_layout``), a symmetric-log coordinate drawn on a linear axis
+(:func:`symlog`) and fast PNG compression.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any, Final
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
 
+#: zlib level of the PNG files: level 1 writes these noisy images several times faster
+#: than matplotlib's default (6), for files a little larger.
+PNG_OPTIONS: Final = {"compress_level": 1}
+#: Display pixels of the long side of the plain images.
+IMAGE_SIDE: Final = 600
+#: Quantile of the noise images that the noise panel shows at least (its upper end).
+NOISE_QUANTILE: Final = 0.9999
+
+U8 = npt.NDArray[np.uint8]
+
 
 def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...]:
     """Write ``<name>_image.png`` and ``<name>_histogram.png``; return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    from matplotlib.image import imsave
-
+    figure_cls, imsave = _matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
     flux = master.flux
-    bad = master.qual.astype(bool)
+    qual = _bytes(master.qual)
     # an image of ~600 pixels a side: every step-th pixel, and a display pixel red when any
     # pixel of its block is flagged, so no flagged pixel is hidden. Written as a plain
     # image (no axes): an order of magnitude cheaper than a figure, at the same information.
-    ny, nx = flux.shape
-    step = max(1, -(-max(ny, nx) // 600))
+    step = _step(flux.shape)
     small = flux[::step, ::step].astype(np.float64)
-    sample = small[~bad[::step, ::step]]
+    sample = small[qual[::step, ::step] == 0]
     lo, hi = np.percentile(sample, [1, 99]) if sample.size else (0.0, 1.0)
-    grey = np.clip((small - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-    rgb = np.repeat(grey[:, :, None], 3, axis=2)
-    blocks = _blocks(bad, step)[: rgb.shape[0], : rgb.shape[1]]
-    rgb[blocks] = (1.0, 0.0, 0.0)
+    rgb = _grey_rgb(small, float(lo), float(hi))
+    rgb[block_or(qual, step) != 0] = (255, 0, 0)
     image = directory / f"{name}_image.png"
-    imsave(_tmp(image), rgb[::-1], format="png")  # row 0 at the bottom, as in DS9
-    os.replace(_tmp(image), image)
+    _write_image(imsave, image, rgb)
 
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
     level = master.master_mean
-    combined = master.combined
-    values = combined[np.isfinite(combined)].astype(np.float64) + level
     b_lo, b_hi = master.post_bounds.lo + level, master.post_bounds.hi + level
     span = max(b_hi - b_lo, 1e-3)
-    rng = (b_lo - span, b_hi + span)
-    counts, edges = np.histogram(values, bins=200, range=rng)
-    ax.stairs(counts, edges, fill=True, color="0.4")
-    ax.set_yscale("log")
-    for x, label in ((b_lo, "post-stack clip"), (b_hi, None)):
-        ax.axvline(x, color="red", ls="--", label=label)
+    edges = np.linspace(b_lo - span, b_hi + span, 201)
+    counts = bin_counts(master.combined, level, edges, clip=False)
+    fig = figure_cls(figsize=(7, 4), dpi=90)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.87, bottom=0.13)
+    _stairs(ax, counts, edges, fill=True, color="0.4")
+    _log_counts(ax, counts)
+    _few_ticks(ax.xaxis)
+    ax.set_xlim(edges[0], edges[-1])
+    for x in (b_lo, b_hi):
+        ax.axvline(x, color="red", ls="--")
     ax.set_xlabel("master dark [e-]")
     ax.set_ylabel("pixels")
-    ax.set_title(f"{name}: stacked pixels (before filling) and post-stack clip bounds", fontsize=9)
-    ax.legend(fontsize=8)
+    # the bounds are named, with their values, in the title (no legend to lay out)
+    ax.set_title(f"{name}: stacked pixels (before filling)\npost-stack clip bounds (red "
+                 f"dashed) {b_lo:.6g} and {b_hi:.6g} e-", fontsize=9, y=1.0)  # fmt: skip
     hist = directory / f"{name}_histogram.png"
-    fig.savefig(_tmp(hist), dpi=90, format="png")
-    os.replace(_tmp(hist), hist)
+    _write_figure(fig, hist)
     return str(image), str(hist)
 
 
@@ -76,35 +89,25 @@ def write_frame_levels_plot(
     ``levels`` holds the per-frame ``(lo, hi, mean, std)`` of the level clip; a drifting
     level or a jump in scatter points at a frame worth a look.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    figure_cls, _ = _matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
     minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
-    fig = Figure(figsize=(7, 4.5), dpi=80)
+    fig = figure_cls(figsize=(7, 4.5), dpi=80)
     top, bottom = fig.subplots(2, 1, sharex=True)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.11, hspace=0.08)
+    for ax in (top, bottom):
+        _few_ticks(ax.yaxis)
+    _few_ticks(bottom.xaxis)
     top.plot(minutes, levels[:, 2], "o-", color="tab:blue")
     top.set_ylabel("level [e-]")
-    top.set_title(f"{name}\nper-frame level (clipped mean) and scatter (RAW RON)", fontsize=9)
+    top.set_title(f"{name}\nper-frame level (clipped mean) and scatter (RAW RON)",
+                  fontsize=9, y=1.0)  # fmt: skip
     bottom.plot(minutes, levels[:, 3], "o-", color="tab:orange")
     bottom.set_ylabel("scatter [e-]")
     bottom.set_xlabel("minutes since the first frame (MJD-OBS)")
-    fig.tight_layout()
     path = directory / f"{name}_frames.png"
-    fig.savefig(_tmp(path), format="png")
-    os.replace(_tmp(path), path)
+    _write_figure(fig, path)
     return str(path)
-
-
-def _blocks(mask: npt.NDArray[np.bool_], step: int) -> npt.NDArray[np.bool_]:
-    """Whether any pixel of each ``step`` x ``step`` block is set (no flag hidden)."""
-    ny, nx = mask.shape
-    pad = np.zeros((-(-ny // step) * step, -(-nx // step) * step), dtype=bool)
-    pad[:ny, :nx] = mask
-    blocks = pad.reshape(pad.shape[0] // step, step, pad.shape[1] // step, step)
-    return np.asarray(blocks.any(axis=(1, 3)), dtype=bool)
 
 
 def write_hotpix_plots(
@@ -120,84 +123,373 @@ def write_hotpix_plots(
     flags of every pixel of its block). The second figure holds the distribution of dark
     current and of the two noise images, each with its threshold.
     """
+    figure_cls, imsave = _matplotlib()
+    directory.mkdir(parents=True, exist_ok=True)
+    flags = block_or(hot.bpm, _step(hot.bpm.shape))
+    rgb = np.full((*flags.shape, 3), 255, dtype=np.uint8)
+    rgb[(flags & HOT) != 0] = (216, 0, 0)
+    rgb[(flags & NOISY) != 0] = (0, 51, 229)
+    rgb[(flags & (HOT | NOISY)) == HOT | NOISY] = (204, 0, 204)
+    # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
+    map_path = directory / f"{name}_hotpix_map.png"
+    _write_image(imsave, map_path, rgb)
+
+    fig = figure_cls(figsize=(7, 7), dpi=90)
+    top, bottom = fig.subplots(2, 1)
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.95, bottom=0.07, hspace=0.3)
+    _dark_panel(top, hot, name)
+    _noise_panel(bottom, hot, noise, noise_peel)
+    dist_path = directory / f"{name}_dark_current.png"
+    _write_figure(fig, dist_path)
+    return str(map_path), str(dist_path)
+
+
+def _dark_panel(ax: Any, hot: HotPixels, name: str) -> None:
+    """Dark current: linear bins around the level, logarithmic ones above ``10 * spread``,
+    shown on a linear axis of the symmetric-log coordinate (:func:`symlog`)."""
+    spread = hot.level.std if hot.level.std > 0 else 1.0
+    d_min, d_max = finite_range(hot.dark)
+    lo = min(d_min if math.isfinite(d_min) else 0.0, -5 * spread)
+    hi = max(d_max if math.isfinite(d_max) else 1.0, 2 * hot.hot_threshold)
+    linthresh = 10 * spread
+    edges = np.unique(
+        np.concatenate(
+            [
+                np.linspace(lo, linthresh, 120),
+                np.geomspace(max(linthresh, 1e-3), max(hi, 20 * spread), 80),
+            ]
+        )
+    )
+    counts = bin_counts(hot.dark, 0.0, edges, clip=True)
+    _stairs(ax, counts, symlog(edges, linthresh), fill=True, color="0.4")
+    _log_counts(ax, counts)
+    ticks = symlog_ticks(float(edges[0]), float(edges[-1]), linthresh)
+    ax.set_xticks(symlog(ticks, linthresh), [f"{t:g}" for t in ticks])
+    ax.set_xlim(*symlog(np.array([edges[0], edges[-1]]), linthresh))
+    ax.axvline(float(symlog(np.array([hot.hot_threshold]), linthresh)[0]), color="red", ls="--")
+    ax.set_xlabel(f"dark current: master - robust level [e-] (linear within ±{linthresh:.3g})")
+    ax.set_ylabel("pixels")
+    ax.set_title(f"{name}: {hot.n_hot} hot pixels, above {hot.hot_threshold:.3g} e- (red dashed)",
+                 fontsize=9, y=1.0)  # fmt: skip
+
+
+def _noise_panel(
+    ax: Any, hot: HotPixels, noise: npt.NDArray[np.float32], noise_peel: npt.NDArray[np.float32]
+) -> None:
+    """Both noise images on 200 bins from 0 to three times the larger threshold, or to the
+    :data:`NOISE_QUANTILE` of the values (:func:`quantile_bound`) when that is higher;
+    values beyond go to the last bin."""
+    images = (
+        (noise, hot.noise, "0.55", "frames kept by the stack clip"),
+        (noise_peel, hot.noise_peel, "tab:blue", "all frames, isolated extremes peeled"),
+    )
+    tops = [c.threshold * 3 for _, c, *_ in images if np.isfinite(c.threshold)]
+    tops += [quantile_bound(im, NOISE_QUANTILE) for im, *_ in images]
+    n_hi = max((t for t in tops if math.isfinite(t)), default=1.0)
+    n_hi = n_hi if n_hi > 0 else 1.0
+    edges = np.linspace(0.0, n_hi, 201)
+    shown = np.zeros(edges.size - 1, dtype=np.int64)
+    for image, clip, colour, label in images:
+        counts = bin_counts(image, 0.0, edges, clip=True)
+        if not counts.any():
+            continue
+        shown = np.maximum(shown, counts)
+        _stairs(ax, counts, edges, fill=False, color=colour, label=label)
+        if np.isfinite(clip.threshold):
+            ax.axvline(clip.threshold, color=colour, ls="--",
+                       label=f"threshold {clip.threshold:.3g} e-")  # fmt: skip
+    _log_counts(ax, shown)
+    _few_ticks(ax.xaxis)
+    ax.set_xlim(-0.02 * n_hi, 1.02 * n_hi)
+    if shown.any():  # (a legend of nothing warns)
+        ax.legend(fontsize=7, loc="upper right")
+    ax.set_xlabel("temporal scatter along the stack [e-]")
+    ax.set_ylabel("pixels")
+    ax.set_title(
+        f"{hot.n_noisy} noisy pixels (peeled image; kept-frames image below 5 frames)",
+        fontsize=9,
+        y=1.0,
+    )
+
+
+def symlog(x: npt.ArrayLike, linthresh: float) -> npt.NDArray[np.float64]:
+    """Symmetric-log coordinate: ``x`` within ``±linthresh``, each decade beyond as wide.
+
+    Drawing in this coordinate on a linear axis shows what a ``symlog`` axis shows, at a
+    fraction of its cost (no per-artist non-affine transforms, no mathtext tick labels).
+
+    >>> symlog(np.array([-100.0, 0.0, 5.0, 10.0, 100.0]), 10.0).tolist()
+    [-20.0, 0.0, 5.0, 10.0, 20.0]
+    """
+    v = np.asarray(x, dtype=np.float64)
+    a = np.abs(v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = np.sign(v) * linthresh * (1.0 + np.log10(a / linthresh))
+    return np.where(a <= linthresh, v, far)
+
+
+def symlog_ticks(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
+    """Tick values for :func:`symlog` between ``lo`` and ``hi``: a few round values in the
+    linear part, and the powers of ten (with their sign) beyond it.
+
+    >>> symlog_ticks(-30.0, 5000.0, 10.0).tolist()
+    [-10.0, -4.0, 0.0, 4.0, 10.0, 100.0, 1000.0]
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    inner = np.asarray(MaxNLocator(5).tick_values(max(lo, -linthresh), min(hi, linthresh)))
+    first = math.ceil(math.log10(linthresh))
+    decades = [10.0**k for k in range(first, first + 40) if 10.0**k <= max(hi, -lo)]
+    inner = inner[np.abs(inner) < 0.8 * linthresh]  # not crowding the first decade's label
+    values = np.concatenate([inner, decades, [-d for d in decades]])
+    return np.unique(values[(values >= lo) & (values <= hi)]).astype(np.float64)
+
+
+def _stairs(ax: Any, counts: npt.NDArray[np.int64], edges: npt.ArrayLike, **style: Any) -> None:
+    """A histogram as one step patch, added without :meth:`Axes.stairs`' data-limit update
+    (a Python loop over the path's segments); the caller sets the limits."""
+    from matplotlib.patches import StepPatch
+
+    ax.add_artist(StepPatch(counts, np.asarray(edges, dtype=np.float64), **style))
+
+
+def _few_ticks(axis: Any) -> None:
+    """At most five round ticks on a linear axis: every tick is several artists to make
+    and draw, the larger part of a small figure's cost."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
+
+
+def _log_counts(ax: Any, counts: npt.NDArray[np.int64]) -> None:
+    """Logarithmic pixel counts from 1 to the largest count, with plain labels at the
+    decades and no minor ticks: the default log axis writes its labels in mathtext, whose
+    parser dominated the figure, and makes a tick object for every minor tick."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, max(2.0 * float(np.max(counts, initial=1)), 10.0))
+    ax.yaxis.set_major_locator(LogLocator(numticks=6))
+    ax.yaxis.set_major_formatter(FuncFormatter(count_label))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def count_label(value: float, _position: object = None) -> str:
+    """Plain tick label of a pixel count: ``100``, ``1000``, then ``1e4``, ``1e5``...
+
+    >>> [count_label(v) for v in (1.0, 1000.0, 1e4, 2e6)]
+    ['1', '1000', '1e4', '2e6']
+    """
+    if value < 1e4:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _matplotlib() -> tuple[Any, Any]:
+    """``Figure`` and ``imsave``, with the Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
     from matplotlib.image import imsave
 
-    directory.mkdir(parents=True, exist_ok=True)
-    bpm = hot.bpm
-    ny, nx = bpm.shape
-    step = max(1, -(-max(ny, nx) // 600))
-    is_hot = _blocks((bpm & HOT) != 0, step)
-    is_noisy = _blocks((bpm & NOISY) != 0, step)
-    rgb = np.ones((*is_hot.shape, 3), dtype=np.float32)
-    rgb[is_hot] = (0.85, 0.0, 0.0)
-    rgb[is_noisy] = (0.0, 0.2, 0.9)
-    rgb[is_hot & is_noisy] = (0.8, 0.0, 0.8)
-    # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
-    map_path = directory / f"{name}_hotpix_map.png"
-    imsave(_tmp(map_path), rgb[::-1], format="png")
-    os.replace(_tmp(map_path), map_path)
+    return Figure, imsave
 
-    fig = Figure(figsize=(7, 7))
-    top, bottom = fig.subplots(2, 1)
-    dark = hot.dark[np.isfinite(hot.dark)].astype(np.float64)
-    spread = hot.level.std if hot.level.std > 0 else 1.0
-    lo = min(float(dark.min()) if dark.size else 0.0, -5 * spread)
-    hi = max(float(dark.max()) if dark.size else 1.0, 2 * hot.hot_threshold)
-    # symmetric-log-like view: linear bins around the level, logarithmic above
-    edges = np.unique(
-        np.concatenate(
-            [
-                np.linspace(lo, 10 * spread, 120),
-                np.geomspace(max(10 * spread, 1e-3), max(hi, 20 * spread), 80),
-            ]
-        )
-    )
-    counts, edges = np.histogram(np.clip(dark, edges[0], edges[-1]), bins=edges)
-    top.stairs(counts, edges, fill=True, color="0.4")
-    top.set_yscale("log")
-    top.set_xscale("symlog", linthresh=10 * spread)
-    top.axvline(hot.hot_threshold, color="red", ls="--",
-                label=f"hot threshold {hot.hot_threshold:.3g} e-")  # fmt: skip
-    top.set_xlabel("dark current over the exposure: master - robust level [e-]")
-    top.set_ylabel("pixels")
-    top.legend(fontsize=8)
-    top.set_title(f"{name}: {hot.n_hot} hot pixels", fontsize=9)
 
-    images = (
-        (noise, hot.noise, "0.55", "frames kept by the stack clip"),
-        (noise_peel, hot.noise_peel, "tab:blue", "all frames, isolated extremes peeled"),
-    )
-    finite = [np.asarray(im, dtype=np.float64) for im, *_ in images]
-    finite = [v[np.isfinite(v)] for v in finite]
-    tops = [c.threshold * 3 for _, c, *_ in images if np.isfinite(c.threshold)]
-    tops += [float(np.percentile(v, 99.99)) for v in finite if v.size]
-    n_hi = max(tops, default=1.0)
-    n_hi = n_hi if np.isfinite(n_hi) and n_hi > 0 else 1.0
-    for values, (_, clip, colour, label) in zip(finite, images, strict=True):
-        if not values.size:
+def _write_image(imsave: Any, path: Path, rgb: U8) -> None:
+    """A plain RGB image, row 0 at the bottom as in DS9, written via a temporary name."""
+    imsave(_tmp(path), rgb[::-1], format="png", pil_kwargs=PNG_OPTIONS)
+    os.replace(_tmp(path), path)
+
+
+def _write_figure(fig: Any, path: Path) -> None:
+    """A figure at its own dpi, written via a temporary name."""
+    fig.savefig(_tmp(path), format="png", pil_kwargs=PNG_OPTIONS)
+    os.replace(_tmp(path), path)
+
+
+def _step(shape: tuple[int, ...]) -> int:
+    """Sampling step for an image of about :data:`IMAGE_SIDE` pixels on its long side."""
+    return max(1, -(-max(shape) // IMAGE_SIDE))
+
+
+def _bytes(mask: npt.NDArray[Any]) -> U8:
+    """A 2-d mask as uint8 (a view when it already is one byte per pixel)."""
+    m = np.asarray(mask)
+    if m.dtype.itemsize != 1 or m.dtype.kind not in "biu":
+        m = np.not_equal(m, 0)
+    return np.ascontiguousarray(m).view(np.uint8)
+
+
+def _grey_rgb(small: npt.NDArray[np.float64], lo: float, hi: float) -> U8:
+    """Grey RGB bytes of ``small`` stretched from ``lo`` (black) to ``hi`` (white)."""
+    grey = np.clip((small - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return np.repeat((grey * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+def block_or(mask: npt.NDArray[Any], step: int) -> U8:
+    """Bitwise OR of every ``step`` x ``step`` block of a byte mask (no flag hidden).
+
+    >>> block_or(np.array([[0, 1, 0], [2, 0, 0], [0, 0, 4]], dtype=np.uint8), 2).tolist()
+    [[3, 0], [0, 4]]
+    """
+    m = _bytes(mask)
+    ny, nx = m.shape
+    out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
+    _block_or(m, step, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _block_or(mask: U8, step: int, out: U8) -> None:  # pragma: no cover
+    ny, nx = mask.shape
+    for y in range(ny):
+        by = y // step
+        for bx in range(out.shape[1]):
+            acc = out[by, bx]
+            for x in range(bx * step, min(nx, bx * step + step)):
+                acc |= mask[y, x]
+            out[by, bx] = acc
+
+
+def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:
+    """Smallest and largest finite value (NaN, NaN when there is none).
+
+    numpy's NaN-ignoring reductions (vectorised), and a compiled scan only when they meet
+    an infinity.
+
+    >>> finite_range(np.array([np.nan, 2.0, -np.inf, -1.0], dtype=np.float32))
+    (-1.0, 2.0)
+    """
+    v = _flat(values)
+    lo, hi = float(np.fmin.reduce(v, initial=np.inf)), float(np.fmax.reduce(v, initial=-np.inf))
+    if math.isinf(lo) or math.isinf(hi):
+        lo, hi = _finite_range(v)
+    return float(lo), float(hi)
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite_range(v: npt.NDArray[np.floating]) -> tuple[float, float]:  # pragma: no cover
+    lo = math.inf
+    hi = -math.inf
+    for i in range(v.size):
+        x = np.float64(v[i])
+        if math.isfinite(x):
+            lo = min(lo, x)
+            hi = max(hi, x)
+    if lo > hi:
+        return math.nan, math.nan
+    return lo, hi
+
+
+def bin_counts(
+    values: npt.NDArray[np.floating], shift: float, edges: npt.NDArray[np.float64], clip: bool
+) -> npt.NDArray[np.int64]:
+    """``numpy.histogram(v, edges)[0]`` of the finite ``v = float64(values) + shift``.
+
+    With ``clip`` the values are first clipped to the edges (``numpy.clip``), so every
+    finite value is counted; without, values outside them are not. Each bin holds
+    ``edges[k] <= v < edges[k + 1]`` (the last bin its right edge too), as in numpy, but
+    in one compiled pass over the image: no float64 copy, and no sort for uneven edges.
+
+    >>> bin_counts(np.array([0.5, 1.0, 2.0, np.nan, 7.0]), 0.0, np.array([0.0, 1.0, 2.0]),
+    ...            clip=False).tolist()
+    [1, 2]
+    """
+    e = np.ascontiguousarray(edges, dtype=np.float64)
+    if e.size < 2 or not np.all(np.diff(e) > 0):
+        raise ValueError("edges must be at least two increasing values")
+    return _bin_counts(_flat(values), float(shift), e, even_edges(e), bool(clip))
+
+
+def even_edges(edges: npt.NDArray[np.float64]) -> int:
+    """How many leading bins of ``edges`` are evenly spaced, so closely (1e-8 of a bin)
+    that a value's bin can be computed from its offset rather than searched; 0 if none.
+
+    >>> even_edges(np.concatenate([np.linspace(0.0, 10.0, 11), [20.0, 40.0]]))
+    10
+    """
+    steps = np.diff(edges)
+    even = np.isclose(steps, steps[0], rtol=1e-9, atol=0.0)
+    m = int(np.argmin(even)) if not even.all() else steps.size
+    position = (edges[: m + 1] - edges[0]) * (m / (edges[m] - edges[0]))
+    return m if np.max(np.abs(position - np.arange(m + 1))) <= 1e-8 else 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin_counts(
+    v: npt.NDArray[np.floating],
+    shift: float,
+    edges: npt.NDArray[np.float64],
+    n_linear: int,
+    clip: bool,
+) -> npt.NDArray[np.int64]:  # pragma: no cover
+    """Counts of :func:`bin_counts`. Within the ``n_linear`` even bins the offset gives the
+    bin, unless it lies within 1e-6 of a bin of an edge (the edges are within 1e-8 of
+    their even positions, the offset within 1e-13): there, and beyond, the edges decide."""
+    nb = edges.size - 1
+    counts = np.zeros(nb, dtype=np.int64)
+    lo = edges[0]
+    top = edges[nb]
+    scale = n_linear / (edges[n_linear] - lo) if n_linear > 0 else 0.0
+    for i in range(v.size):
+        x = np.float64(v[i]) + shift
+        if clip:
+            if x - x != 0.0:  # NaN or infinite
+                continue
+            x = lo if x < lo else (top if x > top else x)
+        elif not (x >= lo and x <= top):  # outside, NaN or infinite
             continue
-        counts, edges = np.histogram(np.clip(values, 0, n_hi), bins=200, range=(0, n_hi))
-        bottom.stairs(counts, edges, color=colour, label=label)
-        if np.isfinite(clip.threshold):
-            bottom.axvline(clip.threshold, color=colour, ls="--",
-                           label=f"threshold {clip.threshold:.3g} e-")  # fmt: skip
-    bottom.set_yscale("log")
-    bottom.legend(fontsize=7)
-    bottom.set_xlabel("temporal scatter along the stack [e-]")
-    bottom.set_ylabel("pixels")
-    bottom.set_title(
-        f"{hot.n_noisy} noisy pixels (peeled image; kept-frames image below 5 frames)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    dist_path = directory / f"{name}_dark_current.png"
-    fig.savefig(_tmp(dist_path), dpi=90, format="png")
-    os.replace(_tmp(dist_path), dist_path)
-    return str(map_path), str(dist_path)
+        f = (x - lo) * scale
+        k = int(f)
+        if k >= n_linear or abs(f - k - 0.5) > 0.5 - 1e-6:
+            k = min(int(np.searchsorted(edges, x, side="right")) - 1, nb - 1)
+        counts[k] += 1
+    return counts
+
+
+def quantile_bound(values: npt.NDArray[np.floating], q: float) -> float:
+    """An upper bound of the ``q`` quantile of the finite values, for an axis limit.
+
+    The top of the 1/256-octave bucket that holds the value of rank ``ceil(q * (n - 1))``,
+    which bounds :func:`numpy.percentile`'s interpolation: one counting pass over 2**16
+    buckets of the float32 bit pattern (sign, exponent, 8 bits of mantissa), where numpy
+    makes a float64 copy and partitions it. Values at or below zero share the first
+    bucket; NaN when there is no finite value, inf past the largest float32.
+
+    >>> quantile_bound(np.arange(1.0, 101.0), 0.5)  # numpy.percentile: 50.5
+    51.125
+    """
+    v = np.asarray(values)
+    flat = np.ascontiguousarray(v if v.dtype == np.float32 else v.astype(np.float32))
+    counts = _octave_counts(flat.reshape(-1).view(np.int32))
+    n = int(counts.sum())
+    if n == 0:
+        return math.nan
+    # the bucket of the value of rank ceil(q * (n - 1)), which bounds numpy's interpolation
+    rank = math.ceil(q * (n - 1))
+    bucket = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
+    upper = np.array([(bucket + 1) << 15], dtype=np.int64).astype(np.int32).view(np.float32)
+    return float(upper[0])
+
+
+@numba.njit(cache=True, nogil=True)
+def _octave_counts(bits: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:  # pragma: no cover
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    for i in range(bits.size):
+        b = bits[i]
+        if (b & 0x7F800000) == 0x7F800000:  # NaN or infinite
+            continue
+        counts[b >> 15 if b > 0 else 0] += 1
+    return counts
+
+
+def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float64]:
+    v = np.asarray(values)
+    if v.dtype != np.float32 and v.dtype != np.float64:
+        v = v.astype(np.float64)
+    return np.ascontiguousarray(v).reshape(-1)
 
 
 def _tmp(path: Path) -> Path:
