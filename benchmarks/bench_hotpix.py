@@ -20,6 +20,13 @@ scored against the truth (:func:`mdark_dask.simulate.score_flags`):
   level in at least two frames (a single jump looks exactly like a cosmic-ray hit).
 
 "map" is the hot-pixel map (any bit), "QUAL" soxspipe's mask (HOTPIX NUM).
+
+With ``--time-final SOF`` it times instead the hot-pixel search and the QC plots of the
+final task on one real set (warm: the minimum of ``--repeats`` calls in one process, after
+one call that loads the compiled kernels and fonts; matplotlib's import not counted)::
+
+    .venv/bin/python benchmarks/bench_hotpix.py \
+        --time-final benchmarks/data/20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -125,6 +133,80 @@ def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
     return head + "\n" + tabulate(rows, headers=["", "hot-pixel map", "soxspipe QUAL"])
 
 
+def final_task_inputs(sof: Path, root: Path) -> tuple[Any, ...]:
+    """What the final task starts from, built in this process as the recipe builds it: the
+    plan, the per-frame levels, the joined strips and the master (before hot pixels)."""
+    from mdark_dask import kernels
+    from mdark_dask.recipe import join_strips
+    from mdark_dask.stack import stack_reader, strip_rows
+
+    plan = plan_product([str(sof)], root / "ws", numerics=None, plots=True)
+    s = plan.settings
+    reader = stack_reader(plan.frameset)
+    n, ny, nx = reader.shape
+    levels = np.array(
+        [kernels.frame_level(reader[i], s.frame_sigma, s.frame_iterations, s.numerics)
+         for i in range(n)]
+    )  # fmt: skip
+    rows = strip_rows(n, ny, nx)
+    strips = [
+        kernels.stack_strip(reader[:, y : y + rows], levels, plan.frameset.ron,
+                            s.stacked_sigma, s.stacked_iterations)
+        for y in range(0, ny, rows)
+    ]  # fmt: skip
+    strip = join_strips(strips)
+    master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
+    return plan, levels, strip, master
+
+
+def time_final(sof: Path, repeats: int) -> list[list[object]]:
+    """Warm seconds (min and median of ``repeats``) of each step of the final task that
+    this module's subject owns: the hot-pixel search and the QC plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from mdark_dask import plots
+    from mdark_dask.hotpix import find_hot_pixels
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan, levels, strip, master = final_task_inputs(sof, Path(tmp))
+        s, fs = plan.settings, plan.frameset
+
+        def hot_pixels() -> Any:
+            return find_hot_pixels(
+                master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
+                s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
+            )  # fmt: skip
+
+        hot = hot_pixels()
+        qc = Path(tmp) / "qc"
+        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+        steps = {
+            "find_hot_pixels": hot_pixels,
+            "write_qc_plots": lambda: plots.write_qc_plots(master, qc, plan.name),
+            "write_frame_levels_plot": lambda: plots.write_frame_levels_plot(
+                mjd, levels, qc, plan.name
+            ),
+            "write_hotpix_plots": lambda: plots.write_hotpix_plots(
+                hot, strip["noise"], strip["noise_peel"], qc, plan.name
+            ),
+        }
+        rows: list[list[object]] = []
+        for name, step in steps.items():
+            step()  # compiled kernels from the cache, fonts
+            seconds = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                step()
+                seconds.append(time.perf_counter() - t)
+            rows.append([name, f"{min(seconds):.3f}", f"{float(np.median(seconds)):.3f}"])
+        plot_rows = rows[1:]
+        total = sum(float(str(r[1])) for r in plot_rows)
+        rows.append(["all plots (sum of minima)", f"{total:.3f}", ""])
+        rows.append(["hot / noisy pixels", hot.n_hot, hot.n_noisy])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print one table per arm."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,7 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cosmic-scale", type=float, default=5.0)
     p.add_argument("--telegraph", type=float, default=1e-4, help="fraction of pixels")
     p.add_argument("--keep", type=Path, default=None, help="keep the data under this directory")
+    p.add_argument(
+        "--time-final",
+        type=Path,
+        default=None,
+        metavar="SOF",
+        help="time the hot-pixel search and QC plots on this set instead",
+    )
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per step (--time-final)")
     args = p.parse_args(argv)
+    if args.time_final is not None:
+        rows = time_final(args.time_final, args.repeats)
+        print(f"final task steps on {args.time_final.name}, warm seconds\n")
+        print(tabulate(rows, headers=["step", "min", "median"]))
+        return 0
     print(
         f"frames {args.frames}, cosmic-ray rate x{args.cosmic_scale:g}, telegraph fraction "
         f"{args.telegraph:g}, hot excess dark currents Pareto II alpha=1, compat numerics\n"
