@@ -45,6 +45,15 @@ def load_kernels(numerics: str = "accurate") -> None:
 
     find_hot_pixels(strip["flux"], strip["mask"], strip["noise"], strip["noise_peel"],
                     1.0, 3.0, None, 3.0, 2)  # fmt: skip
+    # the QC plots' counting kernels (matplotlib itself is prefetched separately)
+    from mdark_dask import plots
+
+    plots.block_or(strip["mask"], 2)
+    edges = np.linspace(0.0, 1.0, 5)
+    for clip in (False, True):
+        plots.bin_counts(frame, 0.0, edges, clip=clip)
+    plots.quantile_bound(frame, 0.99)
+    plots.finite_range(frame)
 
 
 def start(numerics: str | None = None) -> threading.Thread:
