@@ -387,9 +387,13 @@ def _master_plots(
     from mdark_dask.plots import write_frame_levels_plot, write_qc_plots
 
     fs = plan.frameset
-    plots = write_qc_plots(master, plan.qc_dir, plan.name)
     mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
-    return (*plots, write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name))
+    # plots handle NaN and empty samples themselves; floating-point flags left set by a
+    # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
+    # "invalid value" warnings that fail the product
+    with np.errstate(all="ignore"):
+        plots = write_qc_plots(master, plan.qc_dir, plan.name)
+        return (*plots, write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name))
 
 
 def _hotpix_plots(
@@ -398,7 +402,8 @@ def _hotpix_plots(
     """The hot-pixel map and the dark-current and noise distributions."""
     from mdark_dask.plots import write_hotpix_plots
 
-    return write_hotpix_plots(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
+    with np.errstate(all="ignore"):  # as in _master_plots
+        return write_hotpix_plots(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
 
 
 def finalize_product(
