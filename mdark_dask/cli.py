@@ -362,11 +362,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The ``mdark-dask`` console script: :func:`main`, then a prompt exit.
 
+    Before it, freed frame-sized arrays are set to go back to the operating system
+    (:mod:`mdark_dask.malloc`): a process-wide allocator setting, so the script's alone.
+
     Once the command is done (products renamed into place, logs closed, clusters shut
     down by their context managers) the interpreter's own teardown of ~1000 modules
     and the compiled kernels' code costs another 0.2-0.3 s, a sixth of a whole
     ``mdark`` run; the streams are flushed and the process leaves without it.
     """
+    from mdark_dask.malloc import release_large_frees
+
+    release_large_frees()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
