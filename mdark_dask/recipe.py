@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import dask
 import numpy as np
@@ -59,9 +59,13 @@ from mdark_dask.product import (
 )
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import TARGET_STRIP_BYTES, stack_reader, strip_rows
+from mdark_dask.stack import stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
+
+#: Prepared bytes of whole frames per level task (frames are read one at a time, so this
+#: sets the task's length, not its memory).
+LEVEL_TASK_BYTES: Final = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -332,10 +336,10 @@ def _reader_task(plan: ProductPlan, token: str) -> Delayed:
 
 def level_groups(plan: ProductPlan) -> list[tuple[int, int]]:
     """The frames of each level task: ``(first, stop)`` indices, about
-    :data:`TARGET_STRIP_BYTES` of prepared pixels per task (two 2k x 2k frames), so a task
+    :data:`LEVEL_TASK_BYTES` of prepared pixels per task (two 2k x 2k frames), so a task
     is not much shorter than dask's ~100 ms sweet spot while every core still gets work."""
     n, ny, nx = stack_reader(plan.frameset).shape
-    per_task = max(1, round(TARGET_STRIP_BYTES / (ny * nx * 4)))
+    per_task = max(1, round(LEVEL_TASK_BYTES / (ny * nx * 4)))
     return [(i, min(i + per_task, n)) for i in range(0, n, per_task)]
 
 

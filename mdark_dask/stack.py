@@ -19,16 +19,18 @@ if TYPE_CHECKING:
     import dask.array as da
     import xarray as xr
 
-#: Target bytes of float32 stack per strip task: big enough that a task is ~0.1-1 s of
-#: clipping, small enough that a worker holds a few of them with room to spare.
-TARGET_STRIP_BYTES: Final = 32 * 2**20
+#: Target bytes of float32 stack per strip task. With the tiled kernel a 24 MB strip is
+#: ~50-70 ms of clipping on one core; two such inputs in flight (one per thread) are the
+#: strip phase's memory. 32 MB put the peak of a 10-frame SOXS VIS run at 356-371 MB,
+#: 24 MB at 335 MB (soxspipe: 1033 MB), at the same speed.
+TARGET_STRIP_BYTES: Final = 24 * 2**20
 
 
 def strip_rows(n_frames: int, rows: int, cols: int, target: int = TARGET_STRIP_BYTES) -> int:
     """Rows per strip so that one strip of all frames is about ``target`` bytes.
 
     >>> strip_rows(20, 2040, 2040)
-    205
+    154
     >>> strip_rows(3, 37, 53)
     37
     """
