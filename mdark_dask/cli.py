@@ -11,7 +11,6 @@ import contextlib
 import os
 import shlex
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -162,29 +161,13 @@ def _ensure_workspace(path: Path) -> Path:
     return path
 
 
-def _prefetch_matplotlib() -> None:
-    """Import matplotlib's Agg canvas in a background thread while the frames are clipped.
-
-    The clipping kernels release the GIL, so the import (~0.3 s, all Python) overlaps
-    them instead of sitting on the final task's path; the plotting thread waits on the
-    import lock if it gets there first. Daemon: it never holds up the exit.
-    """
-
-    def load() -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.backends.backend_agg
-        import matplotlib.figure
-
-    threading.Thread(target=load, name="mdark-prefetch-matplotlib", daemon=True).start()
-
-
 def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask mdark``: one set of darks to one master dark."""
     from mdark_dask import warmup
 
-    warmup.start(args.numerics)  # overlaps the imports and the header scan below
+    # compiled kernels, then matplotlib: overlapping the imports and header scan below,
+    # then the GIL-free clipping
+    warmup.start(args.numerics, plots=not args.no_plots and args.scheduler == "threads")
     from mdark_dask.recipe import plan_product
     from mdark_dask.report import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
@@ -215,8 +198,6 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         return 0
     _ensure_workspace(plan.product_path.parent)
     out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
-    if plan.plots and args.scheduler == "threads":
-        _prefetch_matplotlib()
     (result,) = compute_products([plan], scheduler=args.scheduler)
     out("")
     out(recipe_report(result, verbose=args.verbose), final=True)

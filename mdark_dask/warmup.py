@@ -56,12 +56,30 @@ def load_kernels(numerics: str = "accurate") -> None:
     plots.finite_range(frame)
 
 
-def start(numerics: str | None = None) -> threading.Thread:
-    """Run :func:`load_kernels` in a daemon thread (it never holds up the exit)."""
+def load_matplotlib() -> None:
+    """Import matplotlib's Agg canvas and figure (~0.3 s of Python) for the QC plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure
+
+
+def start(numerics: str | None = None, plots: bool = False) -> threading.Thread:
+    """Run :func:`load_kernels` (then :func:`load_matplotlib` when ``plots``) in a daemon
+    thread (it never holds up the exit).
+
+    One thread does both, one after the other: the imports are Python and would only take
+    turns with each other (and with the command's own imports) for the GIL, while the
+    frames are clipped by kernels that release it.
+    """
 
     def run() -> None:
         with contextlib.suppress(Exception):
             load_kernels(numerics or "accurate")
+        if plots:
+            with contextlib.suppress(Exception):
+                load_matplotlib()
 
     thread = threading.Thread(target=run, name="mdark-load-kernels", daemon=True)
     thread.start()

@@ -29,3 +29,15 @@ def test_start_swallows_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     thread = warmup.start("accurate")
     thread.join(timeout=10)
     assert not thread.is_alive()  # ended quietly: nothing propagated to the command
+
+
+def test_start_with_plots_also_imports_the_agg_canvas() -> None:
+    import sys
+
+    thread = warmup.start("accurate", plots=True)
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert "matplotlib.backends.backend_agg" in sys.modules
+    import matplotlib
+
+    assert matplotlib.get_backend().lower() == "agg"
