@@ -15,10 +15,13 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mdark_dask._version import __version__
 from mdark_dask.errors import MdarkError, OutputError
+
+if TYPE_CHECKING:
+    from mdark_dask.cluster import Opening
 
 SCHEDULERS = ("threads", "sync", "processes")
 
@@ -218,16 +221,65 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask night``: every set of a night, in parallel, on a cluster."""
     import datetime
 
-    from mdark_dask.cluster import connect
+    from mdark_dask.cluster import Opening
+    from mdark_dask.product import product_dir
+
+    started = time.perf_counter()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    workspace = Path(args.output)
+    # when there will surely be work (a fresh workspace, or -x) the default local cluster
+    # opens, and its workers load the kernels, while the headers are scanned; otherwise
+    # (a rerun that may find everything up to date, or a batch system whose jobs should
+    # not be queued for nothing) only once the plan says there is work
+    early = (
+        not args.dry_run
+        and args.cluster in (None, "local")
+        and (args.overwrite or not product_dir(workspace).exists())
+    )
+    holder: dict[str, Opening] = {}
+
+    def cluster() -> Opening:
+        if "opening" not in holder:
+            holder["opening"] = Opening(args.cluster, _worker_warmup(args))
+        return holder["opening"]
+
+    if early:
+        cluster()
+    try:
+        return _night(args, argv, out, cluster, started, stamp, workspace)
+    finally:
+        if "opening" in holder:
+            holder["opening"].close()
+
+
+def _worker_warmup(args: argparse.Namespace) -> Callable[[], None]:
+    """What every worker runs once it joins: load the kernels (and matplotlib)."""
+    import functools
+
+    from mdark_dask import warmup
+
+    numerics = args.numerics or "accurate"
+    if args.no_plots:
+        return functools.partial(warmup.load_kernels, numerics)
+    return functools.partial(warmup.load_all, numerics)
+
+
+def _night(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    out: Tee,
+    cluster: Callable[[], Opening],
+    started: float,
+    stamp: str,
+    workspace: Path,
+) -> int:
+    """The night command; ``cluster()`` opens the cluster (or gives the one opening)."""
     from mdark_dask.night import plan_night, write_sofs
     from mdark_dask.overview import write_overview
     from mdark_dask.profiling import RunStats, profile
     from mdark_dask.report import night_table, plan_table, skipped_table, write_run_report
     from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
 
-    started = time.perf_counter()
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    workspace = Path(args.output)
     out(f"# SCANNING {len(args.inputs)} INPUT(S)")
     last = [time.perf_counter()]
 
@@ -269,14 +321,14 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     cluster_name = "none needed"
     stats = RunStats()
     if todo:
-        with connect(args.cluster) as conn:
-            cluster_name = conn.description
-            out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
-            if conn.dashboard:
-                out(f"Dashboard: {conn.dashboard}")
-            html = workspace / "performance_report.html" if args.performance_report else None
-            with profile(conn.client, html) as stats:
-                outcomes += run_plans(todo, conn.client, progress)
+        conn = cluster().get()
+        cluster_name = conn.description
+        out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
+        if conn.dashboard:
+            out(f"Dashboard: {conn.dashboard}")
+        html = workspace / "performance_report.html" if args.performance_report else None
+        with profile(conn.client, html) as stats:
+            outcomes += run_plans(todo, conn.client, progress)
     out("")
     out(night_table(outcomes), final=True)
     record = {

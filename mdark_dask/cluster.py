@@ -232,3 +232,57 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class Opening:
+    """A cluster being opened in a background thread, while the caller does other work.
+
+    Starting a LocalCluster (worker processes importing dask, numpy, astropy) and loading
+    the compiled kernels in every worker take seconds that a night used to spend after
+    its header scan; opened here, they overlap the scan instead. :meth:`get` waits for
+    the connection (raising what :func:`connect` raised); :meth:`close` closes whatever
+    was opened, also when the caller never asked for it.
+
+    Parameters
+    ----------
+    spec : str or None
+        As for :func:`connect`.
+    warm : callable or None
+        Run once on every worker (``client.run``) after connecting, e.g. loading kernels;
+        its failure is ignored (tasks then load what they need themselves).
+    """
+
+    def __init__(self, spec: str | None, warm: Any = None) -> None:
+        import threading
+
+        self._stack = contextlib.ExitStack()
+        self._result: Connection | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._open, args=(spec, warm), name="mdark-open-cluster", daemon=True
+        )
+        self._thread.start()
+
+    def _open(self, spec: str | None, warm: Any) -> None:
+        try:
+            self._result = self._stack.enter_context(connect(spec))
+        except BaseException as exc:  # handed to the caller by get()
+            self._error = exc
+            return
+        client = self._result.client
+        if warm is not None and client is not None:
+            with contextlib.suppress(Exception):
+                client.run(warm)
+
+    def get(self) -> Connection:
+        """The open connection (waits for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def close(self) -> None:
+        """Close what was opened (waits for the opening to finish first)."""
+        self._thread.join()
+        self._stack.close()

@@ -59,13 +59,19 @@ from mdark_dask.product import (
 )
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import stack_reader, strip_rows
+from mdark_dask.stack import TARGET_STRIP_BYTES, stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
 
 #: Prepared bytes of whole frames per level task (frames are read one at a time, so this
 #: sets the task's length, not its memory).
 LEVEL_TASK_BYTES: Final = 32 * 2**20
+
+#: Prepared bytes per level and strip task in a night: with the compiled kernels a
+#: one-product-sized task is 20-60 ms, short against a distributed worker's per-task cost
+#: (the performance report of an 8-set night showed 66 of 90 tasks under 100 ms); the
+#: sets themselves keep every worker busy.
+NIGHT_TASK_BYTES: Final = 96 * 2**20
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,11 @@ class ProductPlan:
         Rows per strip (an execution setting: never changes a byte); None = automatic.
     plots : bool
         Whether the final task writes QC plots.
+    task_bytes : int or None
+        Prepared bytes per level and strip task (an execution setting); None = the
+        one-product sizes (:data:`LEVEL_TASK_BYTES`, :data:`TARGET_STRIP_BYTES`), which
+        give two threads enough tasks to share. A night, whose parallelism comes from
+        its many sets, uses :data:`NIGHT_TASK_BYTES`.
     """
 
     name: str
@@ -94,6 +105,7 @@ class ProductPlan:
     workspace: str
     rows: int | None = None
     plots: bool = True
+    task_bytes: int | None = None
 
     @property
     def product_path(self) -> Path:
@@ -269,6 +281,7 @@ def plan_frames(
     numerics: str | None = None,
     rows: int | None = None,
     plots: bool = True,
+    task_bytes: int | None = None,
 ) -> ProductPlan:
     """Plan a product from already scanned frames (the night scheduler's entry)."""
     # the gain rule depends on numerics: resolve the settings (and their numerics) first
@@ -284,6 +297,7 @@ def plan_frames(
         workspace=str(Path(workspace).resolve()),
         rows=rows,
         plots=plots,
+        task_bytes=task_bytes,
     )
 
 
@@ -321,7 +335,7 @@ def strip_bounds(plan: ProductPlan) -> list[tuple[int, int]]:
     """The row strips of a plan: ``(first, stop)`` rows, :func:`strip_rows` high (or
     ``plan.rows``), covering every row once, top to bottom."""
     n, ny, nx = stack_reader(plan.frameset).shape
-    step = plan.rows or strip_rows(n, ny, nx)
+    step = plan.rows or strip_rows(n, ny, nx, plan.task_bytes or TARGET_STRIP_BYTES)
     return [(y0, min(y0 + step, ny)) for y0 in range(0, ny, step)]
 
 
@@ -339,7 +353,7 @@ def level_groups(plan: ProductPlan) -> list[tuple[int, int]]:
     :data:`LEVEL_TASK_BYTES` of prepared pixels per task (two 2k x 2k frames), so a task
     is not much shorter than dask's ~100 ms sweet spot while every core still gets work."""
     n, ny, nx = stack_reader(plan.frameset).shape
-    per_task = max(1, round(LEVEL_TASK_BYTES / (ny * nx * 4)))
+    per_task = max(1, round((plan.task_bytes or LEVEL_TASK_BYTES) / (ny * nx * 4)))
     return [(i, min(i + per_task, n)) for i in range(0, n, per_task)]
 
 

@@ -20,7 +20,13 @@ import dask
 from mdark_dask.errors import MdarkError
 from mdark_dask.night import NightPlan, NightSet
 from mdark_dask.qc import QCRow, apply_ranges, failed, header_qc
-from mdark_dask.recipe import ProductPlan, ProductResult, master_graph, plan_frames
+from mdark_dask.recipe import (
+    NIGHT_TASK_BYTES,
+    ProductPlan,
+    ProductResult,
+    master_graph,
+    plan_frames,
+)
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -117,7 +123,7 @@ def plan_sets(
     for s in night.sets:
         try:
             plan = plan_frames(s.frames, s.bad, s.name, workspace, settings_path, numerics,
-                               plots=plots)  # fmt: skip
+                               plots=plots, task_bytes=NIGHT_TASK_BYTES)  # fmt: skip
         except MdarkError as exc:
             settled.append(_outcome(s, "failed", product=None, reason=str(exc)))
             continue

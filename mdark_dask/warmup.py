@@ -84,3 +84,9 @@ def start(numerics: str | None = None, plots: bool = False) -> threading.Thread:
     thread = threading.Thread(target=run, name="mdark-load-kernels", daemon=True)
     thread.start()
     return thread
+
+
+def load_all(numerics: str = "accurate") -> None:
+    """:func:`load_kernels` and :func:`load_matplotlib`: what a night's worker will use."""
+    load_kernels(numerics)
+    load_matplotlib()
