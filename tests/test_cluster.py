@@ -44,7 +44,7 @@ import pytest
 import yaml
 
 from mdark_dask.cli import main
-from mdark_dask.cluster import ClusterError, connect, load_definition
+from mdark_dask.cluster import ClusterError, Opening, connect, load_definition
 from mdark_dask.instruments import ARMS
 from mdark_dask.night import plan_night
 from mdark_dask.simulate import DarkSetSpec, simulate_set
@@ -765,3 +765,50 @@ def test_kubernetes_without_dask_kubernetes_names_the_extra() -> None:
     with pytest.raises(ClusterError) as exc, connect(str(CLUSTER_DIR / "kubernetes.yaml")):
         pass
     assert "mdark-dask[kubernetes]" in assert_one_line(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening: a cluster opened in the background while the night scans its headers
+
+WARMED: list[str] = []
+
+
+def _record_warm() -> None:
+    WARMED.append("warm")
+
+
+def _failing_warm() -> None:
+    raise RuntimeError("no kernels here")
+
+
+def test_opening_runs_the_warmup_on_every_worker_then_closes() -> None:
+    WARMED.clear()
+    opening = Opening("threads", _record_warm)
+    conn = opening.get()
+    assert conn.client is not None
+    assert WARMED == ["warm"]  # one in-process worker, warmed once
+    assert conn.client.submit(sum, [1, 2]).result(timeout=30) == 3
+    opening.close()
+    assert conn.client.status == "closed"
+
+
+def test_opening_survives_a_failing_warmup() -> None:
+    opening = Opening("threads", _failing_warm)
+    try:
+        assert opening.get().client.submit(sum, [4]).result(timeout=30) == 4
+    finally:
+        opening.close()
+
+
+def test_opening_hands_its_error_to_get_and_closes_cleanly(tmp_path: Path) -> None:
+    opening = Opening(str(tmp_path / "no-such-cluster.yaml"))
+    with pytest.raises(ClusterError) as exc:
+        opening.get()
+    assert "unknown cluster" in assert_one_line(exc)
+    opening.close()  # nothing was opened: nothing to close, no error
+
+
+def test_opening_closes_a_cluster_nobody_asked_for() -> None:
+    opening = Opening("sync")
+    opening.close()
+    assert opening.get().client is None
