@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_mdark.py compare [--repeats 3] [--nir 20] [--vis 10]
     .venv/bin/python benchmarks/bench_mdark.py scaling [--counts 10 20 50 100]
     .venv/bin/python benchmarks/bench_mdark.py big [--frames 100]
+    .venv/bin/python benchmarks/bench_mdark.py stage [--nir 20]
 
 ``compare`` runs, alternating and repeated, on the same simulated sofs:
 ``mdark-dask mdark`` (whole command), ``soxspipe mdark`` (the oracle venv of
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import platform
 import shutil
@@ -208,6 +210,49 @@ def big(args: argparse.Namespace) -> None:
     )
 
 
+def _clip_strip(
+    block: np.ndarray, levels: np.ndarray, ron: float, sigma: float, maxiters: int
+) -> np.ndarray:
+    from mdark_dask import kernels
+
+    return kernels.stack_strip(block, levels, ron, sigma, maxiters)
+
+
+def stage(args: argparse.Namespace) -> None:
+    """The stack clip-and-mean stage alone: strips already in memory, one and two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mdark_dask import kernels
+    from mdark_dask.recipe import plan_product, strip_bounds
+    from mdark_dask.stack import stack_reader
+
+    print(platform_line())
+    sof = make_set(DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data)
+    for numerics in ("accurate", "soxspipe-0.17.4"):
+        plan = plan_product([str(sof)], tempfile.gettempdir(), numerics=numerics, plots=False)
+        reader, s = stack_reader(plan.frameset), plan.settings
+        levels = np.array([kernels.frame_level(reader[i], s.frame_sigma, s.frame_iterations,
+                                               s.numerics) for i in range(reader.shape[0])])  # fmt: skip
+        strips = [reader[:, a:b, :] for a, b in strip_bounds(plan)]
+        mb = sum(x.nbytes for x in strips) / 1e6
+
+        clip = functools.partial(
+            _clip_strip, levels=levels, ron=plan.frameset.ron, sigma=s.stacked_sigma,
+            maxiters=s.stacked_iterations,
+        )  # fmt: skip
+
+        clip(strips[0][:, :2])  # load the compiled kernel
+        for threads in (1, 2):
+            best = float("inf")
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    list(pool.map(clip, strips))
+                    best = min(best, time.perf_counter() - start)
+            print(f"stack stage, {args.nir} SOXS NIR frames ({mb:.0f} MB float32), {numerics}, "
+                  f"{threads} thread(s): {best:.3f} s, {mb / best:.0f} MB/s")  # fmt: skip
+
+
 def platform_line() -> str:
     """The machine the numbers were measured on."""
     mem = psutil.virtual_memory().total / 2**30
@@ -218,7 +263,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", nargs="?", default="compare", choices=("compare", "scaling", "big"))
+    parser.add_argument("mode", nargs="?", default="compare", choices=("compare", "scaling", "big", "stage"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--nir", type=int, default=20, help="SOXS NIR frames (2048 x 2048)")
     parser.add_argument("--vis", type=int, default=10, help="SOXS VIS frames (4096 x 908)")
@@ -228,7 +273,7 @@ def main() -> int:
     parser.add_argument("--no-soxspipe", action="store_true")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    {"compare": compare, "scaling": scaling, "big": big}[args.mode](args)
+    {"compare": compare, "scaling": scaling, "big": big, "stage": stage}[args.mode](args)
     return 0
 
 
