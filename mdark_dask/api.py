@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.array as da
 import numpy as np
 
 from mdark_dask import kernels
@@ -32,7 +31,11 @@ from mdark_dask.recipe import ProductPlan, join_strips, level_tasks, plan_produc
 from mdark_dask.stack import prepared_stack
 
 if TYPE_CHECKING:
+    import dask.array as da
     import xarray as xr
+
+# dask.array and xarray (which pull in pandas and SciPy) are imported by the functions
+# that build arrays, so importing the API stays cheap
 
 QC_NAMES = ("HOTPIX NUM", "HOTPIX FRAC", "MDARK MEDIAN", "RAW RON", "MASTER RON")
 
@@ -107,6 +110,7 @@ def master_dark(
     >>> int(ds.hotpix_num) == int(ds.qual.sum())
     True
     """
+    import dask.array as da
     import xarray as xr
 
     p = plan(inputs, settings=settings, numerics=numerics)

@@ -1,0 +1,54 @@
+"""Start-up stays cheap: what each entry point imports (checked in fresh interpreters).
+
+The heavy libraries are imported only where they are needed: ``dask.array`` and xarray
+(which bring pandas and SciPy) by the array views of the API, distributed by the night
+command, matplotlib by the plotting code. Timings are the benchmarks' business; these
+tests pin the structure that keeps them low.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# (SciPy's root package is light and astropy.units imports it; its subpackages are not)
+HEAVY = (
+    "dask.array", "xarray", "pandas", "distributed", "matplotlib",
+    "scipy.sparse", "scipy.fft", "scipy.linalg",
+)  # fmt: skip
+
+
+def loaded_after(code: str) -> set[str]:
+    """Which of :data:`HEAVY` are in ``sys.modules`` after running ``code``."""
+    probe = (
+        f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    return set(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import mdark_dask",
+        "import mdark_dask.cli",
+        "import mdark_dask.api",
+        "import mdark_dask.recipe, mdark_dask.scheduler",
+    ],
+)
+def test_importing_pulls_in_nothing_heavy(code: str) -> None:
+    assert loaded_after(code) == set()
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from mdark_dask.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])"
+    )
+    assert loaded_after(code) == set()
