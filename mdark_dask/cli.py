@@ -274,6 +274,7 @@ def _night(
     workspace: Path,
 ) -> int:
     """The night command; ``cluster()`` opens the cluster (or gives the one opening)."""
+    from mdark_dask import warmup
     from mdark_dask.night import plan_night, write_sofs
     from mdark_dask.overview import write_overview
     from mdark_dask.profiling import RunStats, profile
@@ -327,6 +328,10 @@ def _night(
         if conn.dashboard:
             out(f"Dashboard: {conn.dashboard}")
         html = workspace / "performance_report.html" if args.performance_report else None
+        # while the workers reduce, this process loads what the overview page draws with
+        # (and the kernels, when the tasks run in this process)
+        in_process = args.cluster in ("threads", "sync")
+        warmup.start(args.numerics, plots=True, kernels=in_process)
         with profile(conn.client, html) as stats:
             outcomes += run_plans(todo, conn.client, progress)
     out("")

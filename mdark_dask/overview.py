@@ -44,32 +44,33 @@ def _data_uri(png: bytes) -> str:
 
 
 def _thumbnail(path: str) -> str | None:
-    """A small PNG of a product's FLUX with flagged pixels in red, as a data URI."""
-    import matplotlib
+    """A small PNG of a product's FLUX with flagged pixels in red, as a data URI.
 
-    matplotlib.use("Agg")
+    Drawn directly with Pillow (every ``step``-th pixel, grey from the 1st to the 99th
+    percentile of the unflagged ones, red where flagged, row 0 at the bottom): a
+    matplotlib figure per product cost ~40 ms each for the same picture.
+    """
     from astropy.io import fits
-    from matplotlib.figure import Figure
+    from PIL import Image
 
     try:
         with fits.open(path) as hdul:
             flux = np.asarray(hdul["FLUX"].data, dtype=np.float32)
-            qual = np.asarray(hdul["QUAL"].data).astype(bool)
+            qual = np.asarray(hdul["QUAL"].data) != 0
     except (OSError, KeyError):
         return None
     step = max(1, -(-max(flux.shape) // 256))
-    small, bad = flux[::step, ::step], qual[::step, ::step]
+    small = flux[::step, ::step].astype(np.float64)
+    bad = qual[::step, ::step]  # sampled like the image: a glance, not an inventory
     good = small[~bad]
     lo, hi = np.percentile(good, [1, 99]) if good.size else (0.0, 1.0)
-    fig = Figure(figsize=(2.6, 2.6 * min(2.0, small.shape[0] / small.shape[1])), dpi=100)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(small, origin="lower", cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-    overlay = np.zeros((*bad.shape, 4), dtype=np.float32)
-    overlay[bad] = (1.0, 0.0, 0.0, 1.0)
-    ax.imshow(overlay, origin="lower", interpolation="nearest")
-    ax.set_axis_off()
+    with np.errstate(invalid="ignore"):
+        grey = np.clip((small - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    grey = np.nan_to_num(grey, nan=0.0)
+    rgb = np.repeat((grey * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    rgb[bad] = (255, 0, 0)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    Image.fromarray(rgb[::-1]).save(buf, format="PNG")
     return _data_uri(buf.getvalue())
 
 

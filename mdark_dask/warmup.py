@@ -65,9 +65,11 @@ def load_matplotlib() -> None:
     import matplotlib.figure
 
 
-def start(numerics: str | None = None, plots: bool = False) -> threading.Thread:
-    """Run :func:`load_kernels` (then :func:`load_matplotlib` when ``plots``) in a daemon
-    thread (it never holds up the exit).
+def start(
+    numerics: str | None = None, plots: bool = False, kernels: bool = True
+) -> threading.Thread:
+    """Run :func:`load_kernels` (unless not ``kernels``; then :func:`load_matplotlib` when
+    ``plots``) in a daemon thread (it never holds up the exit).
 
     One thread does both, one after the other: the imports are Python and would only take
     turns with each other (and with the command's own imports) for the GIL, while the
@@ -75,8 +77,9 @@ def start(numerics: str | None = None, plots: bool = False) -> threading.Thread:
     """
 
     def run() -> None:
-        with contextlib.suppress(Exception):
-            load_kernels(numerics or "accurate")
+        if kernels:
+            with contextlib.suppress(Exception):
+                load_kernels(numerics or "accurate")
         if plots:
             with contextlib.suppress(Exception):
                 load_matplotlib()

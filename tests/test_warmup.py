@@ -41,3 +41,14 @@ def test_start_with_plots_also_imports_the_agg_canvas() -> None:
     import matplotlib
 
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_start_without_kernels_only_imports_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    called: list[str] = []
+    monkeypatch.setattr(warmup, "load_kernels", lambda numerics="accurate": called.append("k"))
+    monkeypatch.setattr(warmup, "load_matplotlib", lambda: called.append("m"))
+    warmup.start("accurate", plots=True, kernels=False).join(timeout=30)
+    assert called == ["m"]
+    called.clear()
+    warmup.start("accurate", plots=False).join(timeout=30)
+    assert called == ["k"]
