@@ -263,7 +263,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", nargs="?", default="compare", choices=("compare", "scaling", "big", "stage"))
+    parser.add_argument(
+        "mode", nargs="?", default="compare", choices=("compare", "scaling", "big", "stage")
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--nir", type=int, default=20, help="SOXS NIR frames (2048 x 2048)")
     parser.add_argument("--vis", type=int, default=10, help="SOXS VIS frames (4096 x 908)")

@@ -134,22 +134,50 @@ def _bpm(**files: str) -> MappingProxyType[str, str]:
 ARMS: Final[MappingProxyType[tuple[str, str], ArmSpec]] = MappingProxyType(
     {
         ("soxs", "VIS"): ArmSpec(
-            "soxs", "VIS", 0, (0, 4096), (50, 858), 1.0, 3.80,
-            _bpm(b1x1="BP_MAP_RP_VIS_1x1.fits", b1x2="BP_MAP_RP_VIS_1x2.fits",
-                 b2x1="BP_MAP_RP_VIS_2x1.fits", b2x2="BP_MAP_RP_VIS_2x2.fits"),
+            "soxs",
+            "VIS",
+            0,
+            (0, 4096),
+            (50, 858),
+            1.0,
+            3.80,
+            _bpm(
+                b1x1="BP_MAP_RP_VIS_1x1.fits",
+                b1x2="BP_MAP_RP_VIS_1x2.fits",
+                b2x1="BP_MAP_RP_VIS_2x1.fits",
+                b2x2="BP_MAP_RP_VIS_2x2.fits",
+            ),
         ),
         ("soxs", "NIR"): ArmSpec(
             "soxs", "NIR", 0, (4, 2044), (4, 2044), 2.3, 7.3, _bpm(b1x1="BP_MAP_RP_NIR.fits")
         ),
         ("xsh", "UVB"): ArmSpec(
-            "xsh", "UVB", 2, (0, 3000), (48, 2096), 1.61, 2.60,
-            _bpm(b1x1="BP_MAP_RP_UVB_1x1.fits", b1x2="BP_MAP_RP_UVB_1x2.fits",
-                 b2x2="BP_MAP_RP_UVB_2x2.fits"),
+            "xsh",
+            "UVB",
+            2,
+            (0, 3000),
+            (48, 2096),
+            1.61,
+            2.60,
+            _bpm(
+                b1x1="BP_MAP_RP_UVB_1x1.fits",
+                b1x2="BP_MAP_RP_UVB_1x2.fits",
+                b2x2="BP_MAP_RP_UVB_2x2.fits",
+            ),
         ),
         ("xsh", "VIS"): ArmSpec(
-            "xsh", "VIS", 0, (0, 4000), (10, 2058), 1.4, 5.3,
-            _bpm(b1x1="BP_MAP_RP_VIS_1x1.fits", b1x2="BP_MAP_RP_VIS_1x2.fits",
-                 b2x2="BP_MAP_RP_VIS_2x2.fits"),
+            "xsh",
+            "VIS",
+            0,
+            (0, 4000),
+            (10, 2058),
+            1.4,
+            5.3,
+            _bpm(
+                b1x1="BP_MAP_RP_VIS_1x1.fits",
+                b1x2="BP_MAP_RP_VIS_1x2.fits",
+                b2x2="BP_MAP_RP_VIS_2x2.fits",
+            ),
         ),
         ("xsh", "NIR"): ArmSpec(
             "xsh", "NIR", 1, (4, 2044), (20, 1076), 2.12, 8.0, _bpm(b1x1="BP_MAP_RP_NIR.fits")

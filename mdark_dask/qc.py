@@ -28,9 +28,7 @@ class QCRow:
     hi: float | None = None
 
 
-def qc_rows(
-    master: Master, frameset: FrameSet, hot: HotPixels | None = None
-) -> tuple[QCRow, ...]:
+def qc_rows(master: Master, frameset: FrameSet, hot: HotPixels | None = None) -> tuple[QCRow, ...]:
     """QC rows in soxspipe's order of creation; temperatures for SOXS only.
 
     With ``hot``, the physical hot- and noisy-pixel counts follow (:func:`hotpix_rows`);

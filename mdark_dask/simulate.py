@@ -102,16 +102,41 @@ class _ArmModel:
 
 
 _MODELS: Final[dict[tuple[str, str], _ArmModel]] = {
-    ("soxs", "NIR"): _ArmModel((2048, 2048), "uint16", 1000.0, 0.0, 0.01, (0.5, 200.0),
-                               65535.0, 6.0, None, None, 3),
-    ("soxs", "VIS"): _ArmModel((4096, 908), "uint16", 1500.0, 1.5, 0.0005, (0.05, 50.0),
-                               65535.0, 45.0, 1.5, 3.8, 1),
-    ("xsh", "UVB"): _ArmModel((3000, 2144), "uint16", 1200.0, 1.5, 0.0003, (0.05, 50.0),
-                              65535.0, 40.0, 1.61, 2.6, "1pt/400k/lg"),
-    ("xsh", "VIS"): _ArmModel((4000, 2106), "uint16", 1800.0, 1.5, 0.0005, (0.05, 50.0),
-                              65535.0, 40.0, 1.4, 5.3, "1pt/400k/lg"),
-    ("xsh", "NIR"): _ArmModel((1100, 2048), "float32", 100.0, 0.0, 0.01, (0.5, 200.0),
-                              45000.0, 5.0, None, None, None),
+    ("soxs", "NIR"): _ArmModel(
+        (2048, 2048), "uint16", 1000.0, 0.0, 0.01, (0.5, 200.0), 65535.0, 6.0, None, None, 3
+    ),
+    ("soxs", "VIS"): _ArmModel(
+        (4096, 908), "uint16", 1500.0, 1.5, 0.0005, (0.05, 50.0), 65535.0, 45.0, 1.5, 3.8, 1
+    ),
+    ("xsh", "UVB"): _ArmModel(
+        (3000, 2144),
+        "uint16",
+        1200.0,
+        1.5,
+        0.0003,
+        (0.05, 50.0),
+        65535.0,
+        40.0,
+        1.61,
+        2.6,
+        "1pt/400k/lg",
+    ),
+    ("xsh", "VIS"): _ArmModel(
+        (4000, 2106),
+        "uint16",
+        1800.0,
+        1.5,
+        0.0005,
+        (0.05, 50.0),
+        65535.0,
+        40.0,
+        1.4,
+        5.3,
+        "1pt/400k/lg",
+    ),
+    ("xsh", "NIR"): _ArmModel(
+        (1100, 2048), "float32", 100.0, 0.0, 0.01, (0.5, 200.0), 45000.0, 5.0, None, None, None
+    ),
 }
 
 # SOXS readout-mode names by CURID (only written for completeness: soxspipe reads CURID).
@@ -348,8 +373,9 @@ class _Detector:
     telegraph_amp: npt.NDArray[np.float32]
 
 
-def _pick(rng: np.random.Generator, box: tuple[int, int, int, int], ncols: int,
-          n: int) -> npt.NDArray[np.intp]:
+def _pick(
+    rng: np.random.Generator, box: tuple[int, int, int, int], ncols: int, n: int
+) -> npt.NDArray[np.intp]:
     """Draw ``n`` distinct flat indices inside the science box."""
     r0, r1, c0, c1 = box
     w = c1 - c0
@@ -422,8 +448,13 @@ def _telegraph_high(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np
     return np.random.default_rng([spec.seed, 3, i]).random(det.telegraph.size) < 0.5
 
 
-def _cosmics(spec: DarkSetSpec, det: _Detector, rng: np.random.Generator,
-             frame: npt.NDArray[np.float32], gain: float) -> None:
+def _cosmics(
+    spec: DarkSetSpec,
+    det: _Detector,
+    rng: np.random.Generator,
+    frame: npt.NDArray[np.float32],
+    gain: float,
+) -> None:
     """Add this frame's cosmic-ray hits (in place): a bright pixel and a few neighbours."""
     r0, r1, c0, c1 = det.box
     nsci = (r1 - r0) * (c1 - c0) * spec.xbin * spec.ybin
@@ -526,8 +557,7 @@ def _put(h: fits.Header, key: str, value: object, comment: str) -> None:
     h[key] = (value, comment)
 
 
-def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime,
-            filename: str) -> fits.Header:
+def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: str) -> fits.Header:
     """The primary header of frame ``i``: every keyword soxspipe's mdark and organiser read."""
     kw = spec.arm_spec.keywords
     arm = spec.arm
@@ -736,7 +766,6 @@ def sof_name(spec: DarkSetSpec) -> str:
     for _ in range(5):
         name = name.replace("_--_", "_").replace(" ", "").replace(".", "_").replace("__", "_")
     return name + ".sof"
-
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def _predicted_product(sof: Path, workdir: Path) -> Path:
     """``reduced/<night>/soxs-mdark/<stem>.fits``, night = sof timestamp - 15 h (§6.1)."""
     stem = sof.stem
     try:
-        night = (datetime.strptime(stem.split("_")[0], "%Y%m%dT%H%M%S") - timedelta(hours=15))
+        night = datetime.strptime(stem.split("_")[0], "%Y%m%dT%H%M%S") - timedelta(hours=15)
         return workdir / "reduced" / night.strftime("%Y-%m-%d") / "soxs-mdark" / f"{stem}.fits"
     except ValueError:
         return workdir / "reduced" / "soxs-mdark" / f"{stem}.fits"
@@ -201,8 +201,14 @@ def run_soxspipe_mdark(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPLCONFIG"))}
     env.update(HOME=str(home), MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
     cmd = [
-        str(venv / "bin" / "soxspipe"), "mdark", str(sof),
-        "-s", "./soxspipe.yaml", "-o", str(workdir), "-x",
+        str(venv / "bin" / "soxspipe"),
+        "mdark",
+        str(sof),
+        "-s",
+        "./soxspipe.yaml",
+        "-o",
+        str(workdir),
+        "-x",
     ]
     # A product or error log left by an earlier run in this workdir must not pass for this one.
     product = _predicted_product(sof, workdir)
@@ -218,9 +224,7 @@ def run_soxspipe_mdark(
     stderr = _ANSI.sub("", proc.stderr)
     stdout = _ANSI.sub("", proc.stdout)
 
-    error_logs = [
-        p for p in workdir.rglob(f"{sof.stem}_ERROR.log") if home not in p.parents
-    ]
+    error_logs = [p for p in workdir.rglob(f"{sof.stem}_ERROR.log") if home not in p.parents]
     error_text = "\n".join(p.read_text(errors="replace") for p in error_logs)
     qc_failed = _QC_FAILURE in error_text or _QC_FAILURE in stderr
     # Every logged ERROR must be the QC-range failure; anything else is a real failure.
@@ -240,11 +244,7 @@ def run_soxspipe_mdark(
         )
 
     header = fits.getheader(product, 0)
-    qc = {
-        key: header[key]
-        for key in header
-        if key.startswith("ESO QC ")
-    }
+    qc = {key: header[key] for key in header if key.startswith("ESO QC ")}
     return OracleResult(
         product=product,
         stderr=stderr,

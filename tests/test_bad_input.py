@@ -550,7 +550,9 @@ def test_existing_product_kept_without_overwrite(
     assert "MEAN COMBINING" in out
     assert product.stat().st_mtime_ns != old * 10**9
     assert sorted(p.name for p in product.parent.glob("*.fits")) == [
-        "good.fits", "good_HOTPIX.fits", "good_NOISE.fits",
+        "good.fits",
+        "good_HOTPIX.fits",
+        "good_NOISE.fits",
     ]
     assert_no_tmp(ws)
 

@@ -28,6 +28,14 @@ def test_ruff_clean() -> None:
     assert run.returncode == 0, run.stdout[-3000:]
 
 
+def test_ruff_format_clean() -> None:
+    run = subprocess.run(
+        [_tool("ruff"), "format", "--check", "mdark_dask", "tests", "benchmarks", "conftest.py"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-1000:]
+
+
 @pytest.mark.slow
 def test_mypy_strict_clean() -> None:
     run = subprocess.run(

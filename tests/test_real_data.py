@@ -388,7 +388,8 @@ def test_real_xshooter_header_frames_reduce(
     assert code == 0, err
     assert "gain 1.75 e-/ADU, RON 4.5 e-" in out
     (made,) = [
-        p for p in (ws / "products" / "soxs_mdark").glob("*.fits")
+        p
+        for p in (ws / "products" / "soxs_mdark").glob("*.fits")
         if not p.stem.endswith(("_HOTPIX", "_NOISE"))  # the maps beside the master
     ]
     assert made.name.endswith("_UVB_2X2_FAST_MDARK_0_0S_XSHOOTER.fits")

@@ -158,16 +158,38 @@ def test_invalid_specs(kwargs: dict[str, object]) -> None:
 # Headers
 
 COMMON_KEYS = [
-    "INSTRUME", "DATE-OBS", "MJD-OBS", "EXPTIME", "OBJECT",
-    "ESO DPR CATG", "ESO DPR TYPE", "ESO DPR TECH", "ESO SEQ ARM",
-    "ESO OBS ID", "ESO OBS NAME", "ESO OBS START", "ESO OBS TARG NAME", "ESO OBS TPLNO",
-    "ESO OBS NTPL", "ESO TPL ID", "ESO TPL NAME", "ESO TPL NEXP", "ESO TPL EXPNO",
+    "INSTRUME",
+    "DATE-OBS",
+    "MJD-OBS",
+    "EXPTIME",
+    "OBJECT",
+    "ESO DPR CATG",
+    "ESO DPR TYPE",
+    "ESO DPR TECH",
+    "ESO SEQ ARM",
+    "ESO OBS ID",
+    "ESO OBS NAME",
+    "ESO OBS START",
+    "ESO OBS TARG NAME",
+    "ESO OBS TPLNO",
+    "ESO OBS NTPL",
+    "ESO TPL ID",
+    "ESO TPL NAME",
+    "ESO TPL NEXP",
+    "ESO TPL EXPNO",
     "ESO TPL START",
 ]
 SOXS_KEYS = [
-    "ESO DET READ CURID", "ESO DET READ CURNAME", "ESO INS TEMP301 VAL",
-    "ESO INS TEMP217 VAL", "ESO INS TEMP104 VAL", "ESO INS ACFW ID", "ESO INS NISE SWSIM",
-    "ESO INS VISE SWSIM", "ESO INS NISE NAME", "ESO INS VISE NAME",
+    "ESO DET READ CURID",
+    "ESO DET READ CURNAME",
+    "ESO INS TEMP301 VAL",
+    "ESO INS TEMP217 VAL",
+    "ESO INS TEMP104 VAL",
+    "ESO INS ACFW ID",
+    "ESO INS NISE SWSIM",
+    "ESO INS VISE SWSIM",
+    "ESO INS NISE NAME",
+    "ESO INS VISE NAME",
 ]
 
 
@@ -176,8 +198,9 @@ def headers(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], l
     """Headers of a 3-frame set of every arm (minimum raw shapes)."""
     out: dict[tuple[str, str], list[fits.Header]] = {}
     for instrument, arm in ALL_ARMS:
-        spec = DarkSetSpec(instrument, arm, n_frames=3, exptime=30.0,
-                           shape=_min_shape(instrument, arm))
+        spec = DarkSetSpec(
+            instrument, arm, n_frames=3, exptime=30.0, shape=_min_shape(instrument, arm)
+        )
         paths = simulate_set(spec, tmp_path_factory.mktemp(f"{instrument}{arm}"))
         out[(instrument, arm)] = [fits.getheader(p) for p in paths]
     return out
@@ -194,7 +217,9 @@ def test_common_keywords(
         assert h["INSTRUME"] == INSTRUME_VALUE[instrument]
         assert h["ESO SEQ ARM"] == arm
         assert (h["ESO DPR CATG"], h["ESO DPR TYPE"], h["ESO DPR TECH"]) == (
-            "CALIB", "DARK", "IMAGE",
+            "CALIB",
+            "DARK",
+            "IMAGE",
         )
         assert h["OBJECT"] == "DARK"
         assert h["EXPTIME"] == 30.0
@@ -247,8 +272,13 @@ def test_soxs_nir_has_no_gain_or_binning(
 ) -> None:
     # soxspipe then falls back to the detector parameters (2.3 e-/ADU, RON 7.3 e-).
     for h in headers[("soxs", "NIR")]:
-        for key in ("ESO DET BINX", "ESO DET BINY", "ESO DET OUT1 CONAD", "ESO DET OUT1 GAIN",
-                    "ESO DET CHIP RON"):
+        for key in (
+            "ESO DET BINX",
+            "ESO DET BINY",
+            "ESO DET OUT1 CONAD",
+            "ESO DET OUT1 GAIN",
+            "ESO DET CHIP RON",
+        ):
             assert key not in h, key
 
 
@@ -290,8 +320,13 @@ def test_xsh_ccd_keywords(
 
 def test_xsh_nir_keywords(headers: dict[tuple[str, str], list[fits.Header]]) -> None:
     for h in headers[("xsh", "NIR")]:
-        for key in ("ESO DET READ SPEED", "ESO DET OUT1 CONAD", "CDELT1", "CDELT2",
-                    "ESO DET WIN1 BINX"):
+        for key in (
+            "ESO DET READ SPEED",
+            "ESO DET OUT1 CONAD",
+            "CDELT1",
+            "CDELT2",
+            "ESO DET WIN1 BINX",
+        ):
             assert key not in h, key
 
 
@@ -300,8 +335,9 @@ def test_read_speed_and_dpr_type_options(tmp_path: Path) -> None:
     _, h = _read(simulate_set(spec, tmp_path / "a")[0])
     assert h["ESO DET READ CURID"] == 1
     assert h["ESO DPR TYPE"] == "BIAS"
-    spec = DarkSetSpec("xsh", "UVB", n_frames=1, read_speed="1pt/100k/hg",
-                       shape=_min_shape("xsh", "UVB"))
+    spec = DarkSetSpec(
+        "xsh", "UVB", n_frames=1, read_speed="1pt/100k/hg", shape=_min_shape("xsh", "UVB")
+    )
     _, h = _read(simulate_set(spec, tmp_path / "b")[0])
     assert h["ESO DET READ SPEED"] == "1pt/100k/hg"
 
@@ -327,8 +363,9 @@ def vis_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[DarkSetSpec, np.n
 
 
 def test_reproducible_for_a_seed(tmp_path: Path) -> None:
-    spec = DarkSetSpec("soxs", "VIS", n_frames=2, exptime=100.0, seed=3,
-                       shape=_min_shape("soxs", "VIS"))
+    spec = DarkSetSpec(
+        "soxs", "VIS", n_frames=2, exptime=100.0, seed=3, shape=_min_shape("soxs", "VIS")
+    )
     a = simulate_set(spec, tmp_path / "a")
     b = simulate_set(spec, tmp_path / "b")
     for pa, pb in zip(a, b, strict=True):
@@ -336,8 +373,12 @@ def test_reproducible_for_a_seed(tmp_path: Path) -> None:
         db, hb = _read(pb)
         np.testing.assert_array_equal(da, db)
         assert list(ha.items()) == list(hb.items())
-    other = simulate_set(DarkSetSpec("soxs", "VIS", n_frames=1, exptime=100.0, seed=4,
-                                     shape=_min_shape("soxs", "VIS")), tmp_path / "c")
+    other = simulate_set(
+        DarkSetSpec(
+            "soxs", "VIS", n_frames=1, exptime=100.0, seed=4, shape=_min_shape("soxs", "VIS")
+        ),
+        tmp_path / "c",
+    )
     assert not np.array_equal(_read(a[0])[0], _read(other[0])[0])
 
 
@@ -452,25 +493,36 @@ def test_large_frame_is_fast(tmp_path: Path) -> None:
     ("spec", "name"),
     [
         # reference §7.4 and Appendix B
-        (DarkSetSpec("soxs", "NIR", n_frames=5, exptime=5.0),
-         "20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof"),
-        (DarkSetSpec("soxs", "VIS", n_frames=3, exptime=600.0, start="2026-01-11T09:00:00"),
-         "20260111T090000_VIS_1X1_1_MDARK_600_0S_SOXS.sof"),
+        (
+            DarkSetSpec("soxs", "NIR", n_frames=5, exptime=5.0),
+            "20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof",
+        ),
+        (
+            DarkSetSpec("soxs", "VIS", n_frames=3, exptime=600.0, start="2026-01-11T09:00:00"),
+            "20260111T090000_VIS_1X1_1_MDARK_600_0S_SOXS.sof",
+        ),
         # ORACLE.md
-        (DarkSetSpec("soxs", "NIR", exptime=60.0, start="2026-01-11T08:31:26.500"),
-         "20260111T083126_NIR_3_MDARK_60_0S_SOXS.sof"),
+        (
+            DarkSetSpec("soxs", "NIR", exptime=60.0, start="2026-01-11T08:31:26.500"),
+            "20260111T083126_NIR_3_MDARK_60_0S_SOXS.sof",
+        ),
         # §7.4: 0.5 s gives 0_5S; exptime is rounded to 2 decimals
         (DarkSetSpec("soxs", "NIR", exptime=0.5), "20260111T082924_NIR_3_MDARK_0_5S_SOXS.sof"),
         (DarkSetSpec("soxs", "NIR", exptime=60.001), "20260111T082924_NIR_3_MDARK_60_0S_SOXS.sof"),
-        (DarkSetSpec("soxs", "VIS", exptime=1.25, binning=(2, 1), read_speed=2),
-         "20260111T082924_VIS_2X1_2_MDARK_1_25S_SOXS.sof"),
+        (
+            DarkSetSpec("soxs", "VIS", exptime=1.25, binning=(2, 1), read_speed=2),
+            "20260111T082924_VIS_2X1_2_MDARK_1_25S_SOXS.sof",
+        ),
         # X-shooter: WIN1 binning, readout speed as fast/slow, no NIR binning or speed
-        (DarkSetSpec("xsh", "UVB", exptime=60.0),
-         "20260111T082924_UVB_1X1_FAST_MDARK_60_0S_XSHOOTER.sof"),
-        (DarkSetSpec("xsh", "VIS", exptime=60.0, binning=(1, 2), read_speed="1pt/100k/hg"),
-         "20260111T082924_VIS_1X2_SLOW_MDARK_60_0S_XSHOOTER.sof"),
-        (DarkSetSpec("xsh", "NIR", exptime=120.0),
-         "20260111T082924_NIR_MDARK_120_0S_XSHOOTER.sof"),
+        (
+            DarkSetSpec("xsh", "UVB", exptime=60.0),
+            "20260111T082924_UVB_1X1_FAST_MDARK_60_0S_XSHOOTER.sof",
+        ),
+        (
+            DarkSetSpec("xsh", "VIS", exptime=60.0, binning=(1, 2), read_speed="1pt/100k/hg"),
+            "20260111T082924_VIS_1X2_SLOW_MDARK_60_0S_XSHOOTER.sof",
+        ),
+        (DarkSetSpec("xsh", "NIR", exptime=120.0), "20260111T082924_NIR_MDARK_120_0S_XSHOOTER.sof"),
     ],
 )
 def test_sof_name(spec: DarkSetSpec, name: str) -> None:
