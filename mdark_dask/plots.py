@@ -152,14 +152,7 @@ def _dark_panel(ax: Any, hot: HotPixels, name: str) -> None:
     lo = min(d_min if math.isfinite(d_min) else 0.0, -5 * spread)
     hi = max(d_max if math.isfinite(d_max) else 1.0, 2 * hot.hot_threshold)
     linthresh = 10 * spread
-    edges = np.unique(
-        np.concatenate(
-            [
-                np.linspace(lo, linthresh, 120),
-                np.geomspace(max(linthresh, 1e-3), max(hi, 20 * spread), 80),
-            ]
-        )
-    )
+    edges = symlog_edges(lo, max(hi, 20 * spread), linthresh)
     counts = bin_counts(hot.dark, 0.0, edges, clip=True)
     _stairs(ax, counts, symlog(edges, linthresh), fill=True, color="0.4")
     _log_counts(ax, counts)
@@ -226,6 +219,26 @@ def symlog(x: npt.ArrayLike, linthresh: float) -> npt.NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
         far = np.sign(v) * linthresh * (1.0 + np.log10(a / linthresh))
     return np.where(a <= linthresh, v, far)
+
+
+def symlog_edges(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
+    """Histogram edges even in the :func:`symlog` coordinate: 60 linear bins within
+    ``±linthresh`` and 40 per side, logarithmic, beyond it (only on the sides the range
+    reaches), so every bin is as wide on the plot. Linear bins from a far negative
+    outlier up would be hundreds of electrons wide at the level.
+
+    >>> symlog_edges(-5.0, 1000.0, 10.0)[[0, 1, -1]].tolist()
+    [-5.0, -4.75, 1000.0]
+    >>> e = symlog_edges(-1000.0, 1000.0, 10.0); bool(np.all(np.diff(e) > 0)), e.size
+    (True, 141)
+    """
+    inner = np.linspace(max(lo, -linthresh), min(hi, linthresh), 61)
+    parts = [inner]
+    if lo < -linthresh:
+        parts.insert(0, -np.geomspace(-lo, linthresh, 41)[:-1])
+    if hi > linthresh:
+        parts.append(np.geomspace(linthresh, hi, 41)[1:])
+    return np.concatenate(parts)
 
 
 def symlog_ticks(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
