@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -159,7 +158,7 @@ def _finite(value: float) -> float:
 
 def build_hotpix_hdul(hot: HotPixels, header: fits.Header) -> fits.HDUList:
     """The hot-pixel map: one uint8 primary image, as soxspipe's static bad-pixel maps."""
-    return fits.HDUList([fits.PrimaryHDU(_read_only(hot.bpm, np.uint8), header=header)])
+    return fits.HDUList([fits.PrimaryHDU(np.asarray(hot.bpm, dtype=np.uint8), header=header)])
 
 
 def noise_header(
@@ -190,33 +189,19 @@ def build_noise_hdul(
     loo_header["BUNIT"] = "electron"
     return fits.HDUList(
         [
-            fits.PrimaryHDU(_read_only(noise, np.float32), header=header),
-            fits.ImageHDU(_read_only(noise_peel, np.float32), loo_header, name="NOISE_PEEL"),
+            fits.PrimaryHDU(np.asarray(noise, dtype=np.float32), header=header),
+            fits.ImageHDU(np.asarray(noise_peel, dtype=np.float32), loo_header, name="NOISE_PEEL"),
         ]
     )
 
 
-def _read_only(values: npt.ArrayLike, dtype: type[np.generic]) -> npt.NDArray[Any]:
-    """A read-only view of ``values`` as ``dtype`` (converted only when it differs).
-
-    astropy writes a writeable little-endian array by byteswapping it in place, computing
-    the checksum and writing, then swapping it back; another thread reading the same array
-    meanwhile (the final task draws its QC plots while it writes) sees garbage, e.g. noise
-    values of 3e38. A read-only array is written from a byteswapped copy instead, and the
-    caller's arrays are never touched.
-    """
-    view = np.asarray(values, dtype=dtype).view()
-    view.flags.writeable = False
-    return view
-
-
 def build_hdul(master: Master, header: fits.Header) -> fits.HDUList:
     """Assemble FLUX / QUAL / ERRS."""
-    flux = fits.PrimaryHDU(_read_only(master.flux, np.float32), header=header)
-    qual = fits.ImageHDU(_read_only(master.qual, np.uint8), name="QUAL")
+    flux = fits.PrimaryHDU(np.asarray(master.flux, dtype=np.float32), header=header)
+    qual = fits.ImageHDU(np.asarray(master.qual, dtype=np.uint8), name="QUAL")
     errs_header = fits.Header()
     errs_header["UTYPE"] = "StdDevUncertainty"
-    errs = fits.ImageHDU(_read_only(master.errs, np.float32), errs_header, name="ERRS")
+    errs = fits.ImageHDU(np.asarray(master.errs, dtype=np.float32), errs_header, name="ERRS")
     return fits.HDUList([flux, qual, errs])
 
 

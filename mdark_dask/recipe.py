@@ -441,14 +441,16 @@ def finalize_product(
     master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     # the plots need only the master and then the hot pixels: a second thread draws them
     # while this one finds the hot pixels and writes the products (numpy, the compiled
-    # kernels and file I/O release the GIL), so plotting costs the product almost nothing
+    # kernels and file I/O release the GIL), so plotting costs the product almost nothing.
+    # astropy writes a float array by byteswapping it in place and back, so no array is
+    # written while a plot reads it: the noise images are written before the hot-pixel
+    # plots start (one plotting thread, in order), the master after its plots are done.
     with ThreadPoolExecutor(max_workers=1) as pool:
         early = pool.submit(_master_plots, master, levels, plan) if plan.plots else None
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
-        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
@@ -463,10 +465,11 @@ def finalize_product(
             noise_header(header, fs.arm, hot, s.hotpix_params),
         )  # fmt: skip
         write_atomic(noise, plan.noise_path)
+        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
+        plots: tuple[str, ...] = early.result() if early is not None else ()
         write_atomic(build_hdul(master, header), plan.product_path)
-        plots: tuple[str, ...] = ()
-        if early is not None and late is not None:
-            plots = early.result() + late.result()
+        if late is not None:
+            plots += late.result()
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),
