@@ -379,8 +379,11 @@ def finalize(
     master_mean = sum64(means) / len(means)
     raw_ron = float(sum64(np.ascontiguousarray(levels[:, 3])) / len(means))
     _, master_ron = masked_mean_std(comb, mask)
-    flux = (np.ma.array(comb, mask=mask, fill_value=0).filled() + master_mean).astype(np.float32)
-    errs = np.ma.array(strip["errs"], mask=mask, fill_value=raw_ron).filled().astype(np.float32)
+    # soxspipe: (masked.filled(0) + mean).astype(float32) with a float64 mean, i.e. a float64
+    # sum rounded once; computed into one float32 array (no float64 or filled copies)
+    flux = np.where(mask, np.float32(0.0), comb)
+    np.add(flux, master_mean, out=flux, dtype=np.float64, casting="same_kind")
+    errs = np.where(mask, np.float32(raw_ron), strip["errs"]).astype(np.float32, copy=False)
     median = float(np.median(means))
     if not median:
         # soxspipe recomputes the level from the master only when the median is exactly 0
