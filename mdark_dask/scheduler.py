@@ -28,8 +28,6 @@ from mdark_dask.recipe import (
     plan_frames,
 )
 
-LOCAL_SCHEDULERS = ("sync", "threads", "processes")
-
 
 def local_scheduler(name: str) -> Callable[..., Any]:
     """The ``get`` function of a dask local scheduler by name.
