@@ -19,13 +19,12 @@ state at all, two passes per iteration and two for the statistics.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.npsum import BUFFER
+from mdark_dask.npsum import BUFFER, pairwise_buffer
 
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
 # values staged at a time for the sequential sums (their buffers stay in the L1 cache)
@@ -92,85 +91,6 @@ def clip_bounds(
 
 # ------------------------------------------------------------------------------------------
 # the level clip of one frame, fused with its masked mean and std (reference §4.2)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _pairwise_leaf(
-    a: npt.NDArray[np.floating], lo: int, n: int, r: npt.NDArray[np.floating]
-) -> Any:  # pragma: no cover
-    """numpy 2.1's sum of ``a[lo:lo + n]``, ``1 <= n <= 128`` (the leaves of
-    :func:`mdark_dask.npsum._pairwise32`): in order below 8 values, else 8 accumulators
-    (kept in the scratch ``r`` of 8, which LLVM turns into one vector register)."""
-    if n < 8:
-        res = a[lo]  # numpy starts from -0.0, and -0.0 + a[lo] is a[lo]
-        for i in range(1, n):
-            res += a[lo + i]
-        return res
-    for k in range(8):
-        r[k] = a[lo + k]
-    stop = n - n % 8
-    for i in range(8, stop, 8):
-        for k in range(8):
-            r[k] += a[lo + i + k]
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for i in range(stop, n):
-        res += a[lo + i]
-    return res
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_buffer(
-    a: npt.NDArray[np.floating],
-    n: int,
-    tasks: npt.NDArray[np.int64],
-    scratch: npt.NDArray[np.floating],
-) -> Any:  # pragma: no cover
-    """numpy 2.1's pairwise sum of ``a[:n]`` (``1 <= n <= BUFFER``), in ``a``'s dtype.
-
-    The recursion of :func:`mdark_dask.npsum._pairwise32` (halves rounded down to a
-    multiple of 8, leaves of at most 128 values) evaluated without recursion: numba
-    cannot link a recursive function compiled in another module into a cached one. A
-    whole buffer is a balanced tree over 64 leaves; other sizes walk an explicit stack.
-    ``tasks`` (64 pairs) and ``scratch`` (72 of ``a``'s dtype: the stack of partial sums
-    and a leaf's accumulators) are scratch space.
-    """
-    values = scratch[:64]
-    r = scratch[64:72]
-    if n == BUFFER:
-        for k in range(64):
-            values[k] = _pairwise_leaf(a, 128 * k, 128, r)
-        width = 32
-        while width >= 1:
-            for k in range(width):
-                values[k] = values[2 * k] + values[2 * k + 1]
-            width //= 2
-        return values[0]
-    top = 0  # task stack: (lo, n), n == -1 to add the two partial sums on top
-    tasks[0, 0] = 0
-    tasks[0, 1] = n
-    depth = 0
-    while top >= 0:
-        lo = tasks[top, 0]
-        m = tasks[top, 1]
-        top -= 1
-        if m == -1:
-            depth -= 1
-            values[depth - 1] = values[depth - 1] + values[depth]
-        elif m <= 128:
-            values[depth] = _pairwise_leaf(a, lo, m, r)
-            depth += 1
-        else:
-            half = m // 2
-            half -= half % 8
-            # popped in order: left half, right half, then their sum
-            tasks[top + 1, 0] = 0
-            tasks[top + 1, 1] = -1
-            tasks[top + 2, 0] = lo + half
-            tasks[top + 2, 1] = m - half
-            tasks[top + 3, 0] = lo
-            tasks[top + 3, 1] = half
-            top += 3
-    return values[0]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -285,7 +205,7 @@ def _inside_sum(
             filled[j] = v if inside else zero
             c += 1 if inside else 0
         count += c
-        total += _pairwise_buffer(filled, m, tasks, filled[BUFFER:])
+        total += pairwise_buffer(filled, m, tasks, filled[BUFFER:])
     return total, count
 
 
@@ -308,7 +228,7 @@ def _inside_anomaly(
             v = xs[j]
             d = np.float64(v) - mean
             buf[j] = d * d if (v >= lo and v <= hi) else 0.0
-        acc += _pairwise_buffer(buf, m, tasks, buf[BUFFER:])
+        acc += pairwise_buffer(buf, m, tasks, buf[BUFFER:])
     return float(acc)
 
 

@@ -21,201 +21,161 @@ import numpy.typing as npt
 BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-loop chunk
 
 
-@numba.njit(cache=True, nogil=True)
-def _pairwise32(
-    a: npt.NDArray[np.float32], lo: int, n: int
-) -> np.floating[Any]:  # pragma: no cover
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pairwise_leaf(
+    a: npt.NDArray[np.floating], lo: int, n: int, r: npt.NDArray[np.floating]
+) -> Any:  # pragma: no cover
+    """numpy 2.1's sum of ``a[lo:lo + n]``, ``1 <= n <= 128`` (the leaves of its pairwise
+    sum): in order below 8 values, else 8 accumulators (kept in the scratch ``r`` of 8,
+    which LLVM turns into one vector register)."""
     if n < 8:
-        res = np.float32(-0.0)
-        for i in range(n):
+        res = a[lo]  # numpy starts from -0.0, and -0.0 + a[lo] is a[lo]
+        for i in range(1, n):
             res += a[lo + i]
         return res
-    if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        block: np.floating[Any] = res
-        return block
-    n2 = n // 2
-    n2 -= n2 % 8
-    total: np.floating[Any] = _pairwise32(a, lo, n2) + _pairwise32(a, lo + n2, n - n2)
-    return total
+    for k in range(8):
+        r[k] = a[lo + k]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        for k in range(8):
+            r[k] += a[lo + i + k]
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(stop, n):
+        res += a[lo + i]
+    return res
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise64(
-    a: npt.NDArray[np.float64], lo: int, n: int
-) -> np.floating[Any]:  # pragma: no cover
-    if n < 8:
-        res = np.float64(-0.0)
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    if n <= 128:
-        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            r0 += a[lo + i]
-            r1 += a[lo + i + 1]
-            r2 += a[lo + i + 2]
-            r3 += a[lo + i + 3]
-            r4 += a[lo + i + 4]
-            r5 += a[lo + i + 5]
-            r6 += a[lo + i + 6]
-            r7 += a[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[lo + i]
-            i += 1
-        block: np.floating[Any] = res
-        return block
-    n2 = n // 2
-    n2 -= n2 % 8
-    total: np.floating[Any] = _pairwise64(a, lo, n2) + _pairwise64(a, lo + n2, n - n2)
-    return total
+def pairwise_buffer(
+    a: npt.NDArray[np.floating],
+    n: int,
+    tasks: npt.NDArray[np.int64],
+    scratch: npt.NDArray[np.floating],
+) -> Any:  # pragma: no cover
+    """numpy 2.1's pairwise sum of ``a[:n]`` (``1 <= n <= BUFFER``), in ``a``'s dtype.
+
+    numpy's recursion (``pairwise_sum`` in ``loops_utils.h.src``: halves rounded down to a
+    multiple of 8, leaves of at most 128 values) evaluated without recursion, because
+    numba cannot link a recursive function compiled in another module into a cached one
+    (:mod:`mdark_dask.frameclip` calls this). A whole buffer is a balanced tree over 64
+    leaves; other sizes walk an explicit stack.
+    ``tasks`` (64 pairs) and ``scratch`` (72 of ``a``'s dtype: the stack of partial sums
+    and a leaf's accumulators) are scratch space.
+    """
+    values = scratch[:64]
+    r = scratch[64:72]
+    if n == BUFFER:
+        for k in range(64):
+            values[k] = _pairwise_leaf(a, 128 * k, 128, r)
+        width = 32
+        while width >= 1:
+            for k in range(width):
+                values[k] = values[2 * k] + values[2 * k + 1]
+            width //= 2
+        return values[0]
+    top = 0  # task stack: (lo, n), n == -1 to add the two partial sums on top
+    tasks[0, 0] = 0
+    tasks[0, 1] = n
+    depth = 0
+    while top >= 0:
+        lo = tasks[top, 0]
+        m = tasks[top, 1]
+        top -= 1
+        if m == -1:
+            depth -= 1
+            values[depth - 1] = values[depth - 1] + values[depth]
+        elif m <= 128:
+            values[depth] = _pairwise_leaf(a, lo, m, r)
+            depth += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            # popped in order: left half, right half, then their sum
+            tasks[top + 1, 0] = 0
+            tasks[top + 1, 1] = -1
+            tasks[top + 2, 0] = lo + half
+            tasks[top + 2, 1] = m - half
+            tasks[top + 3, 0] = lo
+            tasks[top + 3, 1] = half
+            top += 3
+    return values[0]
+
+
+def scratch_space(dtype: type[np.floating]) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """The ``tasks`` and ``scratch`` arrays :func:`pairwise_buffer` works in."""
+    return np.empty((64, 2), dtype=np.int64), np.empty(72, dtype=dtype)
 
 
 @numba.njit(cache=True, nogil=True)
-def _pairwise_filled32(
-    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], lo: int, n: int
-) -> np.floating[Any]:  # pragma: no cover
-    """:func:`_pairwise32` of ``where(m, 0, a)`` without building it."""
-    zero = np.float32(0.0)
-    if n < 8:
-        res = np.float32(-0.0)
-        for i in range(n):
-            res += zero if m[lo + i] else a[lo + i]
-        return res
-    if n <= 128:
-        r = np.empty(8, dtype=np.float32)
-        for j in range(8):
-            r[j] = zero if m[lo + j] else a[lo + j]
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            for j in range(8):
-                r[j] += zero if m[lo + i + j] else a[lo + i + j]
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            res += zero if m[lo + i] else a[lo + i]
-            i += 1
-        block: np.floating[Any] = res
-        return block
-    n2 = n // 2
-    n2 -= n2 % 8
-    total: np.floating[Any] = _pairwise_filled32(a, m, lo, n2) + _pairwise_filled32(
-        a, m, lo + n2, n - n2
-    )
-    return total
-
-
-@numba.njit(cache=True, nogil=True)
-def _pairwise_anomaly64(
-    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], mean: float, lo: int, n: int
-) -> np.floating[Any]:  # pragma: no cover
-    """:func:`_pairwise64` of ``where(m, 0, (float64(a) - mean) ** 2)`` without building it."""
-    zero = np.float64(0.0)
-    if n < 8:
-        res = np.float64(-0.0)
-        for i in range(n):
-            d = np.float64(a[lo + i]) - mean
-            res += zero if m[lo + i] else d * d
-        return res
-    if n <= 128:
-        r = np.empty(8, dtype=np.float64)
-        for j in range(8):
-            d = np.float64(a[lo + j]) - mean
-            r[j] = zero if m[lo + j] else d * d
-        i = 8
-        stop = n - n % 8
-        while i < stop:
-            for j in range(8):
-                d = np.float64(a[lo + i + j]) - mean
-                r[j] += zero if m[lo + i + j] else d * d
-            i += 8
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-        while i < n:
-            d = np.float64(a[lo + i]) - mean
-            res += zero if m[lo + i] else d * d
-            i += 1
-        block: np.floating[Any] = res
-        return block
-    n2 = n // 2
-    n2 -= n2 % 8
-    total: np.floating[Any] = _pairwise_anomaly64(a, m, mean, lo, n2) + _pairwise_anomaly64(
-        a, m, mean, lo + n2, n - n2
-    )
-    return total
+def _sum(
+    a: npt.NDArray[np.floating],
+    zero: Any,
+    tasks: npt.NDArray[np.int64],
+    scratch: npt.NDArray[Any],
+) -> Any:  # pragma: no cover
+    """numpy's sum of ``a`` (1-D, contiguous): pairwise within each buffer, buffers added
+    in order to ``zero`` (+0.0 of ``a``'s dtype)."""
+    acc = zero
+    for start in range(0, a.size, BUFFER):
+        acc += pairwise_buffer(a[start:], min(BUFFER, a.size - start), tasks, scratch)
+    return acc
 
 
 @numba.njit(cache=True, nogil=True)
 def _masked_sums(
-    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_]
+    a: npt.NDArray[np.float32],
+    m: npt.NDArray[np.bool_],
+    tasks: npt.NDArray[np.int64],
+    buf: npt.NDArray[np.float32],
 ) -> tuple[np.float32, int]:  # pragma: no cover
+    """Float32 sum of ``where(m, 0, a)`` in numpy's order, a buffer at a time (``buf``:
+    ``BUFFER + 72``), and the count of unmasked values."""
     acc = np.float32(0.0)
-    for start in range(0, a.size, BUFFER):
-        acc += _pairwise_filled32(a, m, start, min(BUFFER, a.size - start))
+    zero = np.float32(0.0)
     count = 0
-    for i in range(a.size):
-        if not m[i]:
-            count += 1
+    for start in range(0, a.size, BUFFER):
+        n = min(BUFFER, a.size - start)
+        for j in range(n):
+            masked = m[start + j]
+            buf[j] = zero if masked else a[start + j]
+            count += 0 if masked else 1
+        acc += pairwise_buffer(buf, n, tasks, buf[BUFFER:])
     return acc, count
 
 
 @numba.njit(cache=True, nogil=True)
 def _masked_anomaly(
-    a: npt.NDArray[np.float32], m: npt.NDArray[np.bool_], mean: float
+    a: npt.NDArray[np.float32],
+    m: npt.NDArray[np.bool_],
+    mean: float,
+    tasks: npt.NDArray[np.int64],
+    buf: npt.NDArray[np.float64],
 ) -> np.float64:  # pragma: no cover
+    """Float64 sum of ``where(m, 0, (float64(a) - mean) ** 2)`` in numpy's order."""
     acc = np.float64(0.0)
+    zero = np.float64(0.0)
     for start in range(0, a.size, BUFFER):
-        acc += _pairwise_anomaly64(a, m, mean, start, min(BUFFER, a.size - start))
-    return acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _sum32(a: npt.NDArray[np.float32]) -> np.floating[Any]:  # pragma: no cover
-    acc = np.float32(0.0)
-    for start in range(0, a.size, BUFFER):
-        acc += _pairwise32(a, start, min(BUFFER, a.size - start))
-    return acc
-
-
-@numba.njit(cache=True, nogil=True)
-def _sum64(a: npt.NDArray[np.float64]) -> np.floating[Any]:  # pragma: no cover
-    acc = np.float64(0.0)
-    for start in range(0, a.size, BUFFER):
-        acc += _pairwise64(a, start, min(BUFFER, a.size - start))
+        n = min(BUFFER, a.size - start)
+        for j in range(n):
+            d = np.float64(a[start + j]) - mean
+            buf[j] = zero if m[start + j] else d * d
+        acc += pairwise_buffer(buf, n, tasks, buf[BUFFER:])
     return acc
 
 
 def sum32(a: npt.NDArray[np.float32]) -> np.float32:
     """``numpy.sum`` of a float32 array in numpy 2.1's order (C order, float32 result)."""
-    total: np.float32 = np.float32(_sum32(np.ascontiguousarray(a, dtype=np.float32).ravel()))
+    tasks, scratch = scratch_space(np.float32)
+    flat = np.ascontiguousarray(a, dtype=np.float32).ravel()
+    total: np.float32 = np.float32(_sum(flat, np.float32(0.0), tasks, scratch))
     return total
 
 
 def sum64(a: npt.NDArray[np.float64]) -> np.float64:
     """``numpy.sum`` of a float64 array in numpy 2.1's order."""
-    total: np.float64 = np.float64(_sum64(np.ascontiguousarray(a, dtype=np.float64).ravel()))
+    tasks, scratch = scratch_space(np.float64)
+    flat = np.ascontiguousarray(a, dtype=np.float64).ravel()
+    total: np.float64 = np.float64(_sum(flat, np.float64(0.0), tasks, scratch))
     return total
 
 
@@ -231,9 +191,11 @@ def masked_mean_std(
     """
     a = np.ascontiguousarray(values, dtype=np.float32).ravel()
     m = np.ascontiguousarray(mask, dtype=np.bool_).ravel()
-    total, count = _masked_sums(a, m)
+    tasks = np.empty((64, 2), dtype=np.int64)
+    total, count = _masked_sums(a, m, tasks, np.empty(BUFFER + 72, dtype=np.float32))
     if count == 0:
         return math.nan, math.nan
     mean = np.float64(np.float32(total)) / np.int64(count)
-    var = np.float64(_masked_anomaly(a, m, float(mean))) / np.int64(count)
+    buf = np.empty(BUFFER + 72, dtype=np.float64)
+    var = np.float64(_masked_anomaly(a, m, float(mean), tasks, buf)) / np.int64(count)
     return float(mean), float(np.sqrt(var))

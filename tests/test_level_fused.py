@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdark_dask import kernels
-from mdark_dask.frameclip import _float32_bounds, _pairwise_buffer
-from mdark_dask.npsum import BUFFER, _pairwise32, _pairwise64
+from mdark_dask.frameclip import _float32_bounds
+from mdark_dask.npsum import BUFFER, pairwise_buffer
 
 F32 = npt.NDArray[np.float32]
 
@@ -125,6 +125,29 @@ def test_fused_level_real_size_frame() -> None:
 # the pieces
 
 
+def numpy_pairwise(a: npt.NDArray[np.floating], lo: int, n: int) -> np.floating:
+    """numpy 2.1's ``pairwise_sum`` (``loops_utils.h.src``), recursive and in plain Python,
+    as the definition the compiled :func:`pairwise_buffer` is checked against."""
+    if n < 8:
+        res = a.dtype.type(-0.0)
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r = [a[lo + k] for k in range(8)]
+        stop = n - n % 8
+        for i in range(8, stop, 8):
+            for k in range(8):
+                r[k] += a[lo + i + k]
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        for i in range(stop, n):
+            res += a[lo + i]
+        return res
+    half = n // 2
+    half -= half % 8
+    return numpy_pairwise(a, lo, half) + numpy_pairwise(a, lo + half, n - half)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pairwise_buffer_is_numpys_pairwise_order(dtype: type[np.floating]) -> None:
     rng = np.random.default_rng(3)
@@ -132,10 +155,9 @@ def test_pairwise_buffer_is_numpys_pairwise_order(dtype: type[np.floating]) -> N
     a[rng.integers(0, BUFFER, 20)] = -0.0
     tasks = np.empty((64, 2), dtype=np.int64)
     scratch = np.empty(72, dtype=dtype)
-    reference = _pairwise32 if dtype == np.float32 else _pairwise64
     for n in [*range(1, 300), 1000, 4095, 4096, 4097, 8000, 8191, BUFFER]:
-        got = _pairwise_buffer(a, n, tasks, scratch)
-        want = reference(a, 0, n)
+        got = pairwise_buffer(a, n, tasks, scratch)
+        want = numpy_pairwise(a, 0, n)
         assert np.asarray(got, dtype=dtype).tobytes() == np.asarray(want, dtype=dtype).tobytes()
 
 
