@@ -27,7 +27,7 @@ from mdark_dask.io.fits import read_header, write_atomic
 from mdark_dask.night import NightPlan
 from mdark_dask.product import build_hdul, primary_header
 from mdark_dask.qc import apply_ranges, qc_rows
-from mdark_dask.recipe import ProductPlan, join_strips, level_tasks, plan_product, strip_tasks
+from mdark_dask.recipe import ProductPlan, plan_product, stacked_graph
 from mdark_dask.stack import prepared_stack
 
 if TYPE_CHECKING:
@@ -116,8 +116,7 @@ def master_dark(
     p = plan(inputs, settings=settings, numerics=numerics)
     p = ProductPlan(p.name, p.frameset, p.settings, p.workspace, rows, plots=False)
     s = p.settings
-    levels = level_tasks(p)
-    strip = dask.delayed(join_strips, pure=True)(strip_tasks(p, levels))
+    levels, strip = stacked_graph(p)
     master = dask.delayed(kernels.finalize, pure=True, nout=None)(
         strip, dask.delayed(np.concatenate, pure=True)(levels), s.frame_sigma, s.frame_iterations,
         s.numerics,

@@ -485,6 +485,20 @@ def finalize_product(
     )
 
 
+def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Delayed], Delayed]:
+    """Lazy per-frame levels (blocks of ``(lo, hi, mean, std)`` rows, in frame order) and
+    the stacked frame before the post-stack clip (:func:`join_strips` of every strip).
+
+    Joining is a task of its own: once it is done the strips are released, so the final
+    task's whole-frame work never holds the strips and their joined copy at once.
+    """
+    token = token or tokenize(plan)
+    levels = level_tasks(plan, token)
+    strips = strip_tasks(plan, levels, token)
+    joined: Delayed = dask.delayed(join_strips, pure=True)(strips, dask_key_name=f"join-{token}")
+    return levels, joined
+
+
 def master_graph(plan: ProductPlan) -> Delayed:
     """The whole lazy graph of one product; computing it writes the product.
 
@@ -495,11 +509,7 @@ def master_graph(plan: ProductPlan) -> Delayed:
     pandas and scipy it pulls in).
     """
     token = tokenize(plan)
-    levels = level_tasks(plan, token)
-    strips = strip_tasks(plan, levels, token)
-    # joining is a task of its own: once it is done the strips are released, so the final
-    # task's whole-frame work never holds the strips and their joined copy at once
-    joined = dask.delayed(join_strips, pure=True)(strips, dask_key_name=f"join-{token}")
+    levels, joined = stacked_graph(plan, token)
     task = dask.delayed(finalize_product, pure=True)
     plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
     result: Delayed = task(joined, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
