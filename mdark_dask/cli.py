@@ -236,20 +236,13 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         and args.cluster in (None, "local")
         and (args.overwrite or not product_dir(workspace).exists())
     )
-    holder: dict[str, Opening] = {}
-
-    def cluster() -> Opening:
-        if "opening" not in holder:
-            holder["opening"] = Opening(args.cluster, _worker_warmup(args))
-        return holder["opening"]
-
+    opening = Opening(args.cluster, _worker_warmup(args))
     if early:
-        cluster()
+        opening.start()
     try:
-        return _night(args, argv, out, cluster, started, stamp, workspace)
+        return _night(args, argv, out, opening, started, stamp, workspace)
     finally:
-        if "opening" in holder:
-            holder["opening"].close()
+        opening.close()
 
 
 def _worker_warmup(args: argparse.Namespace) -> Callable[[], None]:
@@ -268,12 +261,12 @@ def _night(
     args: argparse.Namespace,
     argv: Sequence[str],
     out: Tee,
-    cluster: Callable[[], Opening],
+    opening: Opening,
     started: float,
     stamp: str,
     workspace: Path,
 ) -> int:
-    """The night command; ``cluster()`` opens the cluster (or gives the one opening)."""
+    """The night command; ``opening`` is the cluster (started early, or by ``get()``)."""
     from mdark_dask import warmup
     from mdark_dask.night import plan_night, write_sofs
     from mdark_dask.overview import write_overview
@@ -322,7 +315,7 @@ def _night(
     cluster_name = "none needed"
     stats = RunStats()
     if todo:
-        conn = cluster().get()
+        conn = opening.get()
         cluster_name = conn.description
         out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
         if conn.dashboard:

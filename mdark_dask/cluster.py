@@ -235,13 +235,14 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
 
 
 class Opening:
-    """A cluster being opened in a background thread, while the caller does other work.
+    """A cluster opened in a background thread, while the caller does other work.
 
     Starting a LocalCluster (worker processes importing dask, numpy, astropy) and loading
     the compiled kernels in every worker take seconds that a night used to spend after
-    its header scan; opened here, they overlap the scan instead. :meth:`get` waits for
-    the connection (raising what :func:`connect` raised); :meth:`close` closes whatever
-    was opened, also when the caller never asked for it.
+    its header scan; started early with :meth:`start`, they overlap the scan instead.
+    :meth:`get` starts it if nobody did, waits for the connection and raises what
+    :func:`connect` raised; :meth:`close` closes whatever was opened (nothing if it never
+    started).
 
     Parameters
     ----------
@@ -261,7 +262,6 @@ class Opening:
         self._thread = threading.Thread(
             target=self._open, args=(spec, warm), name="mdark-open-cluster", daemon=True
         )
-        self._thread.start()
 
     def _open(self, spec: str | None, warm: Any) -> None:
         try:
@@ -274,15 +274,27 @@ class Opening:
             with contextlib.suppress(Exception):
                 client.run(warm)
 
+    @property
+    def started(self) -> bool:
+        """Whether the opening has begun."""
+        return self._thread.ident is not None
+
+    def start(self) -> Opening:
+        """Begin opening in the background (once); returns ``self``."""
+        if not self.started:
+            self._thread.start()
+        return self
+
     def get(self) -> Connection:
-        """The open connection (waits for it)."""
-        self._thread.join()
+        """The open connection (starting the opening if needed, and waiting for it)."""
+        self.start()._thread.join()
         if self._error is not None:
             raise self._error
         assert self._result is not None
         return self._result
 
     def close(self) -> None:
-        """Close what was opened (waits for the opening to finish first)."""
-        self._thread.join()
+        """Close what was opened (waiting for an opening under way to finish first)."""
+        if self.started:
+            self._thread.join()
         self._stack.close()

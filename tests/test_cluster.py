@@ -809,6 +809,19 @@ def test_opening_hands_its_error_to_get_and_closes_cleanly(tmp_path: Path) -> No
 
 
 def test_opening_closes_a_cluster_nobody_asked_for() -> None:
-    opening = Opening("sync")
+    opening = Opening("sync").start()
     opening.close()
     assert opening.get().client is None
+
+
+def test_opening_starts_only_when_started_or_asked() -> None:
+    idle = Opening("threads")
+    assert not idle.started
+    idle.close()  # never started: nothing opened, nothing to close
+    assert not idle.started
+    asked = Opening("threads")
+    try:
+        assert asked.get().client is not None  # get() starts it
+        assert asked.started
+    finally:
+        asked.close()
