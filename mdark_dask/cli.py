@@ -174,6 +174,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     from mdark_dask.recipe import plan_product
     from mdark_dask.report import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
+    from mdark_dask.startup import settle
 
     started = time.perf_counter()
     out(f"Recipe Command: mdark-dask {' '.join(argv)}")
@@ -200,6 +201,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         )
         return 0
     _ensure_workspace(plan.product_path.parent)
+    settle()  # the modules are loaded: the collector may run again
     out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
     (result,) = compute_products([plan], scheduler=args.scheduler)
     out("")
@@ -213,7 +215,9 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 def run_demo(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask demo``: simulate one small set per arm and reduce them all."""
     from mdark_dask.demo import run_demo as demo
+    from mdark_dask.startup import settle
 
+    settle()
     return demo(Path(args.output), args.frames, out)
 
 
@@ -273,6 +277,7 @@ def _night(
     from mdark_dask.profiling import RunStats, profile
     from mdark_dask.report import night_table, plan_table, skipped_table, write_run_report
     from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
+    from mdark_dask.startup import settle
 
     out(f"# SCANNING {len(args.inputs)} INPUT(S)")
     last = [time.perf_counter()]
@@ -325,6 +330,7 @@ def _night(
         # (and the kernels, when the tasks run in this process)
         in_process = args.cluster in ("threads", "sync")
         warmup.start(args.numerics, plots=True, kernels=in_process)
+        settle()
         with profile(conn.client, html) as stats:
             outcomes += run_plans(todo, conn.client, progress)
     out("")
@@ -393,17 +399,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The ``mdark-dask`` console script: :func:`main`, then a prompt exit.
 
-    Before it, freed frame-sized arrays are set to go back to the operating system
-    (:mod:`mdark_dask.malloc`): a process-wide allocator setting, so the script's alone.
+    Before it, the process is tuned as only a command may tune its own process
+    (:func:`mdark_dask.startup.tune`: one BLAS thread, no garbage collection while the
+    modules import, freed frame-sized arrays back to the operating system).
 
     Once the command is done (products renamed into place, logs closed, clusters shut
     down by their context managers) the interpreter's own teardown of ~1000 modules
     and the compiled kernels' code costs another 0.2-0.3 s, a sixth of a whole
     ``mdark`` run; the streams are flushed and the process leaves without it.
     """
-    from mdark_dask.malloc import release_large_frees
+    from mdark_dask.startup import tune
 
-    release_large_frees()
+    tune()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -16,7 +16,6 @@ allocator.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from typing import Final
 
@@ -33,9 +32,17 @@ def release_large_frees(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname; the search below costs 15 ms
+    except OSError:
+        from ctypes.util import find_library
+
+        try:
+            libc = ctypes.CDLL(find_library("c") or "libc.so")
+        except OSError:
+            return False
+    try:
         mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    except AttributeError:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

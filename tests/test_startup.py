@@ -1,0 +1,73 @@
+"""The console script's process settings (:mod:`mdark_dask.startup`)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from mdark_dask import startup
+
+PROBE = textwrap.dedent(
+    """
+    import gc, json, os, sys
+    from mdark_dask import startup
+
+    startup.tune()
+    paused = not gc.isenabled()
+    import numpy  # after tune(), as the console script imports it
+    objects = [[i] for i in range(1000)]  # objects made before settle() are frozen
+    startup.settle()
+    startup.settle()  # a second call changes nothing
+    print(json.dumps({
+        "paused": paused,
+        "enabled_after": gc.isenabled(),
+        "frozen": gc.get_freeze_count(),
+        "blas": {k: os.environ.get(k) for k in startup.BLAS_THREAD_VARIABLES},
+    }))
+    """
+)
+
+
+def _probe(env: dict[str, str]) -> dict[str, object]:
+    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         check=True, timeout=120, env=env)  # fmt: skip
+    result: dict[str, object] = json.loads(run.stdout)
+    return result
+
+
+def test_tune_pauses_the_collector_until_settle_and_sets_one_blas_thread() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in startup.BLAS_THREAD_VARIABLES}
+    got = _probe(env)
+    assert got["paused"] is True
+    assert got["enabled_after"] is True
+    assert isinstance(got["frozen"], int) and got["frozen"] > 1000
+    assert got["blas"] == dict.fromkeys(startup.BLAS_THREAD_VARIABLES, "1")
+
+
+def test_tune_keeps_the_users_own_thread_counts() -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "3"}
+    env.pop("MKL_NUM_THREADS", None)
+    got = _probe(env)
+    assert got["blas"] == {
+        "OPENBLAS_NUM_THREADS": "4",
+        "MKL_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "3",
+    }
+
+
+def test_settle_without_tune_leaves_the_host_collector_alone() -> None:
+    """A command run in-process (tests, notebooks) must not freeze its host's objects."""
+    before = gc.get_freeze_count()
+    gc.disable()
+    try:
+        startup.settle()
+        assert not gc.isenabled()  # not re-enabled: tune() did not pause it
+    finally:
+        gc.enable()
+    startup.settle()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before
