@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from mdark_dask import startup
 
 PROBE = textwrap.dedent(
@@ -71,3 +73,37 @@ def test_settle_without_tune_leaves_the_host_collector_alone() -> None:
     startup.settle()
     assert gc.isenabled()
     assert gc.get_freeze_count() == before
+
+
+BLAS_PROBE_RUN = textwrap.dedent(
+    """
+    import json, sys
+    from mdark_dask import startup
+
+    if sys.argv[1] == "tuned":
+        startup.tune()
+    from mdark_dask import warmup
+
+    warmup.load_kernels()
+    during = "scipy.linalg" in sys.modules
+    import scipy.linalg.cython_blas  # afterwards it imports as usual
+
+    print(json.dumps({"scipy_linalg_at_init": during,
+                      "probe_entry_left": sys.modules.get(startup.BLAS_PROBE) is None}))
+    """
+)
+
+
+def test_numba_starts_without_importing_scipy_linalg_in_a_tuned_process() -> None:
+    pytest.importorskip("scipy.linalg")
+
+    def run(mode: str) -> dict[str, bool]:
+        done = subprocess.run([sys.executable, "-c", BLAS_PROBE_RUN, mode], capture_output=True,
+                              text=True, check=True, timeout=300)  # fmt: skip
+        got: dict[str, bool] = json.loads(done.stdout)
+        return got
+
+    # the control: numba's initialisation imports scipy.linalg for its BLAS probe ...
+    assert run("plain") == {"scipy_linalg_at_init": True, "probe_entry_left": False}
+    # ... which the console script's process skips, leaving SciPy importable
+    assert run("tuned") == {"scipy_linalg_at_init": False, "probe_entry_left": False}
