@@ -8,7 +8,9 @@ byte per pixel, not several copies.
   §4.9): sequential float32 sums, ``mean = sum / n`` and
   ``std = sqrt(sum((x - mean)**2) / n)`` in float32, bounds computed in double and
   compared with float32 pixels after rounding to float32 (numpy's rule for a Python float).
-* accurate mode sums sequentially in float64 and compares in float64.
+* accurate mode sums in float64 as numpy does (``np.sum(..., dtype=np.float64)``: 8192-
+  value buffers, each summed pairwise, the values not kept counting as 0), which
+  vectorises where a sequential chain cannot, and compares in float64.
 
 :func:`level_stats` is the per-frame level clip (reference §4.2) fused with the masked
 mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.npsum`):
@@ -39,6 +41,8 @@ def clip_bounds(
     keep = np.empty(x.size, dtype=np.bool_)
     for i in range(x.size):
         keep[i] = math.isfinite(x[i])
+    buf64 = np.empty(BUFFER + 72, dtype=np.float64)
+    tasks = np.empty((64, 2), dtype=np.int64)
     lo = math.nan
     hi = math.nan
     iteration = 0
@@ -64,18 +68,25 @@ def clip_bounds(
             lo = float(np.float32(mean - std * sigma))
             hi = float(np.float32(mean + std * sigma))
         else:
+            # numpy's float64 sums (8192-value buffers, each summed pairwise) of the kept
+            # values and of their squared anomalies, the others counting as 0
             s64 = 0.0
             n = 0
-            for i in range(x.size):
-                if keep[i]:
-                    s64 += np.float64(x[i])
-                    n += 1
+            for start in range(0, x.size, BUFFER):
+                m = min(BUFFER, x.size - start)
+                for j in range(m):
+                    kept = keep[start + j]
+                    buf64[j] = np.float64(x[start + j]) if kept else 0.0
+                    n += 1 if kept else 0
+                s64 += pairwise_buffer(buf64, m, tasks, buf64[BUFFER:])
             mean = s64 / n
             q64 = 0.0
-            for i in range(x.size):
-                if keep[i]:
-                    d64 = np.float64(x[i]) - mean
-                    q64 += d64 * d64
+            for start in range(0, x.size, BUFFER):
+                m = min(BUFFER, x.size - start)
+                for j in range(m):
+                    d64 = np.float64(x[start + j]) - mean
+                    buf64[j] = d64 * d64 if keep[start + j] else 0.0
+                q64 += pairwise_buffer(buf64, m, tasks, buf64[BUFFER:])
             std = math.sqrt(q64 / n)
             lo = mean - std * sigma
             hi = mean + std * sigma
@@ -114,16 +125,34 @@ def _kept_sum(
     keep_hi: np.float32,
     soxspipe: bool,
     sel: npt.NDArray[np.float32],
+    sel64: npt.NDArray[np.float64],
+    tasks: npt.NDArray[np.int64],
 ) -> tuple[float, int]:  # pragma: no cover
-    """Sequential sum (float32 or float64 by ``soxspipe``) and count of the kept values:
-    finite and inside ``[keep_lo, keep_hi]``.
+    """Sum and count of the kept values (finite and inside ``[keep_lo, keep_hi]``): a
+    sequential float32 sum (``soxspipe``), else numpy's float64 sum.
 
-    Each buffer of values is first staged in ``sel`` with the values not kept replaced by
-    ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in order: the
-    selection vectorises and the sum is a bare chain of additions.
+    soxspipe: each stretch of values is first staged in ``sel`` with the values not kept
+    replaced by ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in
+    order: the selection vectorises and the sum is a bare chain of additions.
+    Accurate: each 8192-value buffer is staged in ``sel64`` as float64 with the values not
+    kept as 0, and summed pairwise (``np.sum(np.where(kept, x, 0), dtype=np.float64)``).
     """
+    if not soxspipe:
+        s64 = 0.0
+        n = 0
+        for start in range(0, x.size, BUFFER):
+            m = min(BUFFER, x.size - start)
+            xs = x[start : start + m]
+            c = 0
+            for j in range(m):
+                v = xs[j]
+                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+                sel64[j] = np.float64(v) if kept else 0.0
+                c += 1 if kept else 0
+            n += c
+            s64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
+        return s64, n
     s32 = np.float32(0.0)
-    s64 = 0.0
     n = 0
     neutral = np.float32(-0.0)
     for start in range(0, x.size, _STAGE):
@@ -136,13 +165,9 @@ def _kept_sum(
             sel[j] = v if kept else neutral
             c += 1 if kept else 0
         n += c
-        if soxspipe:
-            for j in range(m):
-                s32 += sel[j]
-        else:
-            for j in range(m):
-                s64 += np.float64(sel[j])
-    return (float(s32) if soxspipe else s64), n
+        for j in range(m):
+            s32 += sel[j]
+    return float(s32), n
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -154,32 +179,35 @@ def _kept_squares(
     soxspipe: bool,
     sel: npt.NDArray[np.float32],
     sel64: npt.NDArray[np.float64],
+    tasks: npt.NDArray[np.int64],
 ) -> float:  # pragma: no cover
-    """Sequential sum of ``(x - mean) ** 2`` over the kept values: in float32 with the
-    float32 mean (``soxspipe``) or in float64; staged as in :func:`_kept_sum`."""
-    q32 = np.float32(0.0)
-    q64 = 0.0
-    mean32 = np.float32(mean)
-    for start in range(0, x.size, _STAGE):
-        m = min(_STAGE, x.size - start)
-        xs = x[start : start + m]
-        if soxspipe:
-            for j in range(m):
-                v = xs[j]
-                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-                d = v - mean32
-                sel[j] = d * d if kept else np.float32(-0.0)
-            for j in range(m):
-                q32 += sel[j]
-        else:
+    """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
+    float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
+    if not soxspipe:
+        q64 = 0.0
+        for start in range(0, x.size, BUFFER):
+            m = min(BUFFER, x.size - start)
+            xs = x[start : start + m]
             for j in range(m):
                 v = xs[j]
                 kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
                 d64 = np.float64(v) - mean
-                sel64[j] = d64 * d64 if kept else -0.0
-            for j in range(m):
-                q64 += sel64[j]
-    return float(q32) if soxspipe else q64
+                sel64[j] = d64 * d64 if kept else 0.0
+            q64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
+        return q64
+    q32 = np.float32(0.0)
+    mean32 = np.float32(mean)
+    for start in range(0, x.size, _STAGE):
+        m = min(_STAGE, x.size - start)
+        xs = x[start : start + m]
+        for j in range(m):
+            v = xs[j]
+            kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+            d = v - mean32
+            sel[j] = d * d if kept else np.float32(-0.0)
+        for j in range(m):
+            q32 += sel[j]
+    return float(q32)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -257,7 +285,7 @@ def level_stats(
     sel64 = np.empty(BUFFER + 72, dtype=np.float64)
     tasks = np.empty((64, 2), dtype=np.int64)
     keep_lo, keep_hi = _float32_bounds(-math.inf, math.inf)
-    s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel)
+    s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel, sel64, tasks)
     lo = math.nan
     hi = math.nan
     iteration = 0
@@ -267,14 +295,14 @@ def level_stats(
         if soxspipe:
             mean32 = np.float32(s) / np.float32(n)
             mean = float(mean32)
-            q32 = np.float32(_kept_squares(x, keep_lo, keep_hi, mean, True, sel, sel64))
+            q32 = np.float32(_kept_squares(x, keep_lo, keep_hi, mean, True, sel, sel64, tasks))
             std32 = np.float32(math.sqrt(np.float64(q32 / np.float32(n))))
             std = float(std32)
             lo = float(np.float32(mean - std * sigma))
             hi = float(np.float32(mean + std * sigma))
         else:
             mean = s / n
-            std = math.sqrt(_kept_squares(x, keep_lo, keep_hi, mean, False, sel, sel64) / n)
+            std = math.sqrt(_kept_squares(x, keep_lo, keep_hi, mean, False, sel, sel64, tasks) / n)
             lo = mean - std * sigma
             hi = mean + std * sigma
         if iteration == maxiters:
@@ -285,7 +313,7 @@ def level_stats(
         keep_lo = lo32 if (math.isnan(lo32) or lo32 > keep_lo) else keep_lo
         keep_hi = hi32 if (math.isnan(hi32) or hi32 < keep_hi) else keep_hi
         before = n
-        s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel)
+        s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel, sel64, tasks)
         changed = before - n
     lo32, hi32 = _float32_bounds(lo, hi)
     total, count = _inside_sum(x, lo32, hi32, filled, tasks)

@@ -173,3 +173,34 @@ def test_float32_bounds_compare_as_float64(bound: float, v: float) -> None:
     assert (x >= lo32) == (np.float64(x) >= bound)
     assert (x <= hi32) == (np.float64(x) <= bound)
     assert math.isnan(lo32) == math.isnan(bound)
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from(SIZES) | st.integers(1, 40000),
+    bounds=st.tuples(st.floats(80.0, 100.0), st.floats(100.0, 130.0)),
+    mean=st.floats(90.0, 110.0),
+)
+def test_accurate_sums_are_numpys_float64_sums(
+    seed: int, n: int, bounds: tuple[float, float], mean: float
+) -> None:
+    """Accurate mode's kept sum is ``np.sum(np.where(kept, x, 0), dtype=np.float64)`` bit
+    for bit (numpy casts in 8192-value buffers, each summed pairwise), and the squared
+    anomalies are summed the same way: an exact definition, with a numpy oracle."""
+    from mdark_dask.frameclip import _kept_squares, _kept_sum
+
+    rng = np.random.default_rng(seed)
+    x = dark(rng, n, 100.0, 5.0)
+    x[rng.random(n) < 0.01] = np.nan
+    lo, hi = np.float32(bounds[0]), np.float32(bounds[1])
+    kept = np.isfinite(x) & (x >= lo) & (x <= hi)
+    scratch = (np.empty(2048, np.float32), np.empty(BUFFER + 72), np.empty((64, 2), np.int64))
+    total, count = _kept_sum(x, lo, hi, False, *scratch)
+    assert count == int(kept.sum())
+    assert total == np.sum(np.where(kept, x, np.float32(0.0)), dtype=np.float64)
+    squares = np.where(kept, (x.astype(np.float64) - mean) ** 2, 0.0)
+    oracle = 0.0
+    for start in range(0, n, BUFFER):  # numpy's buffered reduction, one buffer at a time
+        oracle += float(np.sum(squares[start : start + BUFFER]))
+    assert _kept_squares(x, lo, hi, mean, False, *scratch) == oracle
