@@ -413,21 +413,33 @@ def bin_counts(
     e = np.ascontiguousarray(edges, dtype=np.float64)
     if e.size < 2 or not np.all(np.diff(e) > 0):
         raise ValueError("edges must be at least two increasing values")
-    return _bin_counts(_flat(values), float(shift), e, even_edges(e), bool(clip))
+    return _bin_counts(_flat(values), float(shift), e, *even_run(e), bool(clip))
 
 
-def even_edges(edges: npt.NDArray[np.float64]) -> int:
-    """How many leading bins of ``edges`` are evenly spaced, so closely (1e-8 of a bin)
-    that a value's bin can be computed from its offset rather than searched; 0 if none.
+def even_run(edges: npt.NDArray[np.float64]) -> tuple[int, int]:
+    """``(first, m)``: the longest run of ``m`` evenly spaced bins, starting at bin
+    ``first``, so closely even (1e-8 of a bin) that a value's bin in it can be computed
+    from its offset rather than searched; ``(0, 0)`` if none.
 
-    >>> even_edges(np.concatenate([np.linspace(0.0, 10.0, 11), [20.0, 40.0]]))
-    10
+    The dark-current panel's symmetric-log edges have their even bins in the middle
+    (logarithmic ones on both sides), where nearly every pixel falls.
+
+    >>> even_run(np.concatenate([[-40.0, -20.0], np.linspace(-10.0, 10.0, 21), [20.0]]))
+    (2, 20)
     """
     steps = np.diff(edges)
-    even = np.isclose(steps, steps[0], rtol=1e-9, atol=0.0)
-    m = int(np.argmin(even)) if not even.all() else steps.size
-    position = (edges[: m + 1] - edges[0]) * (m / (edges[m] - edges[0]))
-    return m if np.max(np.abs(position - np.arange(m + 1))) <= 1e-8 else 0
+    best = (0, 0)
+    first = 0
+    while first < steps.size:
+        even = np.isclose(steps[first:], steps[first], rtol=1e-9, atol=0.0)
+        m = int(np.argmin(even)) if not even.all() else even.size
+        if m > best[1]:
+            run = edges[first : first + m + 1]
+            position = (run - run[0]) * (m / (run[-1] - run[0]))
+            if np.max(np.abs(position - np.arange(m + 1))) <= 1e-8:
+                best = (first, m)
+        first += m
+    return best
 
 
 @numba.njit(cache=True, nogil=True)
@@ -435,17 +447,20 @@ def _bin_counts(
     v: npt.NDArray[np.floating],
     shift: float,
     edges: npt.NDArray[np.float64],
-    n_linear: int,
+    first: int,
+    m: int,
     clip: bool,
 ) -> npt.NDArray[np.int64]:  # pragma: no cover
-    """Counts of :func:`bin_counts`. Within the ``n_linear`` even bins the offset gives the
-    bin, unless it lies within 1e-6 of a bin of an edge (the edges are within 1e-8 of
-    their even positions, the offset within 1e-13): there, and beyond, the edges decide."""
+    """Counts of :func:`bin_counts`. Within the ``m`` even bins from bin ``first`` the
+    offset gives the bin, unless it lies within 1e-6 of a bin of an edge (the edges are
+    within 1e-8 of their even positions, the offset within 1e-13): there, and outside the
+    run, the edges decide."""
     nb = edges.size - 1
     counts = np.zeros(nb, dtype=np.int64)
     lo = edges[0]
     top = edges[nb]
-    scale = n_linear / (edges[n_linear] - lo) if n_linear > 0 else 0.0
+    base = edges[first]
+    scale = m / (edges[first + m] - base) if m > 0 else 0.0
     for i in range(v.size):
         x = np.float64(v[i]) + shift
         if clip:
@@ -454,9 +469,10 @@ def _bin_counts(
             x = lo if x < lo else (top if x > top else x)
         elif not (x >= lo and x <= top):  # outside, NaN or infinite
             continue
-        f = (x - lo) * scale
-        k = int(f)
-        if k >= n_linear or abs(f - k - 0.5) > 0.5 - 1e-6:
+        f = (x - base) * scale
+        if f >= 0.0 and f < m and abs(f - int(f) - 0.5) <= 0.5 - 1e-6:
+            k = first + int(f)
+        else:
             k = min(int(np.searchsorted(edges, x, side="right")) - 1, nb - 1)
         counts[k] += 1
     return counts

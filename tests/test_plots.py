@@ -121,14 +121,14 @@ def test_bin_counts_on_the_dark_panels_edges_are_numpys(
 def test_bin_counts_edges_of_every_kind() -> None:
     """No even leading bins, one bin, values exactly on every edge, and bad edges."""
     edges = np.array([0.0, 1.0, 3.0, 3.5, 10.0, 100.0])
-    assert plots.even_edges(edges) == 1
+    assert plots.even_run(edges) == (0, 1)
     v = np.concatenate([edges, edges - 1e-12, edges + 1e-12, [np.nan, np.inf, -np.inf]])
     for clip in (False, True):
         np.testing.assert_array_equal(
             plots.bin_counts(v, 0.0, edges, clip=clip), reference_counts(v, 0.0, edges, clip)
         )
     geometric = np.geomspace(1.0, 1e6, 13)
-    assert plots.even_edges(geometric) == 1
+    assert plots.even_run(geometric) == (0, 1)
     np.testing.assert_array_equal(
         plots.bin_counts(v * 1e4, 0.0, geometric, clip=True),
         reference_counts(v * 1e4, 0.0, geometric, True),
@@ -277,3 +277,36 @@ def test_plots_of_nothing_finite(tmp_path: Path) -> None:
     assert math.isnan(hot.noise.threshold) and not hot.bpm.any()
     paths = plots.write_hotpix_plots(hot, nan, nan, tmp_path, "E")
     assert all(Path(p).stat().st_size > 0 for p in paths)
+
+
+@HYP
+@given(
+    kind=st.sampled_from(["normal", "integers", "cauchy"]),
+    seed=st.integers(0, 2**32 - 1),
+    spread=st.sampled_from([1e-3, 0.3, 1.7, 25.0]),
+    low=st.sampled_from([-3.0, -60.0, -2300.0]),
+    high=st.sampled_from([50.0, 1.5e5]),
+    clip=st.booleans(),
+)
+def test_bin_counts_on_symlog_edges_with_even_bins_in_the_middle(
+    kind: str, seed: int, spread: float, low: float, high: float, clip: bool
+) -> None:
+    """The dark panel's edges as drawn: logarithmic below ``-10 * spread`` when the master
+    has a pixel far below its level, even within, logarithmic above. The even run is
+    found in the middle (so the pass computes most bins) and the counts are numpy's."""
+    linthresh = 10 * spread
+    edges = plots.symlog_edges(low * spread, high * spread, linthresh)
+    first, m = plots.even_run(edges)
+    assert m >= 1
+    assert np.allclose(np.diff(edges[first : first + m + 1]), np.diff(edges)[first])
+    v = awkward(kind, 2000, seed, np.float32) * np.float32(spread)
+    v[:4] = np.asarray([low * spread, high * spread, 0.0, linthresh], dtype=np.float32)
+    got = plots.bin_counts(v, 0.0, edges, clip=clip)
+    np.testing.assert_array_equal(got, reference_counts(v, 0.0, edges, clip))
+
+
+def test_even_run_finds_the_longest_even_stretch() -> None:
+    log_lin_log = np.concatenate([[-1000.0, -100.0], np.linspace(-10, 10, 41), [100.0, 1e3]])
+    assert plots.even_run(log_lin_log) == (2, 40)
+    assert plots.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
+    assert plots.even_run(np.array([0.0, 1.0])) == (0, 1)
