@@ -81,9 +81,10 @@ class HotPixels(NamedTuple):
     ----------
     bpm : ndarray of uint8
         The map: :data:`HOT` | :data:`NOISY` bits, 0 for good pixels.
-    dark : ndarray of float32
-        Dark current in e- over the exposure: stacked master minus ``level.median``
-        (NaN where the master is undefined).
+    combined : ndarray of float32
+        The stacked master the dark current is measured on (the caller's array, not a
+        copy); :attr:`dark` is ``combined - level.median``, made only when asked for, so
+        the final task does not hold a frame-sized image that only a plot would read.
     level : Robust
         Robust level and spread of the unmasked master (level-subtracted, e-).
     hot_threshold : float
@@ -96,11 +97,17 @@ class HotPixels(NamedTuple):
     """
 
     bpm: npt.NDArray[np.uint8]
-    dark: F32
+    combined: F32
     level: Robust
     hot_threshold: float
     noise: NoiseClip
     noise_peel: NoiseClip
+
+    @property
+    def dark(self) -> F32:
+        """Dark current in e- over the exposure: ``float32(combined - level.median)``
+        (computed in float64; NaN where the master is undefined). A new array each time."""
+        return dark_image(self.combined, self.level.median)
 
     @property
     def n_hot(self) -> int:
@@ -131,8 +138,8 @@ def robust_level(values: npt.NDArray[np.floating]) -> Robust:
     return _median_mad(_flat(values), _NO_MASK, math.inf)
 
 
-def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tuple[F32, Robust]:
-    """Dark current image and the robust level and spread it is measured from.
+def master_level(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> Robust:
+    """The robust level and spread the dark current is measured from.
 
     Parameters
     ----------
@@ -143,12 +150,6 @@ def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tup
     qual : ndarray
         The master's mask (non-zero = masked); the level and spread come from the unmasked
         finite pixels, or from every finite pixel when none is unmasked.
-
-    Returns
-    -------
-    dark : ndarray of float32
-        ``combined - level.median`` (computed in float64).
-    level : Robust
     """
     comb = np.asarray(combined)
     flat = _flat(comb)
@@ -156,9 +157,21 @@ def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tup
     level = _median_mad(flat, masked, math.inf)
     if math.isnan(level.median):  # no unmasked finite pixel: every finite pixel
         level = _median_mad(flat, _NO_MASK, math.inf)
+    return level
+
+
+def dark_image(combined: F32, median: float) -> F32:
+    """``float32(float64(combined) - median)``: the dark current image, e-."""
+    comb = np.asarray(combined)
     dark = np.empty(comb.shape, dtype=np.float32)
-    _subtract(flat, level.median, dark.reshape(-1))
-    return dark, level
+    _subtract(_flat(comb), float(median), dark.reshape(-1))
+    return dark
+
+
+def dark_current(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> tuple[F32, Robust]:
+    """Dark current image (:func:`dark_image`) and its level (:func:`master_level`)."""
+    level = master_level(combined, qual)
+    return dark_image(combined, level.median), level
 
 
 def hot_threshold(spread: float, sigma: float, rate: float | None, exptime: float) -> float:
@@ -435,7 +448,8 @@ def _subtract(
 
 @numba.njit(cache=True, nogil=True)
 def _flags(
-    dark: npt.NDArray[np.float32],
+    combined: npt.NDArray[np.float32 | np.float64],
+    median: float,
     noise: npt.NDArray[np.floating],
     noise_peel: npt.NDArray[np.floating],
     hot_above: float,
@@ -443,11 +457,12 @@ def _flags(
     peel_above: float,
     bpm: npt.NDArray[np.uint8],
 ) -> None:  # pragma: no cover
-    """The map in one pass: HOT where ``dark > hot_above``; NOISY where ``noise_peel >
-    peel_above``, or, where ``noise_peel`` is not finite, ``noise > noise_above`` (float64
-    comparisons; NaN is never above)."""
-    for i in range(dark.size):
-        flag = HOT if np.float64(dark[i]) > hot_above else 0
+    """The map in one pass: HOT where the dark current ``float32(combined - median)`` is
+    above ``hot_above``; NOISY where ``noise_peel > peel_above``, or, where ``noise_peel``
+    is not finite, ``noise > noise_above`` (float64 comparisons; NaN is never above)."""
+    for i in range(combined.size):
+        dark = np.float32(np.float64(combined[i]) - median)
+        flag = HOT if np.float64(dark) > hot_above else 0
         p = np.float64(noise_peel[i])
         noisy = p > peel_above if math.isfinite(p) else np.float64(noise[i]) > noise_above
         bpm[i] = flag | (NOISY if noisy else 0)
@@ -490,12 +505,13 @@ def find_hot_pixels(
     for name, arr in (("qual", qual), ("noise", noise), ("noise_peel", noise_peel)):
         if np.shape(arr) != shape:
             raise ValueError(f"{name} has shape {np.shape(arr)}, the master {shape}")
-    dark, level = dark_current(combined, qual)
+    comb = np.asarray(combined)
+    level = master_level(comb, qual)
     threshold = hot_threshold(level.std, hot_sigma, hot_rate, exptime)
     surv, peel = _flat(noise), _flat(noise_peel)
     clip_surv = clip_high(surv, noise_sigma, noise_iterations)
     clip_peel = clip_high(peel, noise_sigma, noise_iterations)
     bpm = np.empty(shape, dtype=np.uint8)
-    _flags(dark.reshape(-1), surv, peel, threshold, clip_surv.threshold, clip_peel.threshold,
-           bpm.reshape(-1))  # fmt: skip
-    return HotPixels(bpm, dark, level, threshold, clip_surv, clip_peel)
+    _flags(_flat(comb), level.median, surv, peel, threshold, clip_surv.threshold,
+           clip_peel.threshold, bpm.reshape(-1))  # fmt: skip
+    return HotPixels(bpm, comb, level, threshold, clip_surv, clip_peel)

@@ -148,12 +148,18 @@ def _dark_panel(ax: Any, hot: HotPixels, name: str) -> None:
     """Dark current: linear bins around the level, logarithmic ones above ``10 * spread``,
     shown on a linear axis of the symmetric-log coordinate (:func:`symlog`)."""
     spread = hot.level.std if hot.level.std > 0 else 1.0
-    d_min, d_max = finite_range(hot.dark)
+    # the dark current is float32(combined - median), binned as such from the master
+    # (no dark image is made); rounding is monotonic, so its range is the master's, moved
+    median = hot.level.median
+    c_min, c_max = finite_range(hot.combined)
+    d_min, d_max = (float(np.float32(c - median)) for c in (c_min, c_max))
+    if not (math.isfinite(d_min) and math.isfinite(d_max)):  # overflowed: count it out
+        d_min, d_max = finite_range(hot.dark)
     lo = min(d_min if math.isfinite(d_min) else 0.0, -5 * spread)
     hi = max(d_max if math.isfinite(d_max) else 1.0, 2 * hot.hot_threshold)
     linthresh = 10 * spread
     edges = symlog_edges(lo, max(hi, 20 * spread), linthresh)
-    counts = bin_counts(hot.dark, 0.0, edges, clip=True)
+    counts = bin_counts(hot.combined, -median, edges, clip=True, round32=True)
     _stairs(ax, counts, symlog(edges, linthresh), fill=True, color="0.4")
     _log_counts(ax, counts)
     ticks = symlog_ticks(float(edges[0]), float(edges[-1]), linthresh)
@@ -397,9 +403,14 @@ def _finite_range(v: npt.NDArray[np.floating]) -> tuple[float, float]:  # pragma
 
 
 def bin_counts(
-    values: npt.NDArray[np.floating], shift: float, edges: npt.NDArray[np.float64], clip: bool
+    values: npt.NDArray[np.floating],
+    shift: float,
+    edges: npt.NDArray[np.float64],
+    clip: bool,
+    round32: bool = False,
 ) -> npt.NDArray[np.int64]:
-    """``numpy.histogram(v, edges)[0]`` of the finite ``v = float64(values) + shift``.
+    """``numpy.histogram(v, edges)[0]`` of the finite ``v = float64(values) + shift``
+    (rounded to float32 with ``round32``: the counts of a float32 image made so).
 
     With ``clip`` the values are first clipped to the edges (``numpy.clip``), so every
     finite value is counted; without, values outside them are not. Each bin holds
@@ -413,7 +424,7 @@ def bin_counts(
     e = np.ascontiguousarray(edges, dtype=np.float64)
     if e.size < 2 or not np.all(np.diff(e) > 0):
         raise ValueError("edges must be at least two increasing values")
-    return _bin_counts(_flat(values), float(shift), e, *even_run(e), bool(clip))
+    return _bin_counts(_flat(values), float(shift), e, *even_run(e), bool(clip), bool(round32))
 
 
 def even_run(edges: npt.NDArray[np.float64]) -> tuple[int, int]:
@@ -450,6 +461,7 @@ def _bin_counts(
     first: int,
     m: int,
     clip: bool,
+    round32: bool,
 ) -> npt.NDArray[np.int64]:  # pragma: no cover
     """Counts of :func:`bin_counts`. Within the ``m`` even bins from bin ``first`` the
     offset gives the bin, unless it lies within 1e-6 of a bin of an edge (the edges are
@@ -463,6 +475,8 @@ def _bin_counts(
     scale = m / (edges[first + m] - base) if m > 0 else 0.0
     for i in range(v.size):
         x = np.float64(v[i]) + shift
+        if round32:
+            x = np.float64(np.float32(x))
         if clip:
             if x - x != 0.0:  # NaN or infinite
                 continue

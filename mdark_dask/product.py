@@ -156,6 +156,19 @@ def _finite(value: float) -> float:
     return float(value) if value == value else 0.0
 
 
+def read_only(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """A read-only float32 view of ``image``, for astropy to write.
+
+    astropy writes (and checksums) a writeable little-endian array by byte-swapping it in
+    place and back, so any thread reading it meanwhile (the QC plots) could see swapped
+    values; a read-only one it swaps into a copy instead, the same bytes in the file for
+    the same time (one pass instead of two) and a transient image of memory.
+    """
+    view = np.asarray(image, dtype=np.float32).view()
+    view.flags.writeable = False
+    return view
+
+
 def build_hotpix_hdul(hot: HotPixels, header: fits.Header) -> fits.HDUList:
     """The hot-pixel map: one uint8 primary image, as soxspipe's static bad-pixel maps."""
     return fits.HDUList([fits.PrimaryHDU(np.asarray(hot.bpm, dtype=np.uint8), header=header)])
@@ -189,19 +202,19 @@ def build_noise_hdul(
     loo_header["BUNIT"] = "electron"
     return fits.HDUList(
         [
-            fits.PrimaryHDU(np.asarray(noise, dtype=np.float32), header=header),
-            fits.ImageHDU(np.asarray(noise_peel, dtype=np.float32), loo_header, name="NOISE_PEEL"),
+            fits.PrimaryHDU(read_only(noise), header=header),
+            fits.ImageHDU(read_only(noise_peel), loo_header, name="NOISE_PEEL"),
         ]
     )
 
 
 def build_hdul(master: Master, header: fits.Header) -> fits.HDUList:
     """Assemble FLUX / QUAL / ERRS."""
-    flux = fits.PrimaryHDU(np.asarray(master.flux, dtype=np.float32), header=header)
+    flux = fits.PrimaryHDU(read_only(master.flux), header=header)
     qual = fits.ImageHDU(np.asarray(master.qual, dtype=np.uint8), name="QUAL")
     errs_header = fits.Header()
     errs_header["UTYPE"] = "StdDevUncertainty"
-    errs = fits.ImageHDU(np.asarray(master.errs, dtype=np.float32), errs_header, name="ERRS")
+    errs = fits.ImageHDU(read_only(master.errs), errs_header, name="ERRS")
     return fits.HDUList([flux, qual, errs])
 
 

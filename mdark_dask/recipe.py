@@ -442,20 +442,21 @@ def finalize_product(
     # the plots need only the master and then the hot pixels: a second thread draws them
     # while this one finds the hot pixels and writes the products (numpy, the compiled
     # kernels and file I/O release the GIL), so plotting costs the product almost nothing.
-    # astropy writes a float array by byteswapping it in place and back, so no array is
-    # written while a plot reads it: the noise images are written before the hot-pixel
-    # plots start (one plotting thread, in order), the master after its plots are done.
+    # The writes never touch the arrays the plots read (astropy is given read-only views,
+    # which it byte-swaps into copies: product.read_only), so neither waits for the other.
     with ThreadPoolExecutor(max_workers=1) as pool:
         early = pool.submit(_master_plots, master, levels, plan) if plan.plots else None
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
+        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
         header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
         hot_rows = [r for r in rows if r.name in HOTPIX_QC]
+        # the maps first: a master whose fingerprint is up to date has its maps beside it
         write_atomic(
             build_hotpix_hdul(hot, hotpix_header(header, fs.arm, hot, hot_rows, s.hotpix_params)),
             plan.hotpix_path,
@@ -465,11 +466,11 @@ def finalize_product(
             noise_header(header, fs.arm, hot, s.hotpix_params),
         )  # fmt: skip
         write_atomic(noise, plan.noise_path)
-        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
-        plots: tuple[str, ...] = early.result() if early is not None else ()
         write_atomic(build_hdul(master, header), plan.product_path)
-        if late is not None:
-            plots += late.result()
+        plots: tuple[str, ...] = ()
+        for drawing in (early, late):
+            if drawing is not None:
+                plots += drawing.result()
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),

@@ -310,3 +310,26 @@ def test_even_run_finds_the_longest_even_stretch() -> None:
     assert plots.even_run(log_lin_log) == (2, 40)
     assert plots.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
     assert plots.even_run(np.array([0.0, 1.0])) == (0, 1)
+
+
+@HYP
+@given(
+    kind=st.sampled_from(["normal", "integers", "cauchy"]),
+    seed=st.integers(0, 2**32 - 1),
+    median=st.sampled_from([0.0, 0.1, 2301.987654321, -7.25]),
+    clip=st.booleans(),
+)
+def test_bin_counts_round32_counts_the_dark_image_without_making_it(
+    kind: str, seed: int, median: float, clip: bool
+) -> None:
+    """The dark panel bins ``float32(combined - median)`` straight from the master: the
+    same counts as the dark-current image itself."""
+    from mdark_dask.hotpix import dark_image
+
+    combined = (awkward(kind, 3001, seed, np.float32) + np.float32(median)).astype(np.float32)
+    dark = dark_image(combined, median)
+    edges = plots.symlog_edges(-40.0, 3000.0, 5.0)
+    np.testing.assert_array_equal(
+        plots.bin_counts(combined, -median, edges, clip=clip, round32=True),
+        plots.bin_counts(dark, 0.0, edges, clip=clip),
+    )
