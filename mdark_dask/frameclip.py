@@ -261,27 +261,13 @@ def _inside_anomaly(
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def level_stats(
+def level_bounds(
     x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
-) -> tuple[float, float, float, float]:  # pragma: no cover
-    """``(lo, hi, mean, std)`` of the level clip of the flat image ``x``.
-
-    The bounds of :func:`clip_bounds`, then ``np.ma.mean`` and ``np.ma.std`` of the values
-    inside the final bounds (:func:`mdark_dask.npsum.masked_mean_std`), with the same
-    bits, without a mask in memory and in fewer passes:
-
-    * the "still kept" state is the intersection of every bound so far (a value left the
-      kept set as soon as it fell outside one), so it needs no per-pixel byte, and the
-      pass applying an iteration's bounds is the next iteration's sum (the values it
-      removed are the drop in the count);
-    * per iteration, a pass for the sum and one for the squares; then the masked sum and
-      the masked anomalies of the final bounds, a pass each.
-
-    NaN for all four when nothing is kept (or ``maxiters`` is 0), as the reference.
-    """
+) -> tuple[float, float]:  # pragma: no cover
+    """The final ``(lo, hi)`` of :func:`clip_bounds` (the same bits), without its per-pixel
+    state and with two passes per iteration (see :func:`level_stats`)."""
     sel = np.empty(_STAGE, dtype=np.float32)
-    # a buffer, then the pairwise sum's scratch
-    filled = np.empty(BUFFER + 72, dtype=np.float32)
+    # accurate mode's float64 buffer, then its pairwise sum's scratch
     sel64 = np.empty(BUFFER + 72, dtype=np.float64)
     tasks = np.empty((64, 2), dtype=np.int64)
     keep_lo, keep_hi = _float32_bounds(-math.inf, math.inf)
@@ -315,6 +301,32 @@ def level_stats(
         before = n
         s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel, sel64, tasks)
         changed = before - n
+    return lo, hi
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def level_stats(
+    x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
+) -> tuple[float, float, float, float]:  # pragma: no cover
+    """``(lo, hi, mean, std)`` of the level clip of the flat image ``x``.
+
+    The bounds of :func:`clip_bounds`, then ``np.ma.mean`` and ``np.ma.std`` of the values
+    inside the final bounds (:func:`mdark_dask.npsum.masked_mean_std`), with the same
+    bits, without a mask in memory and in fewer passes:
+
+    * the "still kept" state is the intersection of every bound so far (a value left the
+      kept set as soon as it fell outside one), so it needs no per-pixel byte, and the
+      pass applying an iteration's bounds is the next iteration's sum (the values it
+      removed are the drop in the count);
+    * per iteration, a pass for the sum and one for the squares; then the masked sum and
+      the masked anomalies of the final bounds, a pass each.
+
+    NaN for all four when nothing is kept (or ``maxiters`` is 0), as the reference.
+    """
+    filled = np.empty(BUFFER + 72, dtype=np.float32)
+    sel64 = np.empty(BUFFER + 72, dtype=np.float64)
+    tasks = np.empty((64, 2), dtype=np.int64)
+    lo, hi = level_bounds(x, sigma, maxiters, soxspipe)
     lo32, hi32 = _float32_bounds(lo, hi)
     total, count = _inside_sum(x, lo32, hi32, filled, tasks)
     if count == 0:

@@ -398,11 +398,9 @@ def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray
     return {name: np.concatenate([s[name] for s in strips], axis=0) for name in names}
 
 
-def _master_plots(
-    master: kernels.Master, levels: npt.NDArray[np.float64], plan: ProductPlan
-) -> tuple[str, ...]:
-    """The master dark's QC plots: image, histogram, per-frame levels against time."""
-    from mdark_dask.plots import write_frame_levels_plot, write_qc_plots
+def _frames_plot(levels: npt.NDArray[np.float64], plan: ProductPlan) -> tuple[str, ...]:
+    """The per-frame levels against time: drawn first, from the levels alone."""
+    from mdark_dask.plots import write_frame_levels_plot
 
     fs = plan.frameset
     mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
@@ -410,8 +408,15 @@ def _master_plots(
     # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
     # "invalid value" warnings that fail the product
     with np.errstate(all="ignore"):
-        plots = write_qc_plots(master, plan.qc_dir, plan.name)
-        return (*plots, write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name))
+        return (write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name),)
+
+
+def _master_plots(master: kernels.Master, plan: ProductPlan) -> tuple[str, ...]:
+    """The master dark's QC plots: image and histogram."""
+    from mdark_dask.plots import write_qc_plots
+
+    with np.errstate(all="ignore"):  # as in _frames_plot
+        return write_qc_plots(master, plan.qc_dir, plan.name)
 
 
 def _hotpix_plots(
@@ -420,7 +425,7 @@ def _hotpix_plots(
     """The hot-pixel map and the dark-current and noise distributions."""
     from mdark_dask.plots import write_hotpix_plots
 
-    with np.errstate(all="ignore"):  # as in _master_plots
+    with np.errstate(all="ignore"):  # as in _frames_plot
         return write_hotpix_plots(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
 
 
@@ -438,19 +443,23 @@ def finalize_product(
     s = plan.settings
     fs = plan.frameset
     levels = np.concatenate(frame_levels)
-    master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
-    # the plots need only the master and then the hot pixels: a second thread draws them
-    # while this one finds the hot pixels and writes the products (numpy, the compiled
-    # kernels and file I/O release the GIL), so plotting costs the product almost nothing.
+    # the plots need only the levels, then the master, then the hot pixels: a second
+    # thread draws them while this one finalises the master, finds the hot pixels and
+    # writes the products (numpy, the compiled kernels and file I/O release the GIL).
     # The writes never touch the arrays the plots read (astropy is given read-only views,
     # which it byte-swaps into copies: product.read_only), so neither waits for the other.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        early = pool.submit(_master_plots, master, levels, plan) if plan.plots else None
+        # one plotting thread, in order: the levels' plot while the master is finalised
+        drawings = [pool.submit(_frames_plot, levels, plan)] if plan.plots else []
+        master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
+        if plan.plots:
+            drawings.append(pool.submit(_master_plots, master, plan))
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
-        late = pool.submit(_hotpix_plots, hot, strip, plan) if plan.plots else None
+        if plan.plots:
+            drawings.append(pool.submit(_hotpix_plots, hot, strip, plan))
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
@@ -467,10 +476,9 @@ def finalize_product(
         )  # fmt: skip
         write_atomic(noise, plan.noise_path)
         write_atomic(build_hdul(master, header), plan.product_path)
-        plots: tuple[str, ...] = ()
-        for drawing in (early, late):
-            if drawing is not None:
-                plots += drawing.result()
+        drawn = [drawing.result() for drawing in drawings]
+        # listed as the reader looks at them: the master, its frames, its hot pixels
+        plots = (*drawn[1], *drawn[0], *drawn[2]) if drawn else ()
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),

@@ -41,6 +41,7 @@ def load_kernels(numerics: str = "accurate") -> None:
     for mode in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4")):
         if mode in kernels.NUMERICS:
             kernels.frame_level(frame, 3.0, 2, mode)
+            kernels.global_clip_bounds(frame, 3.0, 2, mode)  # the post-stack clip's
     levels = np.zeros((5, 4), dtype=np.float64)
     levels[:, 1] = 2.0
     strip = kernels.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)
