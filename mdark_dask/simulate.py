@@ -103,7 +103,7 @@ class _ArmModel:
 
 _MODELS: Final[dict[tuple[str, str], _ArmModel]] = {
     ("soxs", "NIR"): _ArmModel(
-        (2048, 2048), "uint16", 1000.0, 0.0, 0.01, (0.5, 200.0), 65535.0, 6.0, None, None, 3
+        (2048, 2048), "uint16", 12.0, 0.0, 0.01, (0.5, 200.0), 65535.0, 6.0, None, None, 3
     ),
     ("soxs", "VIS"): _ArmModel(
         (4096, 908), "uint16", 1500.0, 1.5, 0.0005, (0.05, 50.0), 65535.0, 45.0, 1.5, 3.8, 1
@@ -209,6 +209,11 @@ class DarkSetSpec:
     cosmic_scale : float
         Multiplies the cosmic-ray rate (1 is the default model, about 8e-8 hits per pixel
         per second).
+    pedestal : float or None
+        Bias or reset level in ADU; ``None`` for the arm's own. SOXS NIR frames are
+        processed ramps whose level is small (soxspipe's MDARK MEDIAN range for NIR is
+        -15 to 50 e-), so the default is 12 ADU; the reference's verification set
+        (its Appendix B) used 1000 ADU.
     """
 
     instrument: str
@@ -226,6 +231,7 @@ class DarkSetSpec:
     telegraph_fraction: float = 0.0
     telegraph_amplitude: tuple[float, float] = (8.0, 80.0)
     cosmic_scale: float = 1.0
+    pedestal: float | None = None
 
     def __post_init__(self) -> None:
         """Reject specs soxspipe could never see, so mistakes surface before any file exists."""
@@ -394,7 +400,8 @@ def _detector(spec: DarkSetSpec) -> _Detector:
     r0, r1, c0, c1 = box
     npix_bin = spec.xbin * spec.ybin  # on-chip binning sums the dark charge of the pixels
 
-    bias = np.full((rows, cols), model.pedestal, dtype=np.float32)
+    pedestal = model.pedestal if spec.pedestal is None else spec.pedestal
+    bias = np.full((rows, cols), pedestal, dtype=np.float32)
     if model.pattern:
         col = rng.normal(0.0, 0.5 * model.pattern, cols) + model.pattern * np.sin(
             np.linspace(0.0, 3.0 * np.pi, cols)

@@ -400,10 +400,16 @@ def test_levels_and_noise(vis_set: tuple[DarkSetSpec, np.ndarray]) -> None:
 
 def test_nir_level_matches_reference(tmp_path: Path) -> None:
     # Appendix B: a 1000 ADU NIR pedestal gives MDARK MEDIAN ~2300 e- at 2.3 e-/ADU.
-    spec = DarkSetSpec("soxs", "NIR", n_frames=1, exptime=5.0)
-    data, _ = _read(simulate_set(spec, tmp_path)[0])
+    spec = DarkSetSpec("soxs", "NIR", n_frames=1, exptime=5.0, pedestal=1000.0)
+    data, _ = _read(simulate_set(spec, tmp_path / "appendix_b")[0])
     sci = _prepared(spec, data.astype(np.float64))
     assert np.median(sci) * 2.3 == pytest.approx(2300, rel=0.01)
+    # by default a processed ramp's small level: inside soxspipe's NIR range [-15, 50] e-
+    spec = DarkSetSpec("soxs", "NIR", n_frames=1, exptime=5.0)
+    data, _ = _read(simulate_set(spec, tmp_path / "default")[0])
+    sci = _prepared(spec, data.astype(np.float64))
+    assert np.median(sci) * 2.3 == pytest.approx(27.6, rel=0.05)
+    assert np.mean(data == 0) < 1e-3  # the read noise seldom reaches zero
 
 
 def test_hot_pixels_fixed_across_frames(
