@@ -29,14 +29,14 @@ def load_kernels(numerics: str = "accurate") -> None:
     import numpy as np
 
     from mdark_dask import kernels
-    from mdark_dask.io.fits import _prepare_window
+    from mdark_dask.io.prepare import prepare_window
     from mdark_dask.startup import without_blas_probe
 
     # the reader: big-endian 16-bit words with BZERO, as raw frames are stored; the first
     # compiled call, which initialises numba (without its BLAS probe in the console script)
     out = np.empty((2, 2), dtype=np.float32)
     with without_blas_probe():
-        _prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
+        prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
     frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
     for mode in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4")):
         if mode in kernels.NUMERICS:

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
-from numba import types as nbtypes
-from numba.extending import intrinsic
-from numba.np.numpy_support import as_dtype
 
 from mdark_dask.errors import InputError, OutputError
+from mdark_dask.io.prepare import prepare_window
 
 #: File names taken for FITS frames (astropy reads gzip and bzip2 transparently).
 FITS_SUFFIXES = tuple(
@@ -44,10 +41,6 @@ _DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"
 # the pseudo-unsigned offsets astropy maps to unsigned integers exactly
 # (not 64: float64 cannot hold int64 + 2**63 exactly; astropy reads those)
 _UNSIGNED_ZERO = {16: 2**15, 32: 2**31}
-# rows of the prepared window converted per band when the window's rows run across the
-# raw rows (odd rotations): the band's output rows stay in the cache while its columns
-# are read along the raw rows
-_TRANSPOSE_BAND = 512
 
 
 @dataclass(frozen=True)
@@ -178,95 +171,14 @@ def read_header(path: str | Path) -> fits.Header:
             return merged_header(hdul, _image_hdu(hdul))
 
 
-def _byteswap_typer(typingctx: Any, value: Any) -> Any:  # pragma: no cover
-    """Typing and code of :data:`_byteswapped`: the scalar ``value`` with its bytes in
-    reverse order, same type (single bytes unchanged).
-
-    Floats are swapped through their bits (never through a float conversion), so every
-    bit pattern, NaN payloads included, comes out as numpy's byte swap gives it.
-    """
-    if not isinstance(value, nbtypes.Integer | nbtypes.Float):
-        return None
-    width = 8 * as_dtype(value).itemsize
-    is_float = isinstance(value, nbtypes.Float)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        (word,) = args
-        if width == 8:
-            return word
-        if is_float:
-            bits = context.get_value_type(getattr(nbtypes, f"uint{width}"))
-            return builder.bitcast(builder.bswap(builder.bitcast(word, bits)), word.type)
-        return builder.bswap(word)
-
-    return value(value), codegen
-
-
-#: ``_byteswapped(x)`` in compiled code: ``x`` with its bytes reversed (LLVM ``bswap``).
-_byteswapped: Any = intrinsic(_byteswap_typer)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _electron(word: Any, swap: bool, offset: float, gain: float) -> np.float32:  # pragma: no cover
-    """``float32((float64(value) + offset) * gain)`` of one stored value (ref. §3.4)."""
-    if swap:
-        word = _byteswapped(word)
-    value = np.float64(word)
-    if offset != 0.0:
-        # exact: the pseudo-unsigned offset of a 16- or 32-bit integer; skipped when zero,
-        # which keeps a stored -0.0 negative
-        value += offset
-    return np.float32(value * gain)
-
-
-@numba.njit(cache=True, nogil=True)
-def _prepare_window(
-    flat: npt.NDArray[Any],
-    start: int,
-    row_step: int,
-    col_step: int,
-    swap: bool,
-    offset: float,
-    gain: float,
-    out: npt.NDArray[np.float32],
-) -> None:  # pragma: no cover
-    """Fill ``out`` with the prepared window of a raw image, in one pass.
-
-    Pixel ``(i, j)`` of the window is ``flat[start + i * row_step + j * col_step]`` of the
-    raw image flattened in C order (steps in elements, negative when rotated), stored with
-    its bytes swapped when ``swap``. Its value is :func:`_electron`: exactly the old
-    ``float32(float64(raw + offset) * gain)`` of three numpy passes through a float64
-    buffer. The loops follow memory: along the window's rows when they run along the raw
-    rows (even rotations), else in bands of window rows read down the raw rows.
-    """
-    ny, nx = out.shape
-    if col_step == 1 and flat.itemsize <= 2:
-        # rows contiguous in memory (no rotation), 8/16-bit words: a loop LLVM vectorises
-        for i in range(ny):
-            base = start + i * row_step
-            for j in range(nx):
-                out[i, j] = _electron(flat[base + j], swap, offset, gain)
-    elif abs(col_step) <= abs(row_step):
-        for i in range(ny):
-            base = start + i * row_step
-            for j in range(nx):
-                out[i, j] = _electron(flat[base + j * col_step], swap, offset, gain)
-    else:
-        for i0 in range(0, ny, _TRANSPOSE_BAND):
-            i1 = min(ny, i0 + _TRANSPOSE_BAND)
-            for j in range(nx):
-                base = start + j * col_step
-                for i in range(i0, i1):
-                    out[i, j] = _electron(flat[base + i * row_step], swap, offset, gain)
-
-
 @dataclass(frozen=True)
 class FrameReader:
     """Lazy prepared frame: rotated, trimmed and in electrons, read on indexing.
 
     The conversion is one compiled pass from the stored values to float32 electrons
-    (:func:`_prepare_window`; the numbers of :func:`mdark_dask.kernels.electrons` after
-    the pseudo-unsigned offset), so reading allocates nothing but its result.
+    (:func:`mdark_dask.io.prepare.prepare_window`; the numbers of
+    :func:`mdark_dask.kernels.electrons` after the pseudo-unsigned offset), so reading
+    allocates nothing but its result.
 
     Has ``shape``, ``dtype``, ``ndim`` and ``__getitem__``, so ``dask.array.from_array``
     can wrap it; dask decides the chunks.
@@ -311,7 +223,7 @@ class FrameReader:
         """Read a window (slices or integers per axis) into ``out`` (allocated when None).
 
         One pass over the stored values of the window, whatever its rotation, steps and
-        byte order (:func:`_prepare_window`).
+        byte order (:func:`mdark_dask.io.prepare.prepare_window`).
         """
         parts = key if isinstance(key, tuple) else (key,)
         drop = tuple(i for i, k in enumerate(parts) if isinstance(k, int | np.integer))
@@ -339,7 +251,7 @@ class FrameReader:
                 flat = np.asarray(native).reshape(-1)
                 size = native.itemsize
                 first = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
-                _prepare_window(
+                prepare_window(
                     flat, first // size, view.strides[0] // size, view.strides[1] // size,
                     not values.dtype.isnative, float(offset), float(self.gain), result,
                 )  # fmt: skip
