@@ -37,14 +37,18 @@ def load_kernels(numerics: str = "accurate") -> None:
     out = np.empty((2, 2), dtype=np.float32)
     with without_blas_probe():
         prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
+    # then in the order the run needs them: the level clip, the stack clip, the final
+    # task's kernels (the level tasks can start while the later ones load)
     frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
-    for mode in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4")):
-        if mode in kernels.NUMERICS:
-            kernels.frame_level(frame, 3.0, 2, mode)
-            kernels.global_clip_bounds(frame, 3.0, 2, mode)  # the post-stack clip's
+    modes = [m for m in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4"))
+             if m in kernels.NUMERICS]  # fmt: skip
+    for mode in modes:
+        kernels.frame_level(frame, 3.0, 2, mode)
     levels = np.zeros((5, 4), dtype=np.float64)
     levels[:, 1] = 2.0
     strip = kernels.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)
+    for mode in modes:
+        kernels.global_clip_bounds(frame, 3.0, 2, mode)  # the post-stack clip
     from mdark_dask.hotpix import find_hot_pixels
 
     find_hot_pixels(strip["flux"], strip["mask"], strip["noise"], strip["noise_peel"],
