@@ -250,15 +250,17 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 
 
 def _worker_warmup(args: argparse.Namespace) -> Callable[[], None]:
-    """What every worker runs once it joins: load the kernels (and matplotlib)."""
+    """What every worker runs once it joins: start loading the kernels (and matplotlib)
+    in a thread of its own (:func:`mdark_dask.warmup.in_background`); the workers of the
+    local cluster this command starts are its own, and tuned as such."""
     import functools
 
     from mdark_dask import warmup
 
-    numerics = args.numerics or "accurate"
-    if args.no_plots:
-        return functools.partial(warmup.load_kernels, numerics)
-    return functools.partial(warmup.load_all, numerics)
+    own = args.cluster in (None, "local")
+    return functools.partial(
+        warmup.in_background, args.numerics or "accurate", not args.no_plots, own
+    )
 
 
 def _night(
@@ -333,6 +335,7 @@ def _night(
         settle()
         with profile(conn.client, html) as stats:
             outcomes += run_plans(todo, conn.client, progress)
+        opening.release()  # the workers shut down while the reports are written
     out("")
     out(night_table(outcomes), final=True)
     record = {

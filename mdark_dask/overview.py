@@ -93,6 +93,8 @@ def _trends(outcomes: Sequence[SetOutcome]) -> str | None:
     if not points:
         return None
     fig = Figure(figsize=(10, 3.6), dpi=90)
+    # fixed margins: tight_layout measures every label by drawing the figure once more
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     for i, name in enumerate(TREND_QC):
         ax = fig.add_subplot(1, len(TREND_QC), i + 1)
         for arm, xy in sorted(points.get(name, {}).items()):
@@ -102,7 +104,6 @@ def _trends(outcomes: Sequence[SetOutcome]) -> str | None:
         ax.set_ylabel(f"{name} [e-]")
         ax.set_title(name)
         ax.legend(fontsize=7)
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return _data_uri(buf.getvalue())

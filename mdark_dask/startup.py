@@ -60,6 +60,18 @@ def tune() -> None:
     release_large_frees()
 
 
+def tune_worker() -> None:
+    """In a worker process of a cluster this command started (and so owns): the collector
+    paused until :func:`settle`, and no BLAS probe (:func:`without_blas_probe`). Its
+    thread counts are set by distributed's nanny already, and its allocator is left to
+    the cluster's settings."""
+    global _paused, _tuned
+    _tuned = True
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
 def settle() -> None:
     """Resume the collector paused by :func:`tune`, after freezing what exists so far.
 

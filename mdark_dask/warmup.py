@@ -74,10 +74,11 @@ def load_matplotlib() -> None:
 
 
 def start(
-    numerics: str | None = None, plots: bool = False, kernels: bool = True
+    numerics: str | None = None, plots: bool = False, kernels: bool = True, settle: bool = False
 ) -> threading.Thread:
     """Run :func:`load_kernels` (unless not ``kernels``; then :func:`load_matplotlib` when
-    ``plots``) in a daemon thread (it never holds up the exit).
+    ``plots``) in a daemon thread (it never holds up the exit); with ``settle``, then
+    :func:`mdark_dask.startup.settle` (the collector back on once the modules are in).
 
     One thread does both, one after the other: the imports are Python and would only take
     turns with each other (and with the command's own imports) for the GIL, while the
@@ -91,13 +92,29 @@ def start(
         if plots:
             with contextlib.suppress(Exception):
                 load_matplotlib()
+        if settle:
+            from mdark_dask.startup import settle as resume
+
+            resume()
 
     thread = threading.Thread(target=run, name="mdark-load-kernels", daemon=True)
     thread.start()
     return thread
 
 
-def load_all(numerics: str = "accurate") -> None:
-    """:func:`load_kernels` and :func:`load_matplotlib`: what a night's worker will use."""
-    load_kernels(numerics)
-    load_matplotlib()
+def in_background(numerics: str = "accurate", plots: bool = True, own: bool = False) -> None:
+    """:func:`start` the loading and return at once: what a night's worker runs on joining.
+
+    ``client.run`` calls a function in the worker's event loop, so a blocking load (0.6 s:
+    the kernels, then matplotlib) held up the arrival of the worker's first tasks, and the
+    night's submission behind it. In a thread, the first tasks start at once and wait only
+    for the kernels they call; matplotlib loads while they clip.
+
+    ``own``: the worker belongs to a cluster this command started, so it is tuned as the
+    command's own process is (:func:`mdark_dask.startup.tune_worker`) while it loads.
+    """
+    if own:
+        from mdark_dask.startup import tune_worker
+
+        tune_worker()
+    start(numerics, plots=plots, settle=own)

@@ -825,3 +825,14 @@ def test_opening_starts_only_when_started_or_asked() -> None:
         assert asked.started
     finally:
         asked.close()
+
+
+def test_opening_release_closes_in_the_background_and_close_waits_for_it() -> None:
+    opening = Opening("threads")
+    conn = opening.get()
+    assert conn.client is not None
+    opening.release()  # returns at once; the shutdown runs in a thread
+    opening.release()  # a second release changes nothing
+    opening.close()  # waits for it
+    assert conn.client.status == "closed"
+    opening.close()  # and closing again is harmless

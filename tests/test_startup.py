@@ -107,3 +107,41 @@ def test_numba_starts_without_importing_scipy_linalg_in_a_tuned_process() -> Non
     assert run("plain") == {"scipy_linalg_at_init": True, "probe_entry_left": False}
     # ... which the console script's process skips, leaving SciPy importable
     assert run("tuned") == {"scipy_linalg_at_init": False, "probe_entry_left": False}
+
+
+OWN_WORKER = textwrap.dedent(
+    """
+    import gc, json, sys, threading
+    from mdark_dask import startup, warmup
+
+    warmup.in_background("accurate", plots=False, own=sys.argv[1] == "own")
+    paused = not gc.isenabled()
+    for thread in threading.enumerate():
+        if thread.name == "mdark-load-kernels":
+            thread.join(300)
+    print(json.dumps({"paused_while_loading": paused, "enabled_after": gc.isenabled(),
+                      "scipy_linalg": "scipy.linalg" in sys.modules}))
+    """
+)
+
+
+def test_a_worker_of_our_own_cluster_loads_tuned_then_resumes_the_collector() -> None:
+    def run(mode: str) -> dict[str, bool]:
+        done = subprocess.run([sys.executable, "-c", OWN_WORKER, mode], capture_output=True,
+                              text=True, check=True, timeout=300)  # fmt: skip
+        got: dict[str, bool] = json.loads(done.stdout)
+        return got
+
+    own = run("own")
+    assert own["paused_while_loading"] and own["enabled_after"]
+    assert not own["scipy_linalg"] or not _has_scipy()
+    # a worker of someone else's cluster is left exactly as it was
+    other = run("other")
+    assert not other["paused_while_loading"] and other["enabled_after"]
+    assert other["scipy_linalg"] == _has_scipy()
+
+
+def _has_scipy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("scipy") is not None

@@ -52,3 +52,26 @@ def test_start_without_kernels_only_imports_matplotlib(monkeypatch: pytest.Monke
     called.clear()
     warmup.start("accurate", plots=False).join(timeout=30)
     assert called == ["k"]
+
+
+def test_in_background_returns_at_once_and_loads_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a night's worker runs on joining: it must not block the worker's event loop."""
+    import threading
+
+    release = threading.Event()
+    loaded: list[str] = []
+
+    def slow(numerics: str = "accurate") -> None:
+        release.wait(30)
+        loaded.append(numerics)
+
+    monkeypatch.setattr(warmup, "load_kernels", slow)
+    warmup.in_background("soxspipe-0.17.4", plots=False)
+    assert loaded == []  # returned before the loading finished
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name == "mdark-load-kernels":
+            thread.join(30)
+    assert loaded == ["soxspipe-0.17.4"]
