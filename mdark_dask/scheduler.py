@@ -177,7 +177,12 @@ def run_plans(
 
     from distributed import as_completed
 
-    futures = client.compute([master_graph(plan) for _, plan in todo])
+    # the largest sets first (dask runs higher priorities first), so the small ones fill
+    # the last gaps instead of one large set running alone at the end
+    cost = [sum(f.shape[0] * f.shape[1] for f in plan.frameset.frames) for _, plan in todo]
+    rank = {i: r for r, i in enumerate(sorted(range(len(todo)), key=cost.__getitem__))}
+    futures = [client.compute(master_graph(plan), priority=rank[i])
+               for i, (_, plan) in enumerate(todo)]  # fmt: skip
     owner = {f.key: item for f, item in zip(futures, todo, strict=True)}
     for future in as_completed(futures):
         s, plan = owner[future.key]

@@ -745,3 +745,28 @@ def test_workspace_inside_the_input_directory(
     # masters, hot-pixel maps and noise images alike
     assert sorted(got) == [str(p) for p in sorted((ws / PRODUCTS).glob("*.fits"))]
     assert set(got.values()) == {"a product, not a raw frame"}
+
+
+def test_run_plans_gives_the_largest_sets_the_highest_priority(night: Night) -> None:
+    """On a cluster the sets are submitted largest first (dask runs higher priorities
+    first), so a large set never runs alone at the end of the night."""
+    from mdark_dask.cluster import connect
+
+    plan = plan_night([str(night.raw)])
+    todo, _ = plan_sets(plan, night.ws, None, None, overwrite=False, plots=False)
+    sizes = {p.name: sum(f.shape[0] * f.shape[1] for f in p.frameset.frames) for _, p in todo}
+    asked: dict[str, int] = {}
+    with connect("threads") as conn:
+        client = conn.client
+        real = client.compute
+
+        def compute(graph: Any, priority: int = 0) -> Any:
+            asked[graph.key[len("finalize-") :].rsplit("-", 1)[0]] = priority
+            return real(graph, priority=priority)
+
+        client.compute = compute  # type: ignore[method-assign]
+        with client.as_current():  # as the night's profile() makes it
+            outcomes = run_plans(todo, client)
+    assert all(o.status == "done" for o in outcomes)
+    assert sorted(asked, key=asked.__getitem__) == sorted(sizes, key=sizes.__getitem__)
+    assert len(set(asked.values())) == len(asked)
