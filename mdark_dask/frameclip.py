@@ -118,6 +118,26 @@ def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:  # p
     return lo32, hi32
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _stage_kept(
+    xs: npt.NDArray[np.float32],
+    keep_lo: np.float32,
+    keep_hi: np.float32,
+    out: npt.NDArray[np.floating],
+    neutral: float,
+) -> int:  # pragma: no cover
+    """``out[j] = xs[j]`` where kept (finite and inside ``[keep_lo, keep_hi]``), else
+    ``neutral`` (in ``out``'s dtype); the number kept. A branch-free loop that vectorises."""
+    fill = out.dtype.type(neutral)
+    c = 0
+    for j in range(xs.size):
+        v = xs[j]
+        kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+        out[j] = v if kept else fill
+        c += 1 if kept else 0
+    return c
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _kept_sum(
     x: npt.NDArray[np.float32],
@@ -142,29 +162,14 @@ def _kept_sum(
         n = 0
         for start in range(0, x.size, BUFFER):
             m = min(BUFFER, x.size - start)
-            xs = x[start : start + m]
-            c = 0
-            for j in range(m):
-                v = xs[j]
-                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-                sel64[j] = np.float64(v) if kept else 0.0
-                c += 1 if kept else 0
-            n += c
+            n += _stage_kept(x[start : start + m], keep_lo, keep_hi, sel64, 0.0)
             s64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
         return s64, n
     s32 = np.float32(0.0)
     n = 0
-    neutral = np.float32(-0.0)
     for start in range(0, x.size, _STAGE):
         m = min(_STAGE, x.size - start)
-        xs = x[start : start + m]
-        c = 0
-        for j in range(m):
-            v = xs[j]
-            kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-            sel[j] = v if kept else neutral
-            c += 1 if kept else 0
-        n += c
+        n += _stage_kept(x[start : start + m], keep_lo, keep_hi, sel, -0.0)
         for j in range(m):
             s32 += sel[j]
     return float(s32), n
