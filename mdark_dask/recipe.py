@@ -15,6 +15,7 @@ Nothing computes here; :mod:`mdark_dask.scheduler` does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -476,7 +477,14 @@ def finalize_product(
         )  # fmt: skip
         write_atomic(noise, plan.noise_path)
         write_atomic(build_hdul(master, header), plan.product_path)
-        drawn = [drawing.result() for drawing in drawings]
+        try:
+            drawn = [drawing.result() for drawing in drawings]
+        except BaseException:
+            # a QC plot failed, so the set fails: no master stays behind that a rerun
+            # would take as up to date (its maps are rewritten with it)
+            with contextlib.suppress(OSError):
+                plan.product_path.unlink()
+            raise
         # listed as the reader looks at them: the master, its frames, its hot pixels
         plots = (*drawn[1], *drawn[0], *drawn[2]) if drawn else ()
     return ProductResult(

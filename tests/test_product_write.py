@@ -120,3 +120,28 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
     assert len(result.plots) == 5 and all(Path(p).is_file() for p in result.plots)
     for key, value in before.items():
         np.testing.assert_array_equal(strip[key], value)
+
+
+def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plots no longer hold up the writes, so the master may be in place when a plot
+    fails: it is taken away again, so that a rerun does not find it up to date."""
+    sof = write_sof(tmp_path / "set.sof", simulate_set(SPEC, tmp_path / "raw"))
+    plan = recipe.plan_product([str(sof)], tmp_path / "ws")
+    levels = recipe.level_tasks(plan)
+    joined = dask.delayed(recipe.join_strips)(recipe.strip_tasks(plan, levels))
+    strip, frame_levels = dask.compute(joined, levels, scheduler="sync")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.2)  # after the master's write
+        raise OSError("no space left for the plot")
+
+    monkeypatch.setattr(recipe, "_hotpix_plots", broken)
+    with pytest.raises(OSError, match="no space left"):
+        recipe.finalize_product(strip, frame_levels, plan)
+    assert not plan.product_path.exists()
+    assert not list(plan.product_path.parent.glob(".*.tmp"))
+    monkeypatch.undo()
+    result = recipe.finalize_product(strip, frame_levels, plan)  # the rerun makes it
+    assert Path(result.path).is_file() and len(result.plots) == 5
