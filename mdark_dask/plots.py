@@ -41,7 +41,7 @@ U8 = npt.NDArray[np.uint8]
 
 def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...]:
     """Write ``<name>_image.png`` and ``<name>_histogram.png``; return their paths."""
-    figure_cls, imsave = _matplotlib()
+    figure_cls = _matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
     flux = master.flux
     qual = _bytes(master.qual)
@@ -55,7 +55,7 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     rgb = _grey_rgb(small, float(lo), float(hi))
     rgb[block_or(qual, step) != 0] = (255, 0, 0)
     image = directory / f"{name}_image.png"
-    _write_image(imsave, image, rgb)
+    _write_image(image, rgb)
 
     level = master.master_mean
     b_lo, b_hi = master.post_bounds.lo + level, master.post_bounds.hi + level
@@ -89,7 +89,7 @@ def write_frame_levels_plot(
     ``levels`` holds the per-frame ``(lo, hi, mean, std)`` of the level clip; a drifting
     level or a jump in scatter points at a frame worth a look.
     """
-    figure_cls, _ = _matplotlib()
+    figure_cls = _matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
     minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
     fig = figure_cls(figsize=(7, 4.5), dpi=80)
@@ -123,7 +123,7 @@ def write_hotpix_plots(
     flags of every pixel of its block). The second figure holds the distribution of dark
     current and of the two noise images, each with its threshold.
     """
-    figure_cls, imsave = _matplotlib()
+    figure_cls = _matplotlib()
     directory.mkdir(parents=True, exist_ok=True)
     flags = block_or(hot.bpm, _step(hot.bpm.shape))
     rgb = np.full((*flags.shape, 3), 255, dtype=np.uint8)
@@ -132,7 +132,7 @@ def write_hotpix_plots(
     rgb[(flags & (HOT | NOISY)) == HOT | NOISY] = (204, 0, 204)
     # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
     map_path = directory / f"{name}_hotpix_map.png"
-    _write_image(imsave, map_path, rgb)
+    _write_image(map_path, rgb)
 
     fig = figure_cls(figsize=(7, 7), dpi=90)
     top, bottom = fig.subplots(2, 1)
@@ -305,20 +305,23 @@ def count_label(value: float, _position: object = None) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _matplotlib() -> tuple[Any, Any]:
-    """``Figure`` and ``imsave``, with the Agg backend (imported on first use)."""
+def _matplotlib() -> Any:
+    """matplotlib's ``Figure``, with the Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    from matplotlib.image import imsave
 
-    return Figure, imsave
+    return Figure
 
 
-def _write_image(imsave: Any, path: Path, rgb: U8) -> None:
-    """A plain RGB image, row 0 at the bottom as in DS9, written via a temporary name."""
-    imsave(_tmp(path), rgb[::-1], format="png", pil_kwargs=PNG_OPTIONS)
+def _write_image(path: Path, rgb: U8) -> None:
+    """A plain RGB image, row 0 at the bottom as in DS9, written via a temporary name
+    (by Pillow directly: matplotlib's ``imsave`` would make it RGBA first)."""
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(_tmp(path), format="PNG",
+                                                         **PNG_OPTIONS)  # fmt: skip
     os.replace(_tmp(path), path)
 
 
