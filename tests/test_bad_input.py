@@ -332,6 +332,29 @@ def test_truncated_frame_dropped(
     assert "SOXS.truncated.fits" in log
 
 
+def test_truncated_frame_is_named_even_when_the_warning_filter_is_lost(
+    base_frames: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan silences astropy's "may have been truncated" warning with process-wide
+    filters that another thread (numba compiling, entering and leaving catch_warnings)
+    can restore under it. Where warnings are errors the warning then arrives raised: it
+    still names the frame as truncated, never an unexpected error."""
+    import warnings
+
+    from mdark_dask.errors import InputError
+    from mdark_dask.io.fits import scan_frame
+
+    cut = truncate(base_frames[3], tmp_path / "SOXS.truncated.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # the other thread's restore, after the scan set its "ignore"
+        monkeypatch.setattr(warnings, "simplefilter", lambda *args, **kwargs: None)
+        with pytest.raises(InputError) as exc:
+            scan_frame(cut, ())
+    assert "truncated FITS file" in str(exc.value)
+    assert "SOXS.truncated.fits" in str(exc.value)
+
+
 # --------------------------------------------------------------------------------------------
 # frame geometry
 

@@ -36,6 +36,9 @@ def is_fits_name(name: str) -> bool:
     return base.lower().endswith(FITS_SUFFIXES) and not base.startswith(".")
 
 
+#: The reason a frame with fewer data bytes than its header announces is left out.
+TRUNCATED = "{path}: truncated FITS file (the pixel data are incomplete)"
+
 # BITPIX -> big-endian on-disk dtype
 _DISK_DTYPE = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 # the pseudo-unsigned offsets astropy maps to unsigned integers exactly
@@ -148,12 +151,19 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
         raise InputError(f"{path}: is a directory, not a FITS file") from None
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from None
+    except Warning as exc:
+        # astropy's warnings are silenced above, but the filters are process-wide and not
+        # thread-safe (numba compiling in another thread enters and leaves
+        # catch_warnings too): where warnings are errors, one may still arrive raised
+        if "truncated" in str(exc):
+            raise InputError(TRUNCATED.format(path=path)) from None
+        raise InputError(f"{path}: not a readable FITS file") from None
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         raise InputError(f"{path}: not a readable FITS file") from None
     if not compressed:
         needed = data_loc + shape[0] * shape[1] * abs(bitpix) // 8
         if os.path.getsize(path) < needed:
-            raise InputError(f"{path}: truncated FITS file (the pixel data are incomplete)")
+            raise InputError(TRUNCATED.format(path=path))
     exact = bscale == 1.0 and (bzero == 0.0 or bzero == _UNSIGNED_ZERO.get(bitpix))
     offset = data_loc if (not compressed and exact and bitpix in _DISK_DTYPE) else None
     cards = tuple((k, header[k]) for k in keywords if k in header)
@@ -212,7 +222,7 @@ class FrameReader:
                 warnings.simplefilter("ignore")
                 with fits.open(raw.path, memmap=False) as hdul:
                     return np.asarray(hdul[raw.hdu].data)
-        except (OSError, TypeError, ValueError) as exc:
+        except (OSError, TypeError, ValueError, Warning) as exc:  # Warning: see scan_frame
             raise InputError(f"{raw.path}: cannot read pixel data ({exc})") from None
 
     def __getitem__(self, key: Any) -> npt.NDArray[np.float32]:
