@@ -25,7 +25,7 @@ import numpy as np
 from mdark_dask import kernels
 from mdark_dask.io.fits import read_header, write_atomic
 from mdark_dask.night import NightPlan
-from mdark_dask.product import build_hdul, primary_header
+from mdark_dask.product import build_hdul, primary_header, set_card
 from mdark_dask.qc import apply_ranges, qc_rows
 from mdark_dask.recipe import ProductPlan, plan_product, stacked_graph
 from mdark_dask.stack import prepared_stack
@@ -194,7 +194,7 @@ def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
     header = primary_header(read_header(p.frameset.frames[0].path), p.frameset, p.settings, rows)
     from mdark_dask.recipe import FINGERPRINT_KEY
 
-    header[f"HIERARCH {FINGERPRINT_KEY}"] = (p.fingerprint, "frames+settings digest")
+    set_card(header, FINGERPRINT_KEY, p.fingerprint, "frames+settings digest")
     return write_atomic(build_hdul(master, header), p.product_path)
 
 

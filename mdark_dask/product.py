@@ -34,9 +34,19 @@ RECIPE_ID = "soxs-mdark"
 _SCRUB = ("ESO DPR TECH", "ESO DPR CATG", "ESO DPR TYPE", "ARCFILE")
 
 
-def _set(header: fits.Header, key: str, value: object, comment: str = "") -> None:
-    # ESO keywords longer than 8 characters are HIERARCH cards; say so to avoid warnings
+def set_card(header: fits.Header, key: str, value: object, comment: str = "") -> None:
+    """Set ``key`` (a HIERARCH card when longer than 8 characters or spaced) to ``value``,
+    its comment cut to what fits the 80-character card.
+
+    astropy cuts a too-long card itself, with a warning that the writes would have to
+    silence; warning filters are process-wide and not thread-safe (the plotting thread,
+    numba compiling), so the cut is made here instead: the same card image, no warning.
+    """
     name = key if len(key) <= 8 and " " not in key else f"HIERARCH {key}"
+    if comment:
+        # the card with a one-character comment: where the comment starts, and the room
+        probe = fits.Card(name, value, "x").image.rstrip()
+        comment = comment[: max(0, 80 - (len(probe) - 1))] if len(probe) <= 80 else ""
     header[name] = (value, comment)
 
 
@@ -63,23 +73,23 @@ def primary_header(
     header["EXTNAME"] = "FLUX"
     for row in qc:
         if row.to_header:
-            _set(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
+            set_card(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
     arm = frameset.arm
-    _set(header, "ESO SEQ ARM", arm)
-    _set(header, "ESO PRO TYPE", "REDUCED")
-    _set(header, "ESO PRO CATG", f"MASTER_DARK_{arm}")
-    _set(header, "ESO PRO TECH", "IMAGE")
+    set_card(header, "ESO SEQ ARM", arm)
+    set_card(header, "ESO PRO TYPE", "REDUCED")
+    set_card(header, "ESO PRO CATG", f"MASTER_DARK_{arm}")
+    set_card(header, "ESO PRO TECH", "IMAGE")
     kw = frameset.spec.keywords
     for n, raw in enumerate(frameset.frames, start=1):
         key = f"ESO PRO REC1 RAW{n} NAME"
-        _set(header, key, _fit_name(key, raw.name))
-        _set(header, f"ESO PRO REC1 RAW{n} CATG", f"{raw.get(kw.dpr_type)}_{arm}")
+        set_card(header, key, _fit_name(key, raw.name))
+        set_card(header, f"ESO PRO REC1 RAW{n} CATG", f"{raw.get(kw.dpr_type)}_{arm}")
     for n, (name, value) in enumerate(settings.params, start=1):
-        _set(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
-        _set(header, f"ESO PRO REC1 PARAM{n} VALUE", value)
-    _set(header, "ESO PRO REC1 PIPE ID", PIPE_ID)
-    _set(header, "ESO PRO REC1 ID", RECIPE_ID)
-    _set(header, "MDARK NUMERICS", settings.numerics, "mdark-dask numerics mode")
+        set_card(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
+        set_card(header, f"ESO PRO REC1 PARAM{n} VALUE", value)
+    set_card(header, "ESO PRO REC1 PIPE ID", PIPE_ID)
+    set_card(header, "ESO PRO REC1 ID", RECIPE_ID)
+    set_card(header, "MDARK NUMERICS", settings.numerics, "mdark-dask numerics mode")
     header["NCOMBINE"] = (len(frameset.frames), "number of raw frames combined")
     for key in _SCRUB:
         header.remove(key, ignore_missing=True, remove_all=True)
@@ -110,16 +120,16 @@ def _derived_header(
         header.remove(key, ignore_missing=True, remove_all=True)
     for key in [k for k in header if str(k).startswith("ESO QC ")]:
         header.remove(key, remove_all=True)
-    _set(header, "ESO PRO CATG", catg)
+    set_card(header, "ESO PRO CATG", catg)
     first = 1
     while f"ESO PRO REC1 PARAM{first} NAME" in header:
         first += 1
     for n, (name, value) in enumerate(params, start=first):
-        _set(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
+        set_card(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
         # a null rate is "not used", which the settings also spell 0
-        _set(header, f"ESO PRO REC1 PARAM{n} VALUE", 0.0 if value is None else value)
+        set_card(header, f"ESO PRO REC1 PARAM{n} VALUE", 0.0 if value is None else value)
     for row in qc:
-        _set(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
+        set_card(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
     return header
 
 
@@ -132,13 +142,13 @@ def hotpix_header(
 ) -> fits.Header:
     """Header of the hot-pixel map: PRO CATG ``HOT_PIXEL_MAP_<ARM>``, bits documented."""
     header = _derived_header(master_header, f"HOT_PIXEL_MAP_{arm}", qc, params)
-    _set(header, "MDARK BPM HOT", HOT, "bit value of hot pixels (dark current)")
-    _set(header, "MDARK BPM NOISY", NOISY, "bit value of noisy pixels (temporal noise)")
-    _set(header, "MDARK DARK LEVEL", _finite(hot.level.median), "[e-] robust master level")
-    _set(header, "MDARK DARK SPREAD", _finite(hot.level.std), "[e-] MAD-std of the master")
-    _set(header, "MDARK HOT THRESHOLD", _finite(hot.hot_threshold), "[e-] hot above this")
-    _set(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
-    _set(
+    set_card(header, "MDARK BPM HOT", HOT, "bit value of hot pixels (dark current)")
+    set_card(header, "MDARK BPM NOISY", NOISY, "bit value of noisy pixels (temporal noise)")
+    set_card(header, "MDARK DARK LEVEL", _finite(hot.level.median), "[e-] robust master level")
+    set_card(header, "MDARK DARK SPREAD", _finite(hot.level.std), "[e-] MAD-std of the master")
+    set_card(header, "MDARK HOT THRESHOLD", _finite(hot.hot_threshold), "[e-] hot above this")
+    set_card(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    set_card(
         header, "MDARK NOISEPEEL THRESHOLD", _finite(hot.noise_peel.threshold),
         "[e-] noisy above, peeled",
     )  # fmt: skip
@@ -184,9 +194,9 @@ def noise_header(
     header = _derived_header(master_header, f"MASTER_DARK_NOISE_{arm}", (), params)
     header["BUNIT"] = "electron"
     header["EXTNAME"] = "NOISE"
-    _set(header, "MDARK NOISE MEDIAN", _finite(hot.noise.median), "[e-] median of the noise")
-    _set(header, "MDARK NOISE SPREAD", _finite(hot.noise.std), "[e-] MAD-std of the noise")
-    _set(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    set_card(header, "MDARK NOISE MEDIAN", _finite(hot.noise.median), "[e-] median of the noise")
+    set_card(header, "MDARK NOISE SPREAD", _finite(hot.noise.std), "[e-] MAD-std of the noise")
+    set_card(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
     header.add_comment("Per-pixel population std (e-) of the level-subtracted frames kept")
     header.add_comment("by the stack clip; NaN where fewer than two were kept. Extension")
     header.add_comment("NOISE_PEEL: the same over all finite frames once isolated extreme")

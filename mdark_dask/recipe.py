@@ -57,6 +57,7 @@ from mdark_dask.product import (
     primary_header,
     product_dir,
     qc_dir,
+    set_card,
 )
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
@@ -464,7 +465,7 @@ def finalize_product(
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
-        header[f"HIERARCH {FINGERPRINT_KEY}"] = (plan.fingerprint, "frames+settings digest")
+        set_card(header, FINGERPRINT_KEY, plan.fingerprint, "frames+settings digest")
         hot_rows = [r for r in rows if r.name in HOTPIX_QC]
         # the maps first: a master whose fingerprint is up to date has its maps beside it
         write_atomic(
