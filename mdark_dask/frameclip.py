@@ -189,7 +189,17 @@ def _kept_squares(
     """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
     float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
     if not soxspipe:
-        return _inside_anomaly(x, keep_lo, keep_hi, mean, sel64, tasks)
+        q64 = 0.0
+        for start in range(0, x.size, BUFFER):
+            m = min(BUFFER, x.size - start)
+            xs = x[start : start + m]
+            for j in range(m):
+                v = xs[j]
+                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
+                d64 = np.float64(v) - mean
+                sel64[j] = d64 * d64 if kept else 0.0
+            q64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
+        return q64
     q32 = np.float32(0.0)
     mean32 = np.float32(mean)
     for start in range(0, x.size, _STAGE):
@@ -241,9 +251,8 @@ def _inside_anomaly(
     buf: npt.NDArray[np.float64],
     tasks: npt.NDArray[np.int64],
 ) -> float:  # pragma: no cover
-    """numpy 2.1's float64 sum of ``(float64(x) - mean) ** 2`` over the finite values
-    inside ``[lo, hi]`` (0 elsewhere): ``MaskedArray.var``'s numerator, and accurate
-    mode's sum of squares (:func:`_kept_squares`), whose bounds may be infinite."""
+    """numpy 2.1's float64 sum of ``(float64(x) - mean) ** 2`` over the values inside
+    ``[lo, hi]`` (0 elsewhere): ``MaskedArray.var``'s numerator."""
     acc = np.float64(0.0)
     for start in range(0, x.size, BUFFER):
         m = min(BUFFER, x.size - start)
@@ -251,7 +260,7 @@ def _inside_anomaly(
         for j in range(m):
             v = xs[j]
             d = np.float64(v) - mean
-            buf[j] = d * d if (abs(v) <= _FLT_MAX and v >= lo and v <= hi) else 0.0
+            buf[j] = d * d if (v >= lo and v <= hi) else 0.0
         acc += pairwise_buffer(buf, m, tasks, buf[BUFFER:])
     return float(acc)
 
