@@ -204,3 +204,14 @@ def test_accurate_sums_are_numpys_float64_sums(
     for start in range(0, n, BUFFER):  # numpy's buffered reduction, one buffer at a time
         oracle += float(np.sum(squares[start : start + BUFFER]))
     assert _kept_squares(x, lo, hi, mean, False, *scratch) == oracle
+
+
+def test_infinite_bounds_count_infinite_values_as_the_reference_does() -> None:
+    """A float32 std that overflows (soxspipe numerics) gives infinite bounds; numpy's
+    masked statistics then count an infinite pixel as inside, and so must the fused
+    clip (NaN, not inf, for the std here)."""
+    img = np.array([3e19, -3e19, np.inf, 1.0, 2.0, 4.0, 5.0, 7.0], dtype=np.float32)
+    check(img.reshape(2, 4), 3.0, 3)
+    level = kernels.frame_level(img, 3.0, 3, "soxspipe-0.17.4")
+    assert (level.lo, level.hi) == (-math.inf, math.inf)
+    assert math.isnan(level.std)
