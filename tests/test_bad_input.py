@@ -355,6 +355,38 @@ def test_truncated_frame_is_named_even_when_the_warning_filter_is_lost(
     assert "SOXS.truncated.fits" in str(exc.value)
 
 
+def test_a_frame_whose_header_warns_is_scanned_again_when_the_filter_is_lost(
+    base_frames: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real headers can make astropy warn (an illegal keyword such as Keck's GAIN.SPE).
+    If another thread restores the warning filters during the scan, where warnings are
+    errors the scan reads the frame once more instead of calling it unreadable."""
+    import warnings
+
+    from mdark_dask.io.fits import scan_frame
+
+    frame = tmp_path / "odd-header.fits"
+    data = bytearray(base_frames[0].read_bytes())
+    end = data.index(b"END" + b" " * 77)  # insert a card with an illegal keyword name
+    data[end : end + 80] = b"GAIN.SPE= 2.0".ljust(80) + b""
+    data[end + 80 : end + 160] = b"END".ljust(80)
+    frame.write_bytes(bytes(data))
+    real = warnings.simplefilter
+    lost = [True]
+
+    def once_lost(*args: Any, **kwargs: Any) -> None:
+        if lost.pop() if lost else False:
+            return  # the first scan's "ignore" is lost to another thread
+        real(*args, **kwargs)
+
+    with warnings.catch_warnings():
+        real("error")
+        monkeypatch.setattr(warnings, "simplefilter", once_lost)
+        scanned = scan_frame(frame, ("EXPTIME",))
+    assert scanned.shape == scan_frame(base_frames[0], ()).shape
+    assert lost == []  # the first attempt did lose its filter
+
+
 # --------------------------------------------------------------------------------------------
 # frame geometry
 

@@ -114,6 +114,35 @@ def merged_header(hdul: fits.HDUList, hdu: int) -> fits.Header:
     return header
 
 
+def _read_scan(
+    path: str, keywords: tuple[str, ...]
+) -> tuple[int, tuple[int, int], int, float, float, int, bool, tuple[tuple[str, Any], ...]]:
+    """What :func:`scan_frame` reads from the file, with astropy's warnings silenced:
+    image HDU, shape, BITPIX, BZERO, BSCALE, data offset, compressed, the cards asked."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            hdu = _image_hdu(hdul)
+            header = merged_header(hdul, hdu)
+            info = hdul.fileinfo(hdu)
+            compressed = isinstance(hdul[hdu], fits.CompImageHDU) or bool(
+                info is not None
+                and info.get("file") is not None
+                and getattr(info["file"], "compression", None)
+            )
+            image_header = hdul[hdu].header
+            # astropy >= 6 shows a compressed HDU's image header (NAXIS, BITPIX);
+            # older releases only had the Z* keywords
+            z = "Z" if "NAXIS1" not in image_header and "ZNAXIS1" in image_header else ""
+            shape = (int(image_header[f"{z}NAXIS2"]), int(image_header[f"{z}NAXIS1"]))
+            bitpix = int(image_header[f"{z}BITPIX"])
+            bzero = float(image_header.get("BZERO", 0.0))
+            bscale = float(image_header.get("BSCALE", 1.0))
+            data_loc = int(info["datLoc"]) if info else 0
+        cards = tuple((k, header[k]) for k in keywords if k in header)
+    return hdu, shape, bitpix, bzero, bscale, data_loc, compressed, cards
+
+
 def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
     """Read one frame's header (no pixels) and check the file holds all its pixels.
 
@@ -124,49 +153,35 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
         announces: soxspipe's "buffer is too small").
     """
     path = os.path.abspath(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                hdu = _image_hdu(hdul)
-                header = merged_header(hdul, hdu)
-                info = hdul.fileinfo(hdu)
-                compressed = isinstance(hdul[hdu], fits.CompImageHDU) or bool(
-                    info is not None
-                    and info.get("file") is not None
-                    and getattr(info["file"], "compression", None)
-                )
-                image_header = hdul[hdu].header
-                # astropy >= 6 shows a compressed HDU's image header (NAXIS, BITPIX);
-                # older releases only had the Z* keywords
-                z = "Z" if "NAXIS1" not in image_header and "ZNAXIS1" in image_header else ""
-                shape = (int(image_header[f"{z}NAXIS2"]), int(image_header[f"{z}NAXIS1"]))
-                bitpix = int(image_header[f"{z}BITPIX"])
-                bzero = float(image_header.get("BZERO", 0.0))
-                bscale = float(image_header.get("BSCALE", 1.0))
-                data_loc = int(info["datLoc"]) if info else 0
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a FITS file") from None
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    except Warning as exc:
-        # astropy's warnings are silenced above, but the filters are process-wide and not
-        # thread-safe (numba compiling in another thread enters and leaves
-        # catch_warnings too): where warnings are errors, one may still arrive raised
-        if "truncated" in str(exc):
-            raise InputError(TRUNCATED.format(path=path)) from None
-        raise InputError(f"{path}: not a readable FITS file") from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        raise InputError(f"{path}: not a readable FITS file") from None
+    for attempt in (1, 2):
+        try:
+            hdu, shape, bitpix, bzero, bscale, data_loc, compressed, cards = _read_scan(
+                path, keywords
+            )
+            break
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, not a FITS file") from None
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        except Warning as exc:
+            # astropy's warnings are silenced in _read_scan, but the filters are
+            # process-wide and not thread-safe (numba compiling in another thread enters
+            # and leaves catch_warnings too): where warnings are errors, one may arrive
+            # raised. A truncated file says so; anything else is read once more.
+            if "truncated" in str(exc):
+                raise InputError(TRUNCATED.format(path=path)) from None
+            if attempt == 2:
+                raise InputError(f"{path}: not a readable FITS file") from None
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            raise InputError(f"{path}: not a readable FITS file") from None
     if not compressed:
         needed = data_loc + shape[0] * shape[1] * abs(bitpix) // 8
         if os.path.getsize(path) < needed:
             raise InputError(TRUNCATED.format(path=path))
     exact = bscale == 1.0 and (bzero == 0.0 or bzero == _UNSIGNED_ZERO.get(bitpix))
     offset = data_loc if (not compressed and exact and bitpix in _DISK_DTYPE) else None
-    cards = tuple((k, header[k]) for k in keywords if k in header)
     stat = os.stat(path)
     return RawFrame(
         path, hdu, shape, bitpix, offset, bzero, bscale, cards, stat.st_size, stat.st_mtime_ns
