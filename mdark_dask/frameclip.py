@@ -224,7 +224,12 @@ def _inside_sum(
     tasks: npt.NDArray[np.int64],
 ) -> tuple[np.float32, int]:  # pragma: no cover
     """numpy 2.1's float32 sum of the image with the values outside ``[lo, hi]`` filled
-    with 0 (:func:`mdark_dask.npsum.masked_mean_std`'s order), and the count inside."""
+    with 0 (:func:`mdark_dask.npsum.masked_mean_std`'s order), and the count inside.
+
+    Not :func:`_stage_kept`: with infinite bounds (a float32 std that overflowed) an
+    infinite value is inside here, as in numpy's masked statistics, and must count
+    (``test_infinite_bounds_count_infinite_values_as_the_reference_does``); the same
+    holds for :func:`_inside_anomaly`."""
     total = np.float32(0.0)
     count = 0
     zero = np.float32(0.0)

@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -452,16 +452,18 @@ def finalize_product(
     # which it byte-swaps into copies: product.read_only), so neither waits for the other.
     with ThreadPoolExecutor(max_workers=1) as pool:
         # one plotting thread, in order: the levels' plot while the master is finalised
-        drawings = [pool.submit(_frames_plot, levels, plan)] if plan.plots else []
+        drawings: dict[str, Future[tuple[str, ...]]] = {}
+        if plan.plots:
+            drawings["frames"] = pool.submit(_frames_plot, levels, plan)
         master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
         if plan.plots:
-            drawings.append(pool.submit(_master_plots, master, plan))
+            drawings["master"] = pool.submit(_master_plots, master, plan)
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
         if plan.plots:
-            drawings.append(pool.submit(_hotpix_plots, hot, strip, plan))
+            drawings["hotpix"] = pool.submit(_hotpix_plots, hot, strip, plan)
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
@@ -479,15 +481,15 @@ def finalize_product(
         write_atomic(noise, plan.noise_path)
         write_atomic(build_hdul(master, header), plan.product_path)
         try:
-            drawn = [drawing.result() for drawing in drawings]
+            # listed as the reader looks at them: the master, its frames, its hot pixels
+            plots = tuple(path for key in ("master", "frames", "hotpix") if key in drawings
+                          for path in drawings[key].result())  # fmt: skip
         except BaseException:
             # a QC plot failed, so the set fails: no master stays behind that a rerun
             # would take as up to date (its maps are rewritten with it)
             with contextlib.suppress(OSError):
                 plan.product_path.unlink()
             raise
-        # listed as the reader looks at them: the master, its frames, its hot pixels
-        plots = (*drawn[1], *drawn[0], *drawn[2]) if drawn else ()
     return ProductResult(
         name=plan.name,
         path=str(plan.product_path),
