@@ -1,8 +1,13 @@
 """Compiled whole-image mean/std sigma clip (astropy ``sigma_clip(axis=None)``).
 
-One pass per statistic over the image in C order, with a byte of "still kept" state per
-pixel instead of astropy's shrinking copies: a frame-sized float32 image costs one extra
-byte per pixel, not several copies.
+The loops are C (``_native/frameclip.c``, the library of :mod:`mdark_dask.npsum`'s sums,
+whose order the accurate statistics use), called through :mod:`mdark_dask.native` with the
+GIL released, so Dask threads clip frames in parallel. The wrappers check dtypes and
+contiguity before every call (a wrong pointer would crash the process, not raise).
+
+:func:`clip_bounds` is the step-by-step form: one pass per statistic over the image in C
+order, with a byte of "still kept" state per pixel instead of astropy's shrinking copies
+(one extra byte per pixel, not several copies of the frame).
 
 * ``soxspipe`` mode reproduces astropy 6.1.2 with bottleneck 1.4.0 (reference §4.1,
   §4.9): sequential float32 sums, ``mean = sum / n`` and
@@ -15,309 +20,94 @@ byte per pixel, not several copies.
 :func:`level_stats` is the per-frame level clip (reference §4.2) fused with the masked
 mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.npsum`):
 the same bits as :func:`clip_bounds` followed by ``masked_mean_std``, with no per-pixel
-state at all, two passes per iteration and two for the statistics.
+state at all, two passes per iteration and two for the statistics. :func:`level_bounds`
+is its clip alone.
 """
 
 from __future__ import annotations
 
-import math
+import ctypes
+import functools
+from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.npsum import BUFFER, pairwise_buffer
+from mdark_dask.native import bind
+from mdark_dask.npsum import LIBRARY
 
-_FLT_MAX = np.float32(np.finfo(np.float32).max)
-# values staged at a time for the sequential sums (their buffers stay in the L1 cache)
-_STAGE = 2048
+#: ``(x, size, sigma, maxiters, soxspipe, out)``: the three whole-image clips.
+_CLIP_SIGNATURE = "i:pndnip"
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@functools.cache
+def _kernel(function: str, signature: str) -> Any:
+    return bind(LIBRARY, function, signature)
+
+
+def _flat32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """``x`` itself, checked to be what the C loops read: one contiguous float32 axis."""
+    if x.dtype != np.float32 or not x.dtype.isnative:
+        raise ValueError(f"the image is {x.dtype}, not float32")
+    if x.ndim != 1 or not x.flags.c_contiguous:
+        raise ValueError("the image must be flat and contiguous (ravel it in C order)")
+    return x
+
+
+def _clip(
+    function: str, x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool,
+    size: int,
+) -> list[float]:  # fmt: skip
+    """Call one of the clips; its ``size`` float64 results. The results come back through
+    a ctypes array rather than a numpy one: ``ndarray.ctypes.data`` costs more than the
+    whole clip of a small image."""
+    flat = _flat32(x)
+    out = (ctypes.c_double * size)()
+    status = _kernel(function, _CLIP_SIGNATURE)(
+        flat.ctypes.data, flat.size, float(sigma), int(maxiters), int(bool(soxspipe)), out
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError(f"{function}: out of memory")
+    return out[:]
+
+
 def clip_bounds(
     x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
-) -> tuple[float, float]:  # pragma: no cover
-    """Final ``(lo, hi)`` of an iterative mean/std clip of the flat image ``x``."""
-    keep = np.empty(x.size, dtype=np.bool_)
-    for i in range(x.size):
-        keep[i] = math.isfinite(x[i])
-    buf64 = np.empty(BUFFER + 72, dtype=np.float64)
-    tasks = np.empty((64, 2), dtype=np.int64)
-    lo = math.nan
-    hi = math.nan
-    iteration = 0
-    changed = 1
-    while changed != 0 and iteration < maxiters:
-        iteration += 1
-        if soxspipe:
-            s32 = np.float32(0.0)
-            n = 0
-            for i in range(x.size):
-                if keep[i]:
-                    s32 += x[i]
-                    n += 1
-            mean32 = s32 / np.float32(n)
-            q32 = np.float32(0.0)
-            for i in range(x.size):
-                if keep[i]:
-                    d = x[i] - mean32
-                    q32 += d * d
-            std32 = np.float32(math.sqrt(np.float64(q32 / np.float32(n))))
-            mean = float(mean32)
-            std = float(std32)
-            lo = float(np.float32(mean - std * sigma))
-            hi = float(np.float32(mean + std * sigma))
-        else:
-            # numpy's float64 sums (8192-value buffers, each summed pairwise) of the kept
-            # values and of their squared anomalies, the others counting as 0
-            s64 = 0.0
-            n = 0
-            for start in range(0, x.size, BUFFER):
-                m = min(BUFFER, x.size - start)
-                for j in range(m):
-                    kept = keep[start + j]
-                    buf64[j] = np.float64(x[start + j]) if kept else 0.0
-                    n += 1 if kept else 0
-                s64 += pairwise_buffer(buf64, m, tasks, buf64[BUFFER:])
-            mean = s64 / n
-            q64 = 0.0
-            for start in range(0, x.size, BUFFER):
-                m = min(BUFFER, x.size - start)
-                for j in range(m):
-                    d64 = np.float64(x[start + j]) - mean
-                    buf64[j] = d64 * d64 if keep[start + j] else 0.0
-                q64 += pairwise_buffer(buf64, m, tasks, buf64[BUFFER:])
-            std = math.sqrt(q64 / n)
-            lo = mean - std * sigma
-            hi = mean + std * sigma
-        changed = 0
-        for i in range(x.size):
-            if keep[i]:
-                v = np.float64(x[i])
-                if not (v >= lo and v <= hi):
-                    keep[i] = False
-                    changed += 1
-    return lo, hi
+) -> tuple[float, float]:
+    """Final ``(lo, hi)`` of an iterative mean/std clip of the flat image ``x``.
 
+    The reference form, with a "kept" byte per pixel (allocated for the call): each
+    iteration sums the kept values, then their squared anomalies, then clears the byte of
+    every value outside the bounds; it stops after ``maxiters`` iterations or when one
+    clears nothing. NaN bounds when ``maxiters`` is 0 (or nothing is finite).
 
-# ------------------------------------------------------------------------------------------
-# the level clip of one frame, fused with its masked mean and std (reference §4.2)
-
-
-@numba.njit(cache=True, nogil=True)
-def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:  # pragma: no cover
-    """float32 ``(lo32, hi32)`` such that, for every float32 ``v``, ``lo32 <= v <= hi32``
-    exactly when ``lo <= float64(v) <= hi`` (lo rounded up, hi down; NaN stays NaN), so
-    the passes compare float32 values, eight to a vector register."""
-    lo32 = np.float32(lo)
-    if np.float64(lo32) < lo:
-        lo32 = np.nextafter(lo32, np.float32(math.inf))
-    hi32 = np.float32(hi)
-    if np.float64(hi32) > hi:
-        hi32 = np.nextafter(hi32, np.float32(-math.inf))
-    return lo32, hi32
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _stage_kept(
-    xs: npt.NDArray[np.float32],
-    keep_lo: np.float32,
-    keep_hi: np.float32,
-    out: npt.NDArray[np.floating],
-    neutral: float,
-) -> int:  # pragma: no cover
-    """``out[j] = xs[j]`` where kept (finite and inside ``[keep_lo, keep_hi]``), else
-    ``neutral`` (in ``out``'s dtype); the number kept. A branch-free loop that vectorises."""
-    fill = out.dtype.type(neutral)
-    c = 0
-    for j in range(xs.size):
-        v = xs[j]
-        kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-        out[j] = v if kept else fill
-        c += 1 if kept else 0
-    return c
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _kept_sum(
-    x: npt.NDArray[np.float32],
-    keep_lo: np.float32,
-    keep_hi: np.float32,
-    soxspipe: bool,
-    sel: npt.NDArray[np.float32],
-    sel64: npt.NDArray[np.float64],
-    tasks: npt.NDArray[np.int64],
-) -> tuple[float, int]:  # pragma: no cover
-    """Sum and count of the kept values (finite and inside ``[keep_lo, keep_hi]``): a
-    sequential float32 sum (``soxspipe``), else numpy's float64 sum.
-
-    soxspipe: each stretch of values is first staged in ``sel`` with the values not kept
-    replaced by ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in
-    order: the selection vectorises and the sum is a bare chain of additions.
-    Accurate: each 8192-value buffer is staged in ``sel64`` as float64 with the values not
-    kept as 0, and summed pairwise (``np.sum(np.where(kept, x, 0), dtype=np.float64)``).
+    Raises
+    ------
+    ValueError
+        ``x`` is not a flat contiguous float32 array.
     """
-    if not soxspipe:
-        s64 = 0.0
-        n = 0
-        for start in range(0, x.size, BUFFER):
-            m = min(BUFFER, x.size - start)
-            n += _stage_kept(x[start : start + m], keep_lo, keep_hi, sel64, 0.0)
-            s64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
-        return s64, n
-    s32 = np.float32(0.0)
-    n = 0
-    for start in range(0, x.size, _STAGE):
-        m = min(_STAGE, x.size - start)
-        n += _stage_kept(x[start : start + m], keep_lo, keep_hi, sel, -0.0)
-        for j in range(m):
-            s32 += sel[j]
-    return float(s32), n
+    lo, hi = _clip("md_clip_bounds", x, sigma, maxiters, soxspipe, 2)
+    return float(lo), float(hi)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _kept_squares(
-    x: npt.NDArray[np.float32],
-    keep_lo: np.float32,
-    keep_hi: np.float32,
-    mean: float,
-    soxspipe: bool,
-    sel: npt.NDArray[np.float32],
-    sel64: npt.NDArray[np.float64],
-    tasks: npt.NDArray[np.int64],
-) -> float:  # pragma: no cover
-    """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
-    float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
-    if not soxspipe:
-        q64 = 0.0
-        for start in range(0, x.size, BUFFER):
-            m = min(BUFFER, x.size - start)
-            xs = x[start : start + m]
-            for j in range(m):
-                v = xs[j]
-                kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-                d64 = np.float64(v) - mean
-                sel64[j] = d64 * d64 if kept else 0.0
-            q64 += pairwise_buffer(sel64, m, tasks, sel64[BUFFER:])
-        return q64
-    q32 = np.float32(0.0)
-    mean32 = np.float32(mean)
-    for start in range(0, x.size, _STAGE):
-        m = min(_STAGE, x.size - start)
-        xs = x[start : start + m]
-        for j in range(m):
-            v = xs[j]
-            kept = abs(v) <= _FLT_MAX and v >= keep_lo and v <= keep_hi
-            d = v - mean32
-            sel[j] = d * d if kept else np.float32(-0.0)
-        for j in range(m):
-            q32 += sel[j]
-    return float(q32)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _inside_sum(
-    x: npt.NDArray[np.float32],
-    lo: np.float32,
-    hi: np.float32,
-    filled: npt.NDArray[np.float32],
-    tasks: npt.NDArray[np.int64],
-) -> tuple[np.float32, int]:  # pragma: no cover
-    """numpy 2.1's float32 sum of the image with the values outside ``[lo, hi]`` filled
-    with 0 (:func:`mdark_dask.npsum.masked_mean_std`'s order), and the count inside.
-
-    Not :func:`_stage_kept`: with infinite bounds (a float32 std that overflowed) an
-    infinite value is inside here, as in numpy's masked statistics, and must count
-    (``test_infinite_bounds_count_infinite_values_as_the_reference_does``); the same
-    holds for :func:`_inside_anomaly`."""
-    total = np.float32(0.0)
-    count = 0
-    zero = np.float32(0.0)
-    for start in range(0, x.size, BUFFER):
-        m = min(BUFFER, x.size - start)
-        xs = x[start : start + m]
-        c = 0
-        for j in range(m):
-            v = xs[j]
-            inside = v >= lo and v <= hi
-            filled[j] = v if inside else zero
-            c += 1 if inside else 0
-        count += c
-        total += pairwise_buffer(filled, m, tasks, filled[BUFFER:])
-    return total, count
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _inside_anomaly(
-    x: npt.NDArray[np.float32],
-    lo: np.float32,
-    hi: np.float32,
-    mean: float,
-    buf: npt.NDArray[np.float64],
-    tasks: npt.NDArray[np.int64],
-) -> float:  # pragma: no cover
-    """numpy 2.1's float64 sum of ``(float64(x) - mean) ** 2`` over the values inside
-    ``[lo, hi]`` (0 elsewhere): ``MaskedArray.var``'s numerator."""
-    acc = np.float64(0.0)
-    for start in range(0, x.size, BUFFER):
-        m = min(BUFFER, x.size - start)
-        xs = x[start : start + m]
-        for j in range(m):
-            v = xs[j]
-            d = np.float64(v) - mean
-            buf[j] = d * d if (v >= lo and v <= hi) else 0.0
-        acc += pairwise_buffer(buf, m, tasks, buf[BUFFER:])
-    return float(acc)
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def level_bounds(
     x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
-) -> tuple[float, float]:  # pragma: no cover
+) -> tuple[float, float]:
     """The final ``(lo, hi)`` of :func:`clip_bounds` (the same bits), without its per-pixel
-    state and with two passes per iteration (see :func:`level_stats`)."""
-    sel = np.empty(_STAGE, dtype=np.float32)
-    # accurate mode's float64 buffer, then its pairwise sum's scratch
-    sel64 = np.empty(BUFFER + 72, dtype=np.float64)
-    tasks = np.empty((64, 2), dtype=np.int64)
-    keep_lo, keep_hi = _float32_bounds(-math.inf, math.inf)
-    s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel, sel64, tasks)
-    lo = math.nan
-    hi = math.nan
-    iteration = 0
-    changed = 1
-    while changed != 0 and iteration < maxiters:
-        iteration += 1
-        if soxspipe:
-            mean32 = np.float32(s) / np.float32(n)
-            mean = float(mean32)
-            q32 = np.float32(_kept_squares(x, keep_lo, keep_hi, mean, True, sel, sel64, tasks))
-            std32 = np.float32(math.sqrt(np.float64(q32 / np.float32(n))))
-            std = float(std32)
-            lo = float(np.float32(mean - std * sigma))
-            hi = float(np.float32(mean + std * sigma))
-        else:
-            mean = s / n
-            std = math.sqrt(_kept_squares(x, keep_lo, keep_hi, mean, False, sel, sel64, tasks) / n)
-            lo = mean - std * sigma
-            hi = mean + std * sigma
-        if iteration == maxiters:
-            break  # the last iteration: what it would clip changes nothing returned
-        # the values kept after this iteration: finite and inside every bound so far;
-        # NaN sticks (once a bound is NaN nothing is kept, as with the reference's bytes)
-        lo32, hi32 = _float32_bounds(lo, hi)
-        keep_lo = lo32 if (math.isnan(lo32) or lo32 > keep_lo) else keep_lo
-        keep_hi = hi32 if (math.isnan(hi32) or hi32 < keep_hi) else keep_hi
-        before = n
-        s, n = _kept_sum(x, keep_lo, keep_hi, soxspipe, sel, sel64, tasks)
-        changed = before - n
-    return lo, hi
+    state and with two passes per iteration (see :func:`level_stats`).
+
+    Raises
+    ------
+    ValueError
+        ``x`` is not a flat contiguous float32 array.
+    """
+    lo, hi = _clip("md_level_bounds", x, sigma, maxiters, soxspipe, 2)
+    return float(lo), float(hi)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
 def level_stats(
     x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool
-) -> tuple[float, float, float, float]:  # pragma: no cover
+) -> tuple[float, float, float, float]:
     """``(lo, hi, mean, std)`` of the level clip of the flat image ``x``.
 
     The bounds of :func:`clip_bounds`, then ``np.ma.mean`` and ``np.ma.std`` of the values
@@ -332,15 +122,69 @@ def level_stats(
       the masked anomalies of the final bounds, a pass each.
 
     NaN for all four when nothing is kept (or ``maxiters`` is 0), as the reference.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is not a flat contiguous float32 array.
     """
-    filled = np.empty(BUFFER + 72, dtype=np.float32)
-    sel64 = np.empty(BUFFER + 72, dtype=np.float64)
-    tasks = np.empty((64, 2), dtype=np.int64)
-    lo, hi = level_bounds(x, sigma, maxiters, soxspipe)
-    lo32, hi32 = _float32_bounds(lo, hi)
-    total, count = _inside_sum(x, lo32, hi32, filled, tasks)
-    if count == 0:
-        return lo, hi, math.nan, math.nan
-    level = np.float64(total) / count
-    var = _inside_anomaly(x, lo32, hi32, level, sel64, tasks) / count
-    return lo, hi, level, math.sqrt(var)
+    lo, hi, mean, std = _clip("md_level_stats", x, sigma, maxiters, soxspipe, 4)
+    return float(lo), float(hi), float(mean), float(std)
+
+
+# ------------------------------------------------------------------------------------------
+# the pieces of the fused clip, for the tests
+
+
+def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:
+    """float32 ``(lo32, hi32)`` such that, for every float32 ``v``, ``lo32 <= v <= hi32``
+    exactly when ``lo <= float64(v) <= hi`` (lo rounded up, hi down; NaN stays NaN), so
+    the passes compare float32 values, eight to a vector register. The C function the
+    fused clip uses."""
+    out = (ctypes.c_float * 2)()
+    _kernel("md_float32_bounds", "v:ddp")(float(lo), float(hi), out)
+    return np.float32(out[0]), np.float32(out[1])
+
+
+def _kept_sum(
+    x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, soxspipe: bool,
+    *scratch: Any,
+) -> tuple[float, int]:  # fmt: skip
+    """Sum and count of the kept values (finite and inside ``[keep_lo, keep_hi]``, float32
+    bounds): a sequential float32 sum (``soxspipe``), else numpy's float64 sum
+    (``np.sum(np.where(kept, x, 0), dtype=np.float64)``: 8192-value buffers summed
+    pairwise). ``scratch`` (the former compiled version's buffers) is ignored.
+
+    soxspipe: each stretch of values is first staged with the values not kept replaced by
+    ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in order: the
+    selection vectorises and the sum is a bare chain of additions.
+    """
+    del scratch
+    flat = _flat32(x)
+    total = ctypes.c_double()
+    count = _kernel("md_kept_sum", "n:pnffip")(
+        flat.ctypes.data, flat.size, float(keep_lo), float(keep_hi), int(bool(soxspipe)),
+        ctypes.byref(total),
+    )  # fmt: skip
+    if count < 0:
+        raise MemoryError("_kept_sum: out of memory")
+    return float(total.value), int(count)
+
+
+def _kept_squares(
+    x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, mean: float,
+    soxspipe: bool, *scratch: Any,
+) -> float:  # fmt: skip
+    """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
+    float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`.
+    ``scratch`` is ignored."""
+    del scratch
+    flat = _flat32(x)
+    out = ctypes.c_double()
+    status = _kernel("md_kept_squares", "i:pnffdip")(
+        flat.ctypes.data, flat.size, float(keep_lo), float(keep_hi), float(mean),
+        int(bool(soxspipe)), ctypes.byref(out),
+    )  # fmt: skip
+    if status != 0:
+        raise MemoryError("_kept_squares: out of memory")
+    return float(out.value)

@@ -35,17 +35,22 @@ then it is hot).
 The map follows soxspipe's static bad-pixel maps: one image, non-zero means bad. Bit
 values: :data:`HOT` (1) and :data:`NOISY` (2); a pixel can carry both.
 
-Nothing here knows about files, settings objects or dask.
+Nothing here knows about files, settings objects or dask. The passes over the images
+(selection, dark image, map) are plain C (``_native/hotpix.c``) called through ctypes
+(:mod:`mdark_dask.native`): a JIT would cost every process its start-up, and ctypes
+releases the GIL, so other threads keep working while a pass runs.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
+
+from mdark_dask.native import bind
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -206,7 +211,7 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
     """
     v = _flat(image)
     sigma = float(sigma)
-    hist = np.empty(_BUCKETS, dtype=np.int64)
+    hist = _histogram()
     n, lo, hi = _middle_pair(v, _NO_MASK, math.inf, math.nan, -1, hist)
     if n == 0:
         return NoiseClip(math.nan, math.nan, math.nan, 0)
@@ -238,11 +243,16 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
 # percent of an image of noise), narrowed the same way on 16 more bits at a time, until a
 # handful of values is left to sort. Keys are exact, so the k-th value found is the k-th
 # value of the sorted float64 data, whatever the data: the same number as a sort gives.
+#
+# The passes are C (``_native/hotpix.c``) called through ctypes: the GIL is released for
+# each pass and no JIT is loaded at start-up. Each pass takes the image a block at a time,
+# the keys computed by a vectorised loop and counted (or the bucket's values copied) by a
+# scalar one; the clip's arithmetic between passes (medians, thresholds) stays here.
 
 #: Buckets of the first pass: the key's top 20 bits (sign, exponent, 8 bits of mantissa),
 #: so a bucket spans 1/256 of an octave, a fraction of a percent of an image of noise.
 _BUCKETS: Final = 1 << 20
-_SHIFT: Final = 44
+_SHIFT: Final = 44  # bits below the bucket (the C code's SHIFT)
 _NO_MASK: Final = np.zeros(0, dtype=np.uint8)
 
 
@@ -266,6 +276,14 @@ def _mask_bytes(
     return q.view(np.uint8)
 
 
+def _histogram() -> npt.NDArray[np.int64]:
+    """Scratch for :func:`_middle_pair`: :data:`_BUCKETS` counts and one for the values
+    that take no part, all zero. The C selection leaves it all zero again, and only the
+    pages of buckets it counted in are ever touched (``np.zeros`` maps zero pages lazily),
+    so a clip's many passes neither clear nor scan 8 MB each."""
+    return np.zeros(_BUCKETS + 1, dtype=np.int64)
+
+
 def _middle_value(n: int, lo: float, hi: float) -> float:
     """The median from the two middle order statistics, as :func:`numpy.median` forms it."""
     return lo if n % 2 else 0.5 * (lo + hi)
@@ -273,7 +291,7 @@ def _middle_value(n: int, lo: float, hi: float) -> float:
 
 def _median_mad(v: npt.NDArray[np.floating], masked: npt.NDArray[np.uint8], cap: float) -> Robust:
     """Median and MAD-std of the finite, unmasked ``v <= cap`` (NaN when there are none)."""
-    hist = np.empty(_BUCKETS, dtype=np.int64)
+    hist = _histogram()
     n, lo, hi = _middle_pair(v, masked, cap, math.nan, -1, hist)
     if n == 0:
         return Robust(math.nan, math.nan)
@@ -282,90 +300,26 @@ def _median_mad(v: npt.NDArray[np.floating], masked: npt.NDArray[np.uint8], cap:
     return Robust(med, _middle_value(n, dlo, dhi) * MAD_TO_STD)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _key(
-    t: float, scratch: npt.NDArray[np.float64], bits: npt.NDArray[np.int64]
-) -> int:  # pragma: no cover
-    """Signed integer in the order of the finite float ``t`` (``-0.0`` as ``0.0``).
-
-    ``scratch`` and ``bits`` are one float64 and its int64 view: the bit cast.
-    """
-    scratch[0] = t + 0.0  # -0.0 + 0.0 is +0.0: the zeros compare equal, so share a key
-    k: int = bits[0]
-    if k < 0:
-        k ^= 0x7FFFFFFFFFFFFFFF
-    return k
+@functools.cache
+def _kernel(function: str, signature: str) -> Any:
+    """The C function ``function`` of ``_native/hotpix.c``, bound once per process."""
+    return bind("hotpix", function, signature)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _selected(
-    x: float, i: int, masked: npt.NDArray[np.uint8], cap: float
-) -> bool:  # pragma: no cover
-    """Whether ``x = v[i]`` takes part: finite, at most ``cap``, not masked (an empty mask
-    masks nothing)."""
-    return x <= cap and math.isfinite(x) and (masked.size == 0 or masked[i] == 0)
+def _suffix(v: npt.NDArray[Any]) -> str:
+    """The C functions' suffix for the dtype of a contiguous 1-d float32/float64 array; the
+    check that keeps a wrong pointer from reaching C (a crash, not an exception)."""
+    if v.dtype == np.float32:
+        suffix = "f32"
+    elif v.dtype == np.float64:
+        suffix = "f64"
+    else:
+        raise ValueError(f"expected float32 or float64 values, not {v.dtype}")
+    if v.ndim != 1 or not v.flags.c_contiguous:
+        raise ValueError("expected a contiguous 1-d array")
+    return suffix
 
 
-@numba.njit(cache=True, nogil=True)
-def _histogram(
-    v: npt.NDArray[np.floating],
-    masked: npt.NDArray[np.uint8],
-    cap: float,
-    center: float,
-    hist: npt.NDArray[np.int64],
-) -> int:  # pragma: no cover
-    """Count the ranked values into ``hist`` by the top bits of their key; return how many.
-
-    Ranked are the selected ``v[i]`` (:func:`_selected`), or, when ``center`` is not NaN,
-    their float64 deviations ``|v[i] - center|`` (the MAD's values).
-    """
-    scratch = np.empty(1, dtype=np.float64)
-    bits = scratch.view(np.int64)
-    hist[:] = 0
-    n = 0
-    for i in range(v.size):
-        x = np.float64(v[i])
-        if _selected(x, i, masked, cap):
-            t = x if center != center else abs(x - center)
-            hist[(_key(t, scratch, bits) >> _SHIFT) + _BUCKETS // 2] += 1
-            n += 1
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather(
-    v: npt.NDArray[np.floating],
-    masked: npt.NDArray[np.uint8],
-    cap: float,
-    center: float,
-    bucket: int,
-    buf: npt.NDArray[np.float64],
-) -> None:  # pragma: no cover
-    """Copy the ranked values of one bucket of :func:`_histogram` into ``buf`` (its size)."""
-    scratch = np.empty(1, dtype=np.float64)
-    bits = scratch.view(np.int64)
-    j = 0
-    for i in range(v.size):
-        x = np.float64(v[i])
-        if _selected(x, i, masked, cap):
-            t = x if center != center else abs(x - center)
-            if (_key(t, scratch, bits) >> _SHIFT) + _BUCKETS // 2 == bucket:
-                buf[j] = t
-                j += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _bucket_of(hist: npt.NDArray[np.int64], rank: int) -> tuple[int, int]:  # pragma: no cover
-    """The bucket holding the ``rank``-th smallest value, and how many values lie below it."""
-    b = 0
-    below = 0
-    while below + hist[b] <= rank:
-        below += hist[b]
-        b += 1
-    return b, below
-
-
-@numba.njit(cache=True, nogil=True)
 def _middle_pair(
     v: npt.NDArray[np.floating],
     masked: npt.NDArray[np.uint8],
@@ -373,80 +327,41 @@ def _middle_pair(
     center: float,
     stop: int,
     hist: npt.NDArray[np.int64],
-) -> tuple[int, float, float]:  # pragma: no cover
-    """Count and the two middle order statistics of the ranked values (:func:`_histogram`).
+) -> tuple[int, float, float]:
+    """Count and the two middle order statistics of the ranked values.
 
-    Returns ``(n, a, b)``, ``a`` and ``b`` the ``(n-1)//2``-th and ``n//2``-th smallest
-    (0-based; the same value when ``n`` is odd); NaN, NaN when ``n`` is 0 or ``stop``
-    (one pass only: enough to see that a clip iteration rejected nothing).
+    Ranked are the finite ``v[i] <= cap`` not masked (an empty ``masked`` masks nothing),
+    or, when ``center`` is not NaN, their float64 deviations ``|v[i] - center|`` (the MAD's
+    values). Returns ``(n, a, b)``, ``a`` and ``b`` the ``(n-1)//2``-th and ``n//2``-th
+    smallest (0-based; the same value when ``n`` is odd, a zero as ``+0.0``); NaN, NaN when
+    ``n`` is 0 or ``stop`` (one pass only: enough to see that a clip iteration rejected
+    nothing). ``hist`` is scratch of :data:`_BUCKETS` int64, reused between calls so that
+    its pages are touched once. The selection is C (``_native/hotpix.c``), GIL released.
     """
-    n = _histogram(v, masked, cap, center, hist)
-    if n == 0 or n == stop:
-        return n, math.nan, math.nan
-    rank = (n - 1) // 2
-    second = n // 2 - rank  # 0 (odd n) or 1 (even n)
-    b_lo, below = _bucket_of(hist, rank)
-    b_hi, _ = _bucket_of(hist, rank + second)
-    buf = np.empty(hist[b_lo], dtype=np.float64)
-    _gather(v, masked, cap, center, b_lo, buf)
-    if b_hi == b_lo:
-        a, b = _select_pair(buf, rank - below, second, hist)
-        return n, a, b
-    # the two ranks straddle buckets: the last value of one, the first of the next
-    nxt = np.empty(hist[b_hi], dtype=np.float64)
-    _gather(v, masked, cap, center, b_hi, nxt)
-    return n, buf.max() + 0.0, nxt.min() + 0.0
+    suffix = _suffix(v)
+    if masked.size and (masked.size != v.size or masked.dtype != np.uint8
+                        or not masked.flags.c_contiguous):  # fmt: skip
+        raise ValueError("the mask must be empty or one contiguous byte per value")
+    if hist.dtype != np.int64 or hist.size != _BUCKETS + 1 or not hist.flags.c_contiguous:
+        raise ValueError("the histogram must come from _histogram()")
+    out = np.empty(2, dtype=np.float64)
+    n = _kernel(f"middle_pair_{suffix}", "n:pnpddnpp")(
+        v.ctypes.data, v.size, masked.ctypes.data if masked.size else None, float(cap),
+        float(center), int(stop), hist.ctypes.data, out.ctypes.data,
+    )  # fmt: skip
+    if n < 0:
+        raise MemoryError("no memory for the selection's buffer")
+    return int(n), float(out[0]), float(out[1])
 
 
-@numba.njit(cache=True, nogil=True)
-def _select_pair(
-    buf: npt.NDArray[np.float64], rank: int, second: int, hist: npt.NDArray[np.int64]
-) -> tuple[float, float]:  # pragma: no cover
-    """The ``rank``-th and ``(rank + second)``-th smallest of ``buf`` (keys sharing their
-    top 20 bits), narrowing on 16 more bits of the key at a time; ``buf`` is reused."""
-    scratch = np.empty(1, dtype=np.float64)
-    bits = scratch.view(np.int64)
-    m = buf.size
-    for shift in (28, 12, 0):
-        if m <= 32:
-            break
-        hist[:65536] = 0
-        for j in range(m):
-            hist[(_key(buf[j], scratch, bits) >> shift) & 0xFFFF] += 1
-        b_lo, below = _bucket_of(hist, rank)
-        if rank + second >= below + hist[b_lo]:  # straddles: last of b_lo, next's first
-            largest = -math.inf
-            smallest = math.inf
-            for j in range(m):
-                b = (_key(buf[j], scratch, bits) >> shift) & 0xFFFF
-                if b == b_lo:
-                    largest = max(largest, buf[j])
-                elif b > b_lo:
-                    smallest = min(smallest, buf[j])
-            return largest + 0.0, smallest + 0.0
-        w = 0
-        for j in range(m):
-            if (_key(buf[j], scratch, bits) >> shift) & 0xFFFF == b_lo:
-                buf[w] = buf[j]
-                w += 1
-        m = w
-        rank -= below
-    if m > 32:  # all 64 bits of the key alike: one value
-        return buf[0] + 0.0, buf[0] + 0.0
-    part = np.sort(buf[:m])
-    return part[rank] + 0.0, part[rank + second] + 0.0
+def _subtract(v: npt.NDArray[np.floating], level: float, out: npt.NDArray[np.float32]) -> None:
+    """``out = float32(float64(v) - level)``, without a float64 image in between (C)."""
+    suffix = _suffix(v)
+    if out.dtype != np.float32 or out.size != v.size or not out.flags.c_contiguous:
+        raise ValueError("out must be contiguous float32 of the values' size")
+    _kernel(f"subtract_{suffix}", "v:pndp")(v.ctypes.data, v.size, float(level), out.ctypes.data)
 
 
-@numba.njit(cache=True, nogil=True)
-def _subtract(
-    v: npt.NDArray[np.floating], level: float, out: npt.NDArray[np.float32]
-) -> None:  # pragma: no cover
-    """``out = float32(float64(v) - level)``, without a float64 image in between."""
-    for i in range(v.size):
-        out[i] = np.float32(np.float64(v[i]) - level)
-
-
-@numba.njit(cache=True, nogil=True)
 def _flags(
     combined: npt.NDArray[np.float32 | np.float64],
     median: float,
@@ -456,16 +371,27 @@ def _flags(
     noise_above: float,
     peel_above: float,
     bpm: npt.NDArray[np.uint8],
-) -> None:  # pragma: no cover
+) -> None:
     """The map in one pass: HOT where the dark current ``float32(combined - median)`` is
     above ``hot_above``; NOISY where ``noise_peel > peel_above``, or, where ``noise_peel``
-    is not finite, ``noise > noise_above`` (float64 comparisons; NaN is never above)."""
-    for i in range(combined.size):
-        dark = np.float32(np.float64(combined[i]) - median)
-        flag = HOT if np.float64(dark) > hot_above else 0
-        p = np.float64(noise_peel[i])
-        noisy = p > peel_above if math.isfinite(p) else np.float64(noise[i]) > noise_above
-        bpm[i] = flag | (NOISY if noisy else 0)
+    is not finite, ``noise > noise_above`` (float64 comparisons; NaN is never above).
+
+    The C loop (``_native/hotpix.c``) takes the three images in one dtype; mixed float32
+    and float64 images are all widened to float64 first, which is exact (the loop widens
+    every value to float64 anyway).
+    """
+    arrays: tuple[npt.NDArray[np.floating], ...] = (combined, noise, noise_peel)
+    if len({a.dtype for a in arrays}) > 1:
+        arrays = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in arrays)
+    suffix = _suffix(arrays[0])
+    if any(_suffix(a) != suffix or a.size != combined.size for a in arrays):
+        raise ValueError("the images must be the same size")
+    if bpm.dtype != np.uint8 or bpm.size != combined.size or not bpm.flags.c_contiguous:
+        raise ValueError("bpm must be contiguous uint8 of the images' size")
+    _kernel(f"flags_{suffix}", "v:pdppdddpn")(
+        arrays[0].ctypes.data, float(median), arrays[1].ctypes.data, arrays[2].ctypes.data,
+        float(hot_above), float(noise_above), float(peel_above), bpm.ctypes.data, bpm.size,
+    )  # fmt: skip
 
 
 def find_hot_pixels(

@@ -7,7 +7,8 @@ global state, so final tasks running in threads side by side cannot mix their fi
 
 The plots are drawn cheaply, as they are drawn for every product: the histograms are
 counted by compiled single passes over the float32 images (:func:`bin_counts`, the counts
-of :func:`numpy.histogram`, without its float64 copies and sorts); the images are written
+of :func:`numpy.histogram`, without its float64 copies and sorts; C in ``_native/plots.c``,
+called through :mod:`mdark_dask.native` with the GIL released); the images are written
 as plain RGB arrays (no axes); the figures have a few round ticks and no minor ones (every
 tick is several artists to make and draw), plain-text tick labels (no mathtext parsing),
 fixed margins (no ``tight_layout``), a symmetric-log coordinate drawn on a linear axis
@@ -16,17 +17,18 @@ fixed margins (no ``tight_layout``), a symmetric-log coordinate drawn on a linea
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
 from typing import Any, Final
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
+from mdark_dask.native import bind
 
 #: zlib level of the PNG files: level 1 writes these noisy images several times faster
 #: than matplotlib's default (6), for files a little larger.
@@ -359,20 +361,10 @@ def block_or(mask: npt.NDArray[Any], step: int) -> U8:
     m = _bytes(mask)
     ny, nx = m.shape
     out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
-    _block_or(m, step, out)
+    if out.size:  # (so step >= 1: a step below 1 leaves nothing, or fails above)
+        _kernel("block_or", "v:pnnnpn")(m.ctypes.data, ny, nx, int(step), out.ctypes.data,
+                                        out.shape[1])  # fmt: skip
     return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _block_or(mask: U8, step: int, out: U8) -> None:  # pragma: no cover
-    ny, nx = mask.shape
-    for y in range(ny):
-        by = y // step
-        for bx in range(out.shape[1]):
-            acc = out[by, bx]
-            for x in range(bx * step, min(nx, bx * step + step)):
-                acc |= mask[y, x]
-            out[by, bx] = acc
 
 
 def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:
@@ -391,18 +383,13 @@ def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-@numba.njit(cache=True, nogil=True)
-def _finite_range(v: npt.NDArray[np.floating]) -> tuple[float, float]:  # pragma: no cover
-    lo = math.inf
-    hi = -math.inf
-    for i in range(v.size):
-        x = np.float64(v[i])
-        if math.isfinite(x):
-            lo = min(lo, x)
-            hi = max(hi, x)
-    if lo > hi:
-        return math.nan, math.nan
-    return lo, hi
+def _finite_range(v: npt.NDArray[np.float32 | np.float64]) -> tuple[float, float]:
+    """The compiled scan of :func:`finite_range` over a flat contiguous ``v``: the finite
+    values' extremes in float64, a value replacing the running one only when strictly beyond
+    it (so of equal zeros the first one's sign is kept, as numba's ``min`` did)."""
+    out = np.empty(2, dtype=np.float64)
+    _kernel(f"finite_range_{_code(v)}", "v:pnp")(v.ctypes.data, v.size, out.ctypes.data)
+    return float(out[0]), float(out[1])
 
 
 def bin_counts(
@@ -456,42 +443,28 @@ def even_run(edges: npt.NDArray[np.float64]) -> tuple[int, int]:
     return best
 
 
-@numba.njit(cache=True, nogil=True)
 def _bin_counts(
-    v: npt.NDArray[np.floating],
+    v: npt.NDArray[np.float32 | np.float64],
     shift: float,
     edges: npt.NDArray[np.float64],
     first: int,
     m: int,
     clip: bool,
     round32: bool,
-) -> npt.NDArray[np.int64]:  # pragma: no cover
-    """Counts of :func:`bin_counts`. Within the ``m`` even bins from bin ``first`` the
+) -> npt.NDArray[np.int64]:
+    """Counts of :func:`bin_counts` over a flat contiguous ``v`` and contiguous increasing
+    ``edges``, by the compiled pass. Within the ``m`` even bins from bin ``first`` the
     offset gives the bin, unless it lies within 1e-6 of a bin of an edge (the edges are
     within 1e-8 of their even positions, the offset within 1e-13): there, and outside the
     run, the edges decide."""
     nb = edges.size - 1
+    if edges.ndim != 1 or not edges.flags.c_contiguous or not 0 <= first <= first + m <= nb:
+        raise ValueError(f"no run of {m} bins from bin {first} in edges of shape {edges.shape}")
     counts = np.zeros(nb, dtype=np.int64)
-    lo = edges[0]
-    top = edges[nb]
-    base = edges[first]
-    scale = m / (edges[first + m] - base) if m > 0 else 0.0
-    for i in range(v.size):
-        x = np.float64(v[i]) + shift
-        if round32:
-            x = np.float64(np.float32(x))
-        if clip:
-            if x - x != 0.0:  # NaN or infinite
-                continue
-            x = lo if x < lo else (top if x > top else x)
-        elif not (x >= lo and x <= top):  # outside, NaN or infinite
-            continue
-        f = (x - base) * scale
-        if f >= 0.0 and f < m and abs(f - int(f) - 0.5) <= 0.5 - 1e-6:
-            k = first + int(f)
-        else:
-            k = min(int(np.searchsorted(edges, x, side="right")) - 1, nb - 1)
-        counts[k] += 1
+    _kernel(f"bin_counts_{_code(v)}", "v:pndpnnniip")(
+        v.ctypes.data, v.size, shift, edges.ctypes.data, edges.size, first, m,
+        int(clip), int(round32), counts.ctypes.data,
+    )  # fmt: skip
     return counts
 
 
@@ -509,7 +482,10 @@ def quantile_bound(values: npt.NDArray[np.floating], q: float) -> float:
     """
     v = np.asarray(values)
     flat = np.ascontiguousarray(v if v.dtype == np.float32 else v.astype(np.float32))
-    counts = _octave_counts(flat.reshape(-1).view(np.int32))
+    bits = flat.reshape(-1).view(np.int32)
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    # counts[b >> 15] of the finite values' bit patterns b, negative ones and zero in 0
+    _kernel("octave_counts", "v:pnp")(bits.ctypes.data, bits.size, counts.ctypes.data)
     n = int(counts.sum())
     if n == 0:
         return math.nan
@@ -520,22 +496,29 @@ def quantile_bound(values: npt.NDArray[np.floating], q: float) -> float:
     return float(upper[0])
 
 
-@numba.njit(cache=True, nogil=True)
-def _octave_counts(bits: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:  # pragma: no cover
-    counts = np.zeros(1 << 16, dtype=np.int64)
-    for i in range(bits.size):
-        b = bits[i]
-        if (b & 0x7F800000) == 0x7F800000:  # NaN or infinite
-            continue
-        counts[b >> 15 if b > 0 else 0] += 1
-    return counts
-
-
 def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float64]:
     v = np.asarray(values)
     if v.dtype != np.float32 and v.dtype != np.float64:
         v = v.astype(np.float64)
     return np.ascontiguousarray(v).reshape(-1)
+
+
+def _code(v: npt.NDArray[np.float32 | np.float64]) -> str:
+    """Suffix of the C function for ``v``'s dtype (``f32`` or ``f64``), which must be a
+    flat contiguous float array in native order (the C functions read raw memory)."""
+    if v.ndim != 1 or not v.flags.c_contiguous or not v.dtype.isnative:
+        raise ValueError("the values must be one flat contiguous array in native order")
+    if v.dtype == np.float32:
+        return "f32"
+    if v.dtype == np.float64:
+        return "f64"
+    raise ValueError(f"no compiled kernel for values of type {v.dtype}")
+
+
+@functools.cache
+def _kernel(function: str, signature: str) -> Any:
+    """The C function of ``_native/plots.c``, bound once per process."""
+    return bind("plots", function, signature)
 
 
 def _tmp(path: Path) -> Path:

@@ -311,10 +311,16 @@ def _frame_levels(
     numerics: kernels.Numerics,
 ) -> npt.NDArray[np.float64]:
     """Task: read whole prepared frames ``frames[0]`` to ``frames[1] - 1`` one at a time
-    and clip each one's level; rows ``(lo, hi, mean, std)``."""
+    and clip each one's level; rows ``(lo, hi, mean, std)``.
+
+    The frames are read into one buffer in turn: a fresh frame-sized array would be
+    mapped, page-faulted and zeroed by the kernel for every frame (the console script
+    unmaps large frees, :mod:`mdark_dask.malloc`).
+    """
     levels = np.empty((frames[1] - frames[0], 4), dtype=np.float64)
+    buffer = np.empty(reader.shape[1:], dtype=np.float32)
     for row, index in enumerate(range(*frames)):
-        frame = reader.frames[index].read(slice(None))
+        frame = reader.frames[index].read(slice(None), out=buffer)
         levels[row] = kernels.frame_level(frame, sigma, maxiters, numerics)
     return levels
 

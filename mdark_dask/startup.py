@@ -8,7 +8,7 @@ A library should not retune its host process; the ``mdark-dask`` command owns it
   Dask threads already fill every core, so the spinning only takes CPU from them (5% of a
   20-frame NIR run's CPU time in ``perf``). The variables are set only where the user has
   not set them, and before numpy is imported (later they are ignored).
-* **No garbage collection while modules import.** Importing astropy, dask, numba and
+* **No garbage collection while modules import.** Importing astropy, dask and
   matplotlib creates some million objects, and the cyclic collector walks the young ones
   again and again while they pile up: 5% of the run's CPU, on the single thread that the
   start-up is. Imports make no garbage worth collecting. :func:`settle`, called once the
@@ -16,20 +16,12 @@ A library should not retune its host process; the ``mdark-dask`` command owns it
   (``gc.freeze``) and turns it back on, so the run itself collects cycles as usual and
   never walks the imported modules again.
 * **Large frees go back to the OS** (:mod:`mdark_dask.malloc`).
-* **No BLAS probe when numba starts.** The first compiled call initialises numba, which
-  checks for a BLAS by importing ``scipy.linalg`` when SciPy is installed: 0.12 s and
-  10 MB on the start-up's critical path, for linear-algebra support no kernel of the
-  recipe uses. :func:`without_blas_probe` (used around the first kernel call by
-  :mod:`mdark_dask.warmup`) makes that one import fail fast, in a tuned process only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
-import sys
-from collections.abc import Iterator
 from typing import Final
 
 #: Thread-count variables of the BLAS and OpenMP runtimes numpy and SciPy may load.
@@ -39,17 +31,12 @@ BLAS_THREAD_VARIABLES: Final = (
     "OMP_NUM_THREADS",
 )
 
-#: The module whose import is numba's BLAS probe (``numba.np.linalg.ensure_blas``).
-BLAS_PROBE: Final = "scipy.linalg.cython_blas"
-
 _paused = False
-_tuned = False
 
 
 def tune() -> None:
     """One BLAS thread (unless set), the collector paused, large frees unmapped."""
-    global _paused, _tuned
-    _tuned = True
+    global _paused
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     if gc.isenabled():
@@ -62,11 +49,9 @@ def tune() -> None:
 
 def tune_worker() -> None:
     """In a worker process of a cluster this command started (and so owns): the collector
-    paused until :func:`settle`, and no BLAS probe (:func:`without_blas_probe`). Its
-    thread counts are set by distributed's nanny already, and its allocator is left to
-    the cluster's settings."""
-    global _paused, _tuned
-    _tuned = True
+    paused until :func:`settle`. Its thread counts are set by distributed's nanny
+    already, and its allocator is left to the cluster's settings."""
+    global _paused
     if gc.isenabled():
         gc.disable()
         _paused = True
@@ -83,21 +68,3 @@ def settle() -> None:
         _paused = False
         gc.freeze()
         gc.enable()
-
-
-@contextlib.contextmanager
-def without_blas_probe() -> Iterator[None]:
-    """Within the block, importing :data:`BLAS_PROBE` fails at once (``None`` in
-    ``sys.modules``), so numba initialised here records "no BLAS" instead of importing
-    ``scipy.linalg``. Only in a process :func:`tune` tuned, and only while the module is
-    not imported already; afterwards it imports as usual.
-    """
-    if not _tuned or BLAS_PROBE in sys.modules:
-        yield
-        return
-    sys.modules[BLAS_PROBE] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if BLAS_PROBE in sys.modules and sys.modules[BLAS_PROBE] is None:
-            del sys.modules[BLAS_PROBE]

@@ -1,11 +1,10 @@
-"""Load the compiled kernels in a background thread while a command starts up.
+"""Load the compiled kernels, then matplotlib, in a background thread while a command starts.
 
-The first call of the first compiled (numba) kernel in a process initialises numba's
-code generator and its registries (LLVM, and an import of ``scipy.linalg`` when SciPy is
-installed); every kernel then loads its machine code from numba's on-disk cache. That is
-0.2-0.3 s which, done in the first level task, sits on the critical path of every
-``mdark`` run. Started before the recipe's modules are imported and the headers scanned,
-most of it (LLVM works without the GIL) overlaps them instead.
+The kernels are C libraries (:mod:`mdark_dask.native`): loading them costs a few
+milliseconds, but the first call of each module also imports numpy and the wrapper modules
+and binds the ctypes functions, which the header scan and the graph building need not wait
+for. matplotlib's import (~0.3 s of Python) is the larger part: done while the frames are
+clipped (the kernels release the GIL) it is off the run's critical path.
 
 Warming up never changes a result: the kernels are called on a few tiny arrays and the
 outputs are dropped. A failure here is ignored; the real call then reports it.
@@ -30,13 +29,10 @@ def load_kernels(numerics: str = "accurate") -> None:
 
     from mdark_dask import kernels
     from mdark_dask.io.prepare import prepare_window
-    from mdark_dask.startup import without_blas_probe
 
-    # the reader: big-endian 16-bit words with BZERO, as raw frames are stored; the first
-    # compiled call, which initialises numba (without its BLAS probe in the console script)
+    # the reader: big-endian 16-bit words with BZERO, as raw frames are stored
     out = np.empty((2, 2), dtype=np.float32)
-    with without_blas_probe():
-        prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
+    prepare_window(np.zeros(4, dtype=np.int16), 0, 2, 1, True, 32768.0, 1.0, out)
     # then in the order the run needs them: the level clip, the stack clip, the final
     # task's kernels (the level tasks can start while the later ones load)
     frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)

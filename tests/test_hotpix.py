@@ -469,6 +469,40 @@ def test_selection_of_many_ties_and_integers() -> None:
     assert robust_level(np.array([], dtype=np.float32)) == sort_robust_level(np.array([]))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_middle_pair_is_the_sorted_pair_and_leaves_its_scratch_zero(
+    kind: str, dtype: type[np.floating]
+) -> None:
+    """The compiled selection, with a mask, caps and centres: the two middle order
+    statistics of the sorted float64 ranked values (a zero as +0.0); its histogram scratch,
+    shared by a clip's passes, is all zero again after every call."""
+    rng = np.random.default_rng(len(kind))
+    v = awkward_values(kind, 5001, 3, dtype)
+    masked = (rng.random(v.size) < 0.3).astype(np.uint8)
+    hist = hotpix._histogram()
+    x = v.astype(np.float64)
+    for mask in (hotpix._NO_MASK, masked):
+        for cap in (math.inf, 2.0, -1.0):
+            for center in (math.nan, 0.0, 5.0):
+                n, lo, hi = hotpix._middle_pair(v, mask, cap, center, -1, hist)
+                assert not hist.any()
+                keep = np.isfinite(x) & (x <= cap) & (mask == 0 if mask.size else True)
+                t = x[keep] if math.isnan(center) else np.abs(x[keep] - center)
+                t = np.sort(t)
+                assert n == t.size
+                if n == 0:
+                    assert math.isnan(lo) and math.isnan(hi)
+                    continue
+                want = (t[(n - 1) // 2] + 0.0, t[n // 2] + 0.0)
+                assert np.float64(lo).tobytes() == np.float64(want[0]).tobytes()
+                assert np.float64(hi).tobytes() == np.float64(want[1]).tobytes()
+    n = hotpix._middle_pair(v, hotpix._NO_MASK, math.inf, math.nan, -1, hist)[0]
+    n_again, lo, hi = hotpix._middle_pair(v, hotpix._NO_MASK, math.inf, math.nan, n, hist)
+    assert n_again == n and math.isnan(lo) and math.isnan(hi)  # one pass: the count only
+    assert not hist.any()
+
+
 @pytest.mark.parametrize("shape", [(37, 53), (1, 61), (61, 1), (301, 299)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_find_hot_pixels_is_the_sort_based_one(shape: tuple[int, int], seed: int) -> None:

@@ -15,9 +15,10 @@ import sys
 import pytest
 
 # (SciPy's root package is light and astropy.units imports it; its subpackages are not)
+# (numba and llvmlite: the kernels are C libraries loaded with ctypes, mdark_dask.native)
 HEAVY = (
     "dask.array", "xarray", "pandas", "distributed", "matplotlib",
-    "scipy.sparse", "scipy.fft", "scipy.linalg",
+    "scipy.sparse", "scipy.fft", "scipy.linalg", "numba", "llvmlite",
 )  # fmt: skip
 
 
@@ -38,6 +39,8 @@ def loaded_after(code: str) -> set[str]:
         "import mdark_dask.cli",
         "import mdark_dask.api",
         "import mdark_dask.recipe, mdark_dask.scheduler",
+        # every compiled kernel the recipe calls, called once
+        "from mdark_dask import warmup\nwarmup.load_kernels('accurate')",
     ],
 )
 def test_importing_pulls_in_nothing_heavy(code: str) -> None:

@@ -215,3 +215,52 @@ def test_infinite_bounds_count_infinite_values_as_the_reference_does() -> None:
     level = kernels.frame_level(img, 3.0, 3, "soxspipe-0.17.4")
     assert (level.lo, level.hi) == (-math.inf, math.inf)
     assert math.isnan(level.std)
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.sampled_from(SIZES) | st.integers(1, 20000),
+    bounds=st.tuples(st.floats(80.0, 100.0), st.floats(100.0, 130.0)),
+    mean=st.floats(90.0, 110.0),
+)
+def test_soxspipe_sums_are_sequential_float32_sums(
+    seed: int, n: int, bounds: tuple[float, float], mean: float
+) -> None:
+    """soxspipe mode's kept sum and squares are bottleneck's sequential float32 sums from
+    +0.0 over the kept values in C order (``np.add.accumulate`` is that chain)."""
+    from mdark_dask.frameclip import _kept_squares, _kept_sum
+
+    rng = np.random.default_rng(seed)
+    x = dark(rng, n, 100.0, 5.0)
+    x[rng.random(n) < 0.01] = np.nan
+    x[rng.random(n) < 0.01] = np.float32(-0.0)
+    lo, hi = np.float32(bounds[0]), np.float32(bounds[1])
+    kept = np.isfinite(x) & (x >= lo) & (x <= hi)
+    zero = np.zeros(1, dtype=np.float32)
+    total, count = _kept_sum(x, lo, hi, True)
+    assert count == int(kept.sum())
+    chain = np.add.accumulate(np.concatenate([zero, x[kept]]), dtype=np.float32)[-1]
+    assert np.float32(total).tobytes() == chain.tobytes()
+    d = x[kept] - np.float32(mean)
+    chain = np.add.accumulate(np.concatenate([zero, d * d]), dtype=np.float32)[-1]
+    assert np.float32(_kept_squares(x, lo, hi, mean, True)).tobytes() == chain.tobytes()
+
+
+def test_the_compiled_clip_refuses_what_it_cannot_read() -> None:
+    """The C loops read one contiguous float32 axis: anything else is an error, not a
+    crash or a silent copy in another dtype."""
+    from mdark_dask import frameclip
+
+    img = dark(np.random.default_rng(1), 64, 2300.0, 7.7)
+    unreadable: list[F32] = [img.astype(np.float64), img.reshape(8, 8), img[::2]]
+    for bad in unreadable:
+        for fn in (frameclip.clip_bounds, frameclip.level_bounds, frameclip.level_stats):
+            with pytest.raises(ValueError):
+                fn(bad, 3.0, 3, True)
+    with pytest.raises(ValueError):
+        pairwise_buffer(img, 0)
+    with pytest.raises(ValueError):
+        pairwise_buffer(img, 65)
+    with pytest.raises(ValueError):
+        pairwise_buffer(img.astype(np.float16), 8)

@@ -175,3 +175,13 @@ def test_masked_mean_std_constant_data() -> None:
     mean, std = masked_mean_std(values, np.zeros((5, 7), dtype=bool))
     assert mean == 1234.5
     assert std == 0.0
+
+
+def test_masked_mean_std_needs_a_mask_value_per_value() -> None:
+    values = noisy32((5, 7), 2)
+    with pytest.raises(ValueError):
+        masked_mean_std(values, np.zeros(34, dtype=bool))
+    # any shape with as many values is read in C order, as the flat arrays are
+    mask = np.zeros((5, 7), dtype=bool)
+    mask[0, :3] = True
+    assert masked_mean_std(values, mask.reshape(7, 5)) == masked_mean_std(values, mask)

@@ -200,6 +200,22 @@ def test_quantile_and_range_of_nothing() -> None:
     assert plots.finite_range(np.array([1.0, -np.inf, np.nan])) == (1.0, 1.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_range_scan_keeps_the_first_zeros_sign(dtype: type) -> None:
+    """With an infinity the range is scanned by the compiled kernel, which replaces the
+    running extreme only by a value strictly beyond it: of equal zeros, the first one's sign
+    (as the numba scan it replaced gave)."""
+    for first, second in ((-0.0, 0.0), (0.0, -0.0)):
+        lo, hi = plots.finite_range(np.array([np.inf, first, second], dtype=dtype))
+        assert math.copysign(1.0, lo) == math.copysign(1.0, hi) == math.copysign(1.0, first)
+
+
+def test_block_or_of_empty_masks() -> None:
+    for shape, step in (((0, 5), 2), ((3, 0), 2), ((0, 0), 1)):
+        got = plots.block_or(np.zeros(shape, dtype=np.uint8), step)
+        assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
+
+
 def test_symlog_is_continuous_and_increasing() -> None:
     x = np.concatenate([-np.geomspace(1e6, 1e-3, 200), [0.0], np.geomspace(1e-3, 1e6, 200)])
     for linthresh in (0.5, 17.1, 1e3):

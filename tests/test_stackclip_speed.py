@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -270,3 +271,43 @@ def test_strip_kernel_clip_equals_clip_bounds_sorted() -> None:
             acc = np.float32(acc + value)
         kept_sum[y, x] = acc / np.float32(keep.sum()) if keep.any() else np.nan
     np.testing.assert_array_equal(out["flux"], kept_sum)
+
+
+def test_kernel_checks_its_arrays_and_fills_strided_outputs() -> None:
+    """The C kernel takes raw pointers: the wrapper refuses what it cannot read safely and
+    fills outputs that are not contiguous (fields of a structured array) with the same
+    bytes as contiguous ones."""
+    rng = np.random.default_rng(3)
+    e, levels = corner_stack(rng, 7, (3, 21), 2, 0.05, 0.1, False)
+    want = kernel(e, levels, 7.3, 3.0, 3, stackclip.TILE_BYTES)
+    out = np.zeros(e.shape[1:], dtype=kernels.STRIP_DTYPE)
+    good: dict[str, Any] = {
+        "e": e,
+        "level_lo": np.ascontiguousarray(levels[:, 0]),
+        "level_hi": np.ascontiguousarray(levels[:, 1]),
+        "level_mean": np.ascontiguousarray(levels[:, 2]),
+        "ron2": np.float32(7.3**2),
+        "sigma": 3.0,
+        "maxiters": 3,
+        **{name: out[name] for name in ("flux", "errs", "mask", "noise", "noise_peel")},
+        "ron": 7.3,
+        "peel_sigma": kernels.PEEL_SIGMA,
+    }
+    assert not good["flux"].flags.c_contiguous
+    stackclip.stack_strip_kernel(**good)
+    assert_same_bytes(out, want)
+    bad: list[tuple[str, Any, type[Exception], str]] = [
+        ("e", e.astype(np.float64), ValueError, "float32"),
+        ("e", e[:, :, ::2], ValueError, "float32"),
+        ("ron2", 7.3**2, TypeError, "ron2"),
+        ("level_mean", good["level_mean"][:-1], ValueError, "level"),
+        ("flux", good["flux"][:-1], ValueError, "output"),
+        ("mask", good["mask"].astype(bool), ValueError, "output"),
+    ]
+    for name, value, error, match in bad:
+        with pytest.raises(error, match=match):
+            stackclip.stack_strip_kernel(**{**good, name: value})
+    with pytest.raises(ValueError, match="range"):
+        stackclip._mad_std(np.arange(3.0), 1, 1, 0.0)
+    with pytest.raises(ValueError, match="comparator"):
+        stackclip._sort_columns(np.zeros((3, 4), np.float32), np.array([[0, 3]]), 4)

@@ -21,6 +21,7 @@ static inline uint8_t swap_u8(uint8_t w) { return w; }
 static inline int8_t swap_i8(int8_t w) { return w; }
 static inline uint16_t swap_u16(uint16_t w) { return __builtin_bswap16(w); }
 static inline uint32_t swap_u32(uint32_t w) { return __builtin_bswap32(w); }
+static inline uint64_t swap_u64(uint64_t w) { return __builtin_bswap64(w); }
 static inline int16_t swap_i16(int16_t w) { return (int16_t)__builtin_bswap16((uint16_t)w); }
 static inline int32_t swap_i32(int32_t w) { return (int32_t)__builtin_bswap32((uint32_t)w); }
 static inline int64_t swap_i64(int64_t w) { return (int64_t)__builtin_bswap64((uint64_t)w); }
@@ -92,5 +93,6 @@ PREPARE(prepare_u32, uint32_t, swap_u32)
 PREPARE(prepare_i16, int16_t, swap_i16)
 PREPARE(prepare_i32, int32_t, swap_i32)
 PREPARE(prepare_i64, int64_t, swap_i64)
+PREPARE(prepare_u64, uint64_t, swap_u64)
 PREPARE(prepare_f32, float, swap_f32)
 PREPARE(prepare_f64, double, swap_f64)

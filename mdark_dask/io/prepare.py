@@ -18,7 +18,7 @@ from mdark_dask.native import bind
 #: The C function per stored word type (native byte order; ``swap`` reverses it).
 _FUNCTIONS = {
     "u1": "prepare_u8", "i1": "prepare_i8", "u2": "prepare_u16", "i2": "prepare_i16",
-    "u4": "prepare_u32", "i4": "prepare_i32", "i8": "prepare_i64",
+    "u4": "prepare_u32", "i4": "prepare_i32", "u8": "prepare_u64", "i8": "prepare_i64",
     "f4": "prepare_f32", "f8": "prepare_f64",
 }  # fmt: skip
 
