@@ -166,11 +166,18 @@ def _ensure_workspace(path: Path) -> Path:
 
 def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask mdark``: one set of darks to one master dark."""
+    import threading
+
     from mdark_dask import warmup
 
-    # compiled kernels, then matplotlib: overlapping the imports and header scan below,
-    # then the GIL-free clipping
-    warmup.start(args.numerics, plots=not args.no_plots and args.scheduler == "threads")
+    # compiled kernels while the modules below import and the headers are scanned; then
+    # matplotlib, once those are done, while the frames are clipped (GIL-free kernels)
+    computing = threading.Event()
+    warmup.start(
+        args.numerics,
+        plots=not args.no_plots and args.scheduler == "threads",
+        plots_after=computing,
+    )
     from mdark_dask.recipe import plan_product
     from mdark_dask.report import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
@@ -202,6 +209,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         return 0
     _ensure_workspace(plan.product_path.parent)
     settle()  # the modules are loaded: the collector may run again
+    computing.set()
     out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
     (result,) = compute_products([plan], scheduler=args.scheduler)
     out("")

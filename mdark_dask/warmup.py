@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Final
+
+#: Seconds matplotlib's prefetch waits for its ``plots_after`` event at most (a command
+#: that fails before computing never sets it; the thread is a daemon anyway).
+PLOTS_AFTER_TIMEOUT: Final = 30.0
 
 
 def load_kernels(numerics: str = "accurate") -> None:
@@ -70,7 +75,11 @@ def load_matplotlib() -> None:
 
 
 def start(
-    numerics: str | None = None, plots: bool = False, kernels: bool = True, settle: bool = False
+    numerics: str | None = None,
+    plots: bool = False,
+    kernels: bool = True,
+    settle: bool = False,
+    plots_after: threading.Event | None = None,
 ) -> threading.Thread:
     """Run :func:`load_kernels` (unless not ``kernels``; then :func:`load_matplotlib` when
     ``plots``) in a daemon thread (it never holds up the exit); with ``settle``, then
@@ -78,7 +87,10 @@ def start(
 
     One thread does both, one after the other: the imports are Python and would only take
     turns with each other (and with the command's own imports) for the GIL, while the
-    frames are clipped by kernels that release it.
+    frames are clipped by kernels that release it. ``plots_after``: matplotlib's import
+    waits until the caller sets this event (the command, once its own imports and header
+    scan are done), so the two never take turns for the GIL: the command's imports are on
+    the critical path, matplotlib's only has to be done by the time the plots are drawn.
     """
 
     def run() -> None:
@@ -86,6 +98,8 @@ def start(
             with contextlib.suppress(Exception):
                 load_kernels(numerics or "accurate")
         if plots:
+            if plots_after is not None:
+                plots_after.wait(PLOTS_AFTER_TIMEOUT)
             with contextlib.suppress(Exception):
                 load_matplotlib()
         if settle:
