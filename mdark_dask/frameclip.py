@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,9 +39,8 @@ from mdark_dask.npsum import LIBRARY
 _CLIP_SIGNATURE = "i:pndnip"
 
 
-@functools.cache
-def _kernel(function: str, signature: str) -> Any:
-    return bind(LIBRARY, function, signature)
+#: ``_kernel(function, signature)``: a C function of the library, typed (bound once).
+_kernel = functools.partial(bind, LIBRARY)
 
 
 def _flat32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -147,19 +145,17 @@ def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:
 
 
 def _kept_sum(
-    x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, soxspipe: bool,
-    *scratch: Any,
-) -> tuple[float, int]:  # fmt: skip
+    x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, soxspipe: bool
+) -> tuple[float, int]:
     """Sum and count of the kept values (finite and inside ``[keep_lo, keep_hi]``, float32
     bounds): a sequential float32 sum (``soxspipe``), else numpy's float64 sum
     (``np.sum(np.where(kept, x, 0), dtype=np.float64)``: 8192-value buffers summed
-    pairwise). ``scratch`` (the former compiled version's buffers) is ignored.
+    pairwise).
 
     soxspipe: each stretch of values is first staged with the values not kept replaced by
     ``-0.0`` (``s + -0.0 == s`` bit for bit, whatever ``s``), then summed in order: the
     selection vectorises and the sum is a bare chain of additions.
     """
-    del scratch
     flat = _flat32(x)
     total = ctypes.c_double()
     count = _kernel("md_kept_sum", "n:pnffip")(
@@ -173,12 +169,10 @@ def _kept_sum(
 
 def _kept_squares(
     x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, mean: float,
-    soxspipe: bool, *scratch: Any,
+    soxspipe: bool,
 ) -> float:  # fmt: skip
     """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
-    float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`.
-    ``scratch`` is ignored."""
-    del scratch
+    float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
     flat = _flat32(x)
     out = ctypes.c_double()
     status = _kernel("md_kept_squares", "i:pnffdip")(

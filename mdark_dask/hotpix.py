@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind
+from mdark_dask.native import bind, float_suffix
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -300,24 +300,8 @@ def _median_mad(v: npt.NDArray[np.floating], masked: npt.NDArray[np.uint8], cap:
     return Robust(med, _middle_value(n, dlo, dhi) * MAD_TO_STD)
 
 
-@functools.cache
-def _kernel(function: str, signature: str) -> Any:
-    """The C function ``function`` of ``_native/hotpix.c``, bound once per process."""
-    return bind("hotpix", function, signature)
-
-
-def _suffix(v: npt.NDArray[Any]) -> str:
-    """The C functions' suffix for the dtype of a contiguous 1-d float32/float64 array; the
-    check that keeps a wrong pointer from reaching C (a crash, not an exception)."""
-    if v.dtype == np.float32:
-        suffix = "f32"
-    elif v.dtype == np.float64:
-        suffix = "f64"
-    else:
-        raise ValueError(f"expected float32 or float64 values, not {v.dtype}")
-    if v.ndim != 1 or not v.flags.c_contiguous:
-        raise ValueError("expected a contiguous 1-d array")
-    return suffix
+#: ``_kernel(function, signature)``: a C function of ``_native/hotpix.c``, typed (bound once).
+_kernel = functools.partial(bind, "hotpix")
 
 
 def _middle_pair(
@@ -338,7 +322,7 @@ def _middle_pair(
     nothing). ``hist`` is scratch of :data:`_BUCKETS` int64, reused between calls so that
     its pages are touched once. The selection is C (``_native/hotpix.c``), GIL released.
     """
-    suffix = _suffix(v)
+    suffix = float_suffix(v)
     if masked.size and (masked.size != v.size or masked.dtype != np.uint8
                         or not masked.flags.c_contiguous):  # fmt: skip
         raise ValueError("the mask must be empty or one contiguous byte per value")
@@ -356,7 +340,7 @@ def _middle_pair(
 
 def _subtract(v: npt.NDArray[np.floating], level: float, out: npt.NDArray[np.float32]) -> None:
     """``out = float32(float64(v) - level)``, without a float64 image in between (C)."""
-    suffix = _suffix(v)
+    suffix = float_suffix(v)
     if out.dtype != np.float32 or out.size != v.size or not out.flags.c_contiguous:
         raise ValueError("out must be contiguous float32 of the values' size")
     _kernel(f"subtract_{suffix}", "v:pndp")(v.ctypes.data, v.size, float(level), out.ctypes.data)
@@ -383,8 +367,8 @@ def _flags(
     arrays: tuple[npt.NDArray[np.floating], ...] = (combined, noise, noise_peel)
     if len({a.dtype for a in arrays}) > 1:
         arrays = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in arrays)
-    suffix = _suffix(arrays[0])
-    if any(_suffix(a) != suffix or a.size != combined.size for a in arrays):
+    suffix = float_suffix(arrays[0])
+    if any(float_suffix(a) != suffix or a.size != combined.size for a in arrays):
         raise ValueError("the images must be the same size")
     if bpm.dtype != np.uint8 or bpm.size != combined.size or not bpm.flags.c_contiguous:
         raise ValueError("bpm must be contiguous uint8 of the images' size")

@@ -21,6 +21,9 @@ import importlib.machinery
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from mdark_dask.errors import MdarkError
 
 HERE = Path(__file__).resolve().parent / "_native"
@@ -56,11 +59,35 @@ def library(name: str) -> ctypes.CDLL:
     )
 
 
+@functools.cache
 def bind(name: str, function: str, signature: str) -> Any:
     """The C function ``function`` of library ``name``, typed by ``signature``:
-    return letter, then argument letters (:data:`CTYPES`), e.g. ``"v:ppnd"``."""
+    return letter, then argument letters (:data:`CTYPES`), e.g. ``"v:ppnd"``.
+
+    Bound once per process (the kernel modules call this on every use): ctypes keeps one
+    function object per name, so binding it anew would only retype the same object.
+    """
     restype, _, args = signature.partition(":")
     fn = getattr(library(name), function)
     fn.restype = CTYPES[restype]
     fn.argtypes = [CTYPES[c] for c in args]
     return fn
+
+
+def float_suffix(v: npt.NDArray[Any]) -> str:
+    """``"f32"`` or ``"f64"``: the suffix of the C function for ``v``, which must be one
+    flat contiguous float32 or float64 array in native order (the C reads raw memory: a
+    wrong array there is a crash, not an exception).
+
+    Raises
+    ------
+    ValueError
+        ``v`` is not such an array.
+    """
+    if v.ndim != 1 or not v.flags.c_contiguous or not v.dtype.isnative:
+        raise ValueError("the values must be one flat contiguous array in native order")
+    if v.dtype == np.float32:
+        return "f32"
+    if v.dtype == np.float64:
+        return "f64"
+    raise ValueError(f"no compiled kernel for values of type {v.dtype}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -31,26 +31,11 @@ BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-l
 LIBRARY: Final = "frameclip"
 
 
-@functools.cache
-def _kernel(function: str, signature: str) -> Any:
-    return bind(LIBRARY, function, signature)
+#: ``_kernel(function, signature)``: a C function of the library, typed (bound once).
+_kernel = functools.partial(bind, LIBRARY)
 
 
-def scratch_space(dtype: type[np.floating]) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
-    """The ``tasks`` and ``scratch`` arrays :func:`pairwise_buffer` accepts.
-
-    The compiled sum keeps its scratch on the C stack and ignores them; kept so that
-    callers written for the former signature still work.
-    """
-    return np.empty((64, 2), dtype=np.int64), np.empty(72, dtype=dtype)
-
-
-def pairwise_buffer(
-    a: npt.NDArray[np.floating],
-    n: int,
-    tasks: npt.NDArray[np.int64] | None = None,
-    scratch: npt.NDArray[np.floating] | None = None,
-) -> np.floating:
+def pairwise_buffer(a: npt.NDArray[np.floating], n: int) -> np.floating:
     """numpy 2.1's pairwise sum of ``a[:n]`` (``1 <= n <= BUFFER``), in ``a``'s dtype.
 
     numpy's recursion (``pairwise_sum`` in ``loops_utils.h.src``: halves rounded down to a
@@ -63,15 +48,12 @@ def pairwise_buffer(
         One-dimensional and contiguous.
     n : int
         How many leading values to sum.
-    tasks, scratch : ndarray, optional
-        Ignored (the former compiled version's scratch space; see :func:`scratch_space`).
 
     Raises
     ------
     ValueError
         ``a`` is not a contiguous 1-D float32/float64 array or ``n`` is out of range.
     """
-    del tasks, scratch
     if a.dtype not in (np.float32, np.float64) or not a.dtype.isnative:
         raise ValueError(f"cannot sum an array of {a.dtype}")
     if a.ndim != 1 or not a.flags.c_contiguous:

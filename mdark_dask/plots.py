@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
-from mdark_dask.native import bind
+from mdark_dask.native import bind, float_suffix
 
 #: zlib level of the PNG files: level 1 writes these noisy images several times faster
 #: than matplotlib's default (6), for files a little larger.
@@ -388,7 +388,7 @@ def _finite_range(v: npt.NDArray[np.float32 | np.float64]) -> tuple[float, float
     values' extremes in float64, a value replacing the running one only when strictly beyond
     it (so of equal zeros the first one's sign is kept, as numba's ``min`` did)."""
     out = np.empty(2, dtype=np.float64)
-    _kernel(f"finite_range_{_code(v)}", "v:pnp")(v.ctypes.data, v.size, out.ctypes.data)
+    _kernel(f"finite_range_{float_suffix(v)}", "v:pnp")(v.ctypes.data, v.size, out.ctypes.data)
     return float(out[0]), float(out[1])
 
 
@@ -461,7 +461,7 @@ def _bin_counts(
     if edges.ndim != 1 or not edges.flags.c_contiguous or not 0 <= first <= first + m <= nb:
         raise ValueError(f"no run of {m} bins from bin {first} in edges of shape {edges.shape}")
     counts = np.zeros(nb, dtype=np.int64)
-    _kernel(f"bin_counts_{_code(v)}", "v:pndpnnniip")(
+    _kernel(f"bin_counts_{float_suffix(v)}", "v:pndpnnniip")(
         v.ctypes.data, v.size, shift, edges.ctypes.data, edges.size, first, m,
         int(clip), int(round32), counts.ctypes.data,
     )  # fmt: skip
@@ -503,22 +503,8 @@ def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float
     return np.ascontiguousarray(v).reshape(-1)
 
 
-def _code(v: npt.NDArray[np.float32 | np.float64]) -> str:
-    """Suffix of the C function for ``v``'s dtype (``f32`` or ``f64``), which must be a
-    flat contiguous float array in native order (the C functions read raw memory)."""
-    if v.ndim != 1 or not v.flags.c_contiguous or not v.dtype.isnative:
-        raise ValueError("the values must be one flat contiguous array in native order")
-    if v.dtype == np.float32:
-        return "f32"
-    if v.dtype == np.float64:
-        return "f64"
-    raise ValueError(f"no compiled kernel for values of type {v.dtype}")
-
-
-@functools.cache
-def _kernel(function: str, signature: str) -> Any:
-    """The C function of ``_native/plots.c``, bound once per process."""
-    return bind("plots", function, signature)
+#: ``_kernel(function, signature)``: a C function of ``_native/plots.c``, typed (bound once).
+_kernel = functools.partial(bind, "plots")
 
 
 def _tmp(path: Path) -> Path:

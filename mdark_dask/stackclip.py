@@ -38,7 +38,6 @@ the kernel itself inlines, so the tests check the compiled steps one by one.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -57,9 +56,9 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-@functools.cache
 def _c(function: str, signature: str) -> Any:
-    """The C function ``stackclip_<function>``, bound once per process."""
+    """The C function ``stackclip_<function>``, typed (:func:`mdark_dask.native.bind`
+    binds it once per process)."""
     return bind("stackclip", f"stackclip_{function}", signature)
 
 

@@ -153,10 +153,8 @@ def test_pairwise_buffer_is_numpys_pairwise_order(dtype: type[np.floating]) -> N
     rng = np.random.default_rng(3)
     a = (2300.0 + 7.7 * rng.standard_normal(BUFFER + 72)).astype(dtype)
     a[rng.integers(0, BUFFER, 20)] = -0.0
-    tasks = np.empty((64, 2), dtype=np.int64)
-    scratch = np.empty(72, dtype=dtype)
     for n in [*range(1, 300), 1000, 4095, 4096, 4097, 8000, 8191, BUFFER]:
-        got = pairwise_buffer(a, n, tasks, scratch)
+        got = pairwise_buffer(a, n)
         want = numpy_pairwise(a, 0, n)
         assert np.asarray(got, dtype=dtype).tobytes() == np.asarray(want, dtype=dtype).tobytes()
 
@@ -195,15 +193,14 @@ def test_accurate_sums_are_numpys_float64_sums(
     x[rng.random(n) < 0.01] = np.nan
     lo, hi = np.float32(bounds[0]), np.float32(bounds[1])
     kept = np.isfinite(x) & (x >= lo) & (x <= hi)
-    scratch = (np.empty(2048, np.float32), np.empty(BUFFER + 72), np.empty((64, 2), np.int64))
-    total, count = _kept_sum(x, lo, hi, False, *scratch)
+    total, count = _kept_sum(x, lo, hi, False)
     assert count == int(kept.sum())
     assert total == np.sum(np.where(kept, x, np.float32(0.0)), dtype=np.float64)
     squares = np.where(kept, (x.astype(np.float64) - mean) ** 2, 0.0)
     oracle = 0.0
     for start in range(0, n, BUFFER):  # numpy's buffered reduction, one buffer at a time
         oracle += float(np.sum(squares[start : start + BUFFER]))
-    assert _kept_squares(x, lo, hi, mean, False, *scratch) == oracle
+    assert _kept_squares(x, lo, hi, mean, False) == oracle
 
 
 def test_infinite_bounds_count_infinite_values_as_the_reference_does() -> None:

@@ -51,3 +51,12 @@ def test_bind_types_the_function_by_its_signature() -> None:
     fn(words.ctypes.data, 0, 2, 1, 0, 0.0, 2.0, out.ctypes.data, 2, 2)
     assert out.tolist() == [[2.0, -4.0], [6.0, 8.0]]
     assert fn.restype is None
+
+
+def test_float_suffix_names_the_c_function_and_refuses_what_c_cannot_read() -> None:
+    assert native.float_suffix(np.zeros(3, np.float32)) == "f32"
+    assert native.float_suffix(np.zeros(0, np.float64)) == "f64"
+    for bad in (np.zeros(3, np.int16), np.zeros((2, 2), np.float32),
+                np.zeros(6, np.float32)[::2], np.zeros(3, ">f8")):  # fmt: skip
+        with pytest.raises(ValueError):
+            native.float_suffix(bad)

@@ -178,51 +178,61 @@ MD_EXPORT MD_CLONES double md_sum_f64(const double *a, int64_t size) {
     return acc;
 }
 
-/* np.ma.mean and np.ma.std (ddof 0) of float32 a[0:size] where m is 0: out[0] the mean,
- * float64(float32 sum of the filled array) / count, out[1] the std, the sqrt of the
- * float64 sum of the squared float64 anomalies (0 where masked) / count; NaN for both
- * when every value is masked. Returns -1 when out of memory, else 0. */
-MD_EXPORT MD_CLONES int32_t md_masked_mean_std(const float *a, const uint8_t *m, int64_t size,
-                                               double *out) {
-    double *buf64 = malloc(BUFFER * sizeof(double));
-    if (buf64 == NULL) return -1;
+/* np.ma.mean and np.ma.std (ddof 0) of the float32 x[0:size] taking part: where m is 0
+ * when there is a mask m, else where lo32 <= x <= hi32 (infinite values too when a bound
+ * is infinite). mean_std[0] the mean, float64(float32 pairwise sum of the filled array) /
+ * count, mean_std[1] the std, the sqrt of the float64 pairwise sum of the squared float64
+ * anomalies (0 where not taking part) / count; NaN for both when nothing takes part.
+ * buf64: BUFFER doubles of scratch. Inlined into its two callers, where the selection is
+ * fixed, so each gets its own branch-free loops. */
+INLINE void selected_mean_std(const float *x, const uint8_t *m, float lo32, float hi32,
+                              int64_t size, double *buf64, double *mean_std) {
     float *buf32 = (float *)buf64;
     float total = 0.0f;
     int64_t count = 0;
     for (int64_t start = 0; start < size; start += BUFFER) {
         int64_t n = min64(BUFFER, size - start);
-        const float *as = a + start;
-        const uint8_t *ms = m + start;
+        const float *xs = x + start;
         int64_t c = 0;
         for (int64_t j = 0; j < n; j++) {
-            int masked = ms[j] != 0;
-            buf32[j] = masked ? 0.0f : as[j];
-            c += masked ? 0 : 1;
+            float v = xs[j];
+            int in = m != NULL ? m[start + j] == 0 : (v >= lo32) & (v <= hi32);
+            buf32[j] = in ? v : 0.0f;
+            c += in ? 1 : 0;
         }
         count += c;
         total += pairwise_f32(buf32, n);
     }
     if (count == 0) {
-        free(buf64);
-        out[0] = NAN;
-        out[1] = NAN;
-        return 0;
+        mean_std[0] = NAN;
+        mean_std[1] = NAN;
+        return;
     }
     double mean = (double)total / (double)count;
     double acc = 0.0;
     for (int64_t start = 0; start < size; start += BUFFER) {
         int64_t n = min64(BUFFER, size - start);
-        const float *as = a + start;
-        const uint8_t *ms = m + start;
+        const float *xs = x + start;
         for (int64_t j = 0; j < n; j++) {
-            double d = (double)as[j] - mean, dd = d * d;
-            buf64[j] = keep_or_zero(dd, ms[j] == 0);
+            float v = xs[j];
+            int in = m != NULL ? m[start + j] == 0 : (v >= lo32) & (v <= hi32);
+            double d = (double)v - mean, dd = d * d;
+            buf64[j] = keep_or_zero(dd, in);
         }
         acc += pairwise_f64(buf64, n);
     }
+    mean_std[0] = mean;
+    mean_std[1] = sqrt(acc / (double)count);
+}
+
+/* np.ma.mean and np.ma.std (ddof 0) of float32 a[0:size] where m is 0 into out[0:2]
+ * (selected_mean_std; m must not be NULL). Returns -1 when out of memory, else 0. */
+MD_EXPORT MD_CLONES int32_t md_masked_mean_std(const float *a, const uint8_t *m, int64_t size,
+                                               double *out) {
+    double *buf64 = malloc(BUFFER * sizeof(double));
+    if (buf64 == NULL) return -1;
+    selected_mean_std(a, m, 0.0f, 0.0f, size, buf64, out);
     free(buf64);
-    out[0] = mean;
-    out[1] = sqrt(acc / (double)count);
     return 0;
 }
 
@@ -522,45 +532,10 @@ MD_EXPORT MD_CLONES int32_t md_level_stats(const float *x, int64_t size, double 
                                            int64_t maxiters, int32_t soxspipe, double *out) {
     double *buf64 = malloc(BUFFER * sizeof(double));
     if (buf64 == NULL) return -1;
-    float *buf32 = (float *)buf64;
     level_bounds(x, size, sigma, maxiters, soxspipe, buf64, out);
     float lo32, hi32;
     float32_bounds(out[0], out[1], &lo32, &hi32);
-    float total = 0.0f;
-    int64_t count = 0;
-    for (int64_t start = 0; start < size; start += BUFFER) {
-        int64_t m = min64(BUFFER, size - start);
-        const float *xs = x + start;
-        int64_t c = 0;
-        for (int64_t j = 0; j < m; j++) {
-            float v = xs[j];
-            int inside = INSIDE(v);
-            buf32[j] = inside ? v : 0.0f;
-            c += inside ? 1 : 0;
-        }
-        count += c;
-        total += pairwise_f32(buf32, m);
-    }
-    if (count == 0) {
-        free(buf64);
-        out[2] = NAN;
-        out[3] = NAN;
-        return 0;
-    }
-    double level = (double)total / (double)count;
-    double acc = 0.0;
-    for (int64_t start = 0; start < size; start += BUFFER) {
-        int64_t m = min64(BUFFER, size - start);
-        const float *xs = x + start;
-        for (int64_t j = 0; j < m; j++) {
-            float v = xs[j];
-            double d = (double)v - level, dd = d * d;
-            buf64[j] = keep_or_zero(dd, INSIDE(v));
-        }
-        acc += pairwise_f64(buf64, m);
-    }
+    selected_mean_std(x, NULL, lo32, hi32, size, buf64, out + 2);
     free(buf64);
-    out[2] = level;
-    out[3] = sqrt(acc / (double)count);
     return 0;
 }

@@ -7,7 +7,6 @@ first thing every run needs, does not wait for astropy's import. The loop itself
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -23,9 +22,10 @@ _FUNCTIONS = {
 }  # fmt: skip
 
 
-@functools.cache
 def _kernel(code: str) -> Any:
-    return bind("prepare", _FUNCTIONS[code], "v:pnnnidd" + "pnn")
+    """The C function for stored words of type ``code`` (``flat, start, row_step,
+    col_step, swap, offset, gain, out, ny, nx``)."""
+    return bind("prepare", _FUNCTIONS[code], "v:pnnniddpnn")
 
 
 def prepare_window(
