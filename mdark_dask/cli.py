@@ -166,16 +166,31 @@ def _ensure_workspace(path: Path) -> Path:
 
 def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask mdark``: one set of darks to one master dark."""
+    from mdark_dask.startup import tuned
+
+    with contextlib.ExitStack() as stack:
+        if tuned() and not args.no_plots and args.scheduler == "threads":
+            from mdark_dask import painter
+
+            # first, while this is the only thread: the QC plots' own process, which
+            # imports matplotlib while this one imports the recipe (only from the
+            # console script's own process: a host calling main() is not forked)
+            stack.enter_context(painter.forked())
+        return _mdark(args, argv, out)
+
+
+def _mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     import threading
 
-    from mdark_dask import warmup
+    from mdark_dask import painter, warmup
 
     # compiled kernels while the modules below import and the headers are scanned; then
-    # matplotlib, once those are done, while the frames are clipped (GIL-free kernels)
+    # matplotlib, once those are done, while the frames are clipped (GIL-free kernels),
+    # unless the plots are drawn by a process of their own
     computing = threading.Event()
     warmup.start(
         args.numerics,
-        plots=not args.no_plots and args.scheduler == "threads",
+        plots=not args.no_plots and args.scheduler == "threads" and not painter.drawing(),
         plots_after=computing,
     )
     from mdark_dask.recipe import plan_product

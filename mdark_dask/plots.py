@@ -1,38 +1,40 @@
 """QC plots of a master dark: the image with its flagged pixels, and the pixel histogram;
-the hot-pixel map, and the distributions of dark current and noise with their thresholds.
+the per-frame levels; the hot-pixel map, and the distributions of dark current and noise
+with their thresholds.
 
-Written by the product's final task (matplotlib's Agg backend, no display), into
-``<workspace>/qc/soxs_mdark/``. Only matplotlib's object API is used, never pyplot's
-global state, so final tasks running in threads side by side cannot mix their figures.
-
-The plots are drawn cheaply, as they are drawn for every product: the histograms are
-counted by compiled single passes over the float32 images (:func:`bin_counts`, the counts
-of :func:`numpy.histogram`, without its float64 copies and sorts; C in ``_native/plots.c``,
-called through :mod:`mdark_dask.native` with the GIL released); the images are written
-as plain RGB arrays (no axes); the figures have a few round ticks and no minor ones (every
-tick is several artists to make and draw), plain-text tick labels (no mathtext parsing),
-fixed margins (no ``tight_layout``), a symmetric-log coordinate drawn on a linear axis
-(:func:`symlog`) and fast PNG compression.
+This module reduces the whole-frame images to what each figure shows
+(:mod:`mdark_dask.figures`: thumbnails, histogram counts, bounds); :mod:`mdark_dask.drawing`
+draws those with matplotlib, in this thread or in the command's drawing process
+(:mod:`mdark_dask.painter`). The reductions are compiled single passes over the float32
+images (:func:`bin_counts`: the counts of :func:`numpy.histogram`, without its float64
+copies and sorts; C in ``_native/plots.c``, called through :mod:`mdark_dask.native` with
+the GIL released). Written into ``<workspace>/qc/soxs_mdark/``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from mdark_dask.figures import (
+    DarkPanel,
+    DistributionFigure,
+    Figure,
+    FramesFigure,
+    HistogramFigure,
+    NoiseCurve,
+    NoisePanel,
+    PlainImage,
+)
 from mdark_dask.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.kernels import Master
 from mdark_dask.native import bind, float_suffix
 
-#: zlib level of the PNG files: level 1 writes these noisy images several times faster
-#: than matplotlib's default (6), for files a little larger.
-PNG_OPTIONS: Final = {"compress_level": 1}
 #: Display pixels of the long side of the plain images.
 IMAGE_SIDE: Final = 600
 #: Quantile of the noise images that the noise panel shows at least (its upper end).
@@ -41,10 +43,8 @@ NOISE_QUANTILE: Final = 0.9999
 U8 = npt.NDArray[np.uint8]
 
 
-def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...]:
-    """Write ``<name>_image.png`` and ``<name>_histogram.png``; return their paths."""
-    figure_cls = _matplotlib()
-    directory.mkdir(parents=True, exist_ok=True)
+def master_figures(master: Master, directory: Path, name: str) -> tuple[Figure, ...]:
+    """``<name>_image.png`` (the master, flagged pixels red) and ``<name>_histogram.png``."""
     flux = master.flux
     qual = _bytes(master.qual)
     # an image of ~600 pixels a side: every step-th pixel, and a display pixel red when any
@@ -56,60 +56,72 @@ def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...
     lo, hi = np.percentile(sample, [1, 99]) if sample.size else (0.0, 1.0)
     rgb = _grey_rgb(small, float(lo), float(hi))
     rgb[block_or(qual, step) != 0] = (255, 0, 0)
-    image = directory / f"{name}_image.png"
-    _write_image(image, rgb)
+    image = PlainImage(str(directory / f"{name}_image.png"), rgb)
 
     level = master.master_mean
     b_lo, b_hi = master.post_bounds.lo + level, master.post_bounds.hi + level
     span = max(b_hi - b_lo, 1e-3)
     edges = np.linspace(b_lo - span, b_hi + span, 201)
     counts = bin_counts(master.combined, level, edges, clip=False)
-    fig = figure_cls(figsize=(7, 4), dpi=90)
-    ax = fig.subplots()
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.87, bottom=0.13)
-    _stairs(ax, counts, edges, fill=True, color="0.4")
-    _log_counts(ax, counts)
-    _few_ticks(ax.xaxis)
-    ax.set_xlim(edges[0], edges[-1])
-    for x in (b_lo, b_hi):
-        ax.axvline(x, color="red", ls="--")
-    ax.set_xlabel("master dark [e-]")
-    ax.set_ylabel("pixels")
-    # the bounds are named, with their values, in the title (no legend to lay out)
-    ax.set_title(f"{name}: stacked pixels (before filling)\npost-stack clip bounds (red "
-                 f"dashed) {b_lo:.6g} and {b_hi:.6g} e-", fontsize=9, y=1.0)  # fmt: skip
-    hist = directory / f"{name}_histogram.png"
-    _write_figure(fig, hist)
-    return str(image), str(hist)
+    hist = HistogramFigure(str(directory / f"{name}_histogram.png"), name, edges, counts,
+                           (float(b_lo), float(b_hi)))  # fmt: skip
+    return image, hist
+
+
+def frames_figures(
+    mjd: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], directory: Path, name: str
+) -> tuple[Figure, ...]:
+    """``<name>_frames.png``: each input frame's level and scatter against time.
+
+    ``levels`` holds the per-frame ``(lo, hi, mean, std)`` of the level clip; a drifting
+    level or a jump in scatter points at a frame worth a look.
+    """
+    minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
+    values = np.asarray(levels, dtype=np.float64)
+    return (FramesFigure(str(directory / f"{name}_frames.png"), name, minutes,
+                         values[:, 2].copy(), values[:, 3].copy()),)  # fmt: skip
+
+
+def hotpix_figures(
+    hot: HotPixels,
+    noise: npt.NDArray[np.float32],
+    noise_peel: npt.NDArray[np.float32],
+    directory: Path,
+    name: str,
+) -> tuple[Figure, ...]:
+    """``<name>_hotpix_map.png`` and ``<name>_dark_current.png``.
+
+    The map shows hot pixels red, noisy ones blue, both magenta (a display pixel takes the
+    flags of every pixel of its block). The second figure holds the distribution of dark
+    current and of the two noise images, each with its threshold.
+    """
+    flags = block_or(hot.bpm, _step(hot.bpm.shape))
+    rgb = np.full((*flags.shape, 3), 255, dtype=np.uint8)
+    rgb[(flags & HOT) != 0] = (216, 0, 0)
+    rgb[(flags & NOISY) != 0] = (0, 51, 229)
+    rgb[(flags & (HOT | NOISY)) == HOT | NOISY] = (204, 0, 204)
+    # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
+    hot_map = PlainImage(str(directory / f"{name}_hotpix_map.png"), rgb)
+    dist = DistributionFigure(str(directory / f"{name}_dark_current.png"), name,
+                              dark_panel(hot), noise_panel(hot, noise, noise_peel))  # fmt: skip
+    return hot_map, dist
+
+
+def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...]:
+    """Draw :func:`master_figures` here; their paths."""
+    from mdark_dask.drawing import draw_all
+
+    return draw_all(master_figures(master, directory, name))
 
 
 def write_frame_levels_plot(
     mjd: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], directory: Path, name: str
 ) -> str:
-    """Write ``<name>_frames.png``: each input frame's level and scatter against time.
+    """Draw :func:`frames_figures` here; its path."""
+    from mdark_dask.drawing import draw_all
 
-    ``levels`` holds the per-frame ``(lo, hi, mean, std)`` of the level clip; a drifting
-    level or a jump in scatter points at a frame worth a look.
-    """
-    figure_cls = _matplotlib()
-    directory.mkdir(parents=True, exist_ok=True)
-    minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
-    fig = figure_cls(figsize=(7, 4.5), dpi=80)
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    fig.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.11, hspace=0.08)
-    for ax in (top, bottom):
-        _few_ticks(ax.yaxis)
-    _few_ticks(bottom.xaxis)
-    top.plot(minutes, levels[:, 2], "o-", color="tab:blue")
-    top.set_ylabel("level [e-]")
-    top.set_title(f"{name}\nper-frame level (clipped mean) and scatter (RAW RON)",
-                  fontsize=9, y=1.0)  # fmt: skip
-    bottom.plot(minutes, levels[:, 3], "o-", color="tab:orange")
-    bottom.set_ylabel("scatter [e-]")
-    bottom.set_xlabel("minutes since the first frame (MJD-OBS)")
-    path = directory / f"{name}_frames.png"
-    _write_figure(fig, path)
-    return str(path)
+    (path,) = draw_all(frames_figures(mjd, levels, directory, name))
+    return path
 
 
 def write_hotpix_plots(
@@ -119,36 +131,15 @@ def write_hotpix_plots(
     directory: Path,
     name: str,
 ) -> tuple[str, ...]:
-    """Write ``<name>_hotpix_map.png`` and ``<name>_dark_current.png``; return their paths.
+    """Draw :func:`hotpix_figures` here; their paths."""
+    from mdark_dask.drawing import draw_all
 
-    The map shows hot pixels red, noisy ones blue, both magenta (a display pixel takes the
-    flags of every pixel of its block). The second figure holds the distribution of dark
-    current and of the two noise images, each with its threshold.
-    """
-    figure_cls = _matplotlib()
-    directory.mkdir(parents=True, exist_ok=True)
-    flags = block_or(hot.bpm, _step(hot.bpm.shape))
-    rgb = np.full((*flags.shape, 3), 255, dtype=np.uint8)
-    rgb[(flags & HOT) != 0] = (216, 0, 0)
-    rgb[(flags & NOISY) != 0] = (0, 51, 229)
-    rgb[(flags & (HOT | NOISY)) == HOT | NOISY] = (204, 0, 204)
-    # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
-    map_path = directory / f"{name}_hotpix_map.png"
-    _write_image(map_path, rgb)
-
-    fig = figure_cls(figsize=(7, 7), dpi=90)
-    top, bottom = fig.subplots(2, 1)
-    fig.subplots_adjust(left=0.13, right=0.97, top=0.95, bottom=0.07, hspace=0.3)
-    _dark_panel(top, hot, name)
-    _noise_panel(bottom, hot, noise, noise_peel)
-    dist_path = directory / f"{name}_dark_current.png"
-    _write_figure(fig, dist_path)
-    return str(map_path), str(dist_path)
+    return draw_all(hotpix_figures(hot, noise, noise_peel, directory, name))
 
 
-def _dark_panel(ax: Any, hot: HotPixels, name: str) -> None:
-    """Dark current: linear bins around the level, logarithmic ones above ``10 * spread``,
-    shown on a linear axis of the symmetric-log coordinate (:func:`symlog`)."""
+def dark_panel(hot: HotPixels) -> DarkPanel:
+    """Dark current: linear bins around the level, logarithmic ones above ``10 * spread``
+    (:func:`symlog_edges`)."""
     spread = hot.level.std if hot.level.std > 0 else 1.0
     # the dark current is float32(combined - median), binned as such from the master
     # (no dark image is made); rounding is monotonic, so its range is the master's, moved
@@ -162,24 +153,15 @@ def _dark_panel(ax: Any, hot: HotPixels, name: str) -> None:
     linthresh = 10 * spread
     edges = symlog_edges(lo, max(hi, 20 * spread), linthresh)
     counts = bin_counts(hot.combined, -median, edges, clip=True, round32=True)
-    _stairs(ax, counts, symlog(edges, linthresh), fill=True, color="0.4")
-    _log_counts(ax, counts)
-    ticks = symlog_ticks(float(edges[0]), float(edges[-1]), linthresh)
-    ax.set_xticks(symlog(ticks, linthresh), [f"{t:g}" for t in ticks])
-    ax.set_xlim(*symlog(np.array([edges[0], edges[-1]]), linthresh))
-    ax.axvline(float(symlog(np.array([hot.hot_threshold]), linthresh)[0]), color="red", ls="--")
-    ax.set_xlabel(f"dark current: master - robust level [e-] (linear within ±{linthresh:.3g})")
-    ax.set_ylabel("pixels")
-    ax.set_title(f"{name}: {hot.n_hot} hot pixels, above {hot.hot_threshold:.3g} e- (red dashed)",
-                 fontsize=9, y=1.0)  # fmt: skip
+    return DarkPanel(edges, counts, float(linthresh), float(hot.hot_threshold), int(hot.n_hot))
 
 
-def _noise_panel(
-    ax: Any, hot: HotPixels, noise: npt.NDArray[np.float32], noise_peel: npt.NDArray[np.float32]
-) -> None:
+def noise_panel(
+    hot: HotPixels, noise: npt.NDArray[np.float32], noise_peel: npt.NDArray[np.float32]
+) -> NoisePanel:
     """Both noise images on 200 bins from 0 to three times the larger threshold, or to the
     :data:`NOISE_QUANTILE` of the values (:func:`quantile_bound`) when that is higher;
-    values beyond go to the last bin."""
+    values beyond go to the last bin. An image with no finite value is left out."""
     images = (
         (noise, hot.noise, "0.55", "frames kept by the stack clip"),
         (noise_peel, hot.noise_peel, "tab:blue", "all frames, isolated extremes peeled"),
@@ -189,51 +171,19 @@ def _noise_panel(
     n_hi = max((t for t in tops if math.isfinite(t)), default=1.0)
     n_hi = n_hi if n_hi > 0 else 1.0
     edges = np.linspace(0.0, n_hi, 201)
-    shown = np.zeros(edges.size - 1, dtype=np.int64)
+    curves = []
     for image, clip, colour, label in images:
         counts = bin_counts(image, 0.0, edges, clip=True)
-        if not counts.any():
-            continue
-        shown = np.maximum(shown, counts)
-        _stairs(ax, counts, edges, fill=False, color=colour, label=label)
-        if np.isfinite(clip.threshold):
-            ax.axvline(clip.threshold, color=colour, ls="--",
-                       label=f"threshold {clip.threshold:.3g} e-")  # fmt: skip
-    _log_counts(ax, shown)
-    _few_ticks(ax.xaxis)
-    ax.set_xlim(-0.02 * n_hi, 1.02 * n_hi)
-    if shown.any():  # (a legend of nothing warns)
-        ax.legend(fontsize=7, loc="upper right")
-    ax.set_xlabel("temporal scatter along the stack [e-]")
-    ax.set_ylabel("pixels")
-    ax.set_title(
-        f"{hot.n_noisy} noisy pixels (peeled image; kept-frames image below 5 frames)",
-        fontsize=9,
-        y=1.0,
-    )
-
-
-def symlog(x: npt.ArrayLike, linthresh: float) -> npt.NDArray[np.float64]:
-    """Symmetric-log coordinate: ``x`` within ``±linthresh``, each decade beyond as wide.
-
-    Drawing in this coordinate on a linear axis shows what a ``symlog`` axis shows, at a
-    fraction of its cost (no per-artist non-affine transforms, no mathtext tick labels).
-
-    >>> symlog(np.array([-100.0, 0.0, 5.0, 10.0, 100.0]), 10.0).tolist()
-    [-20.0, 0.0, 5.0, 10.0, 20.0]
-    """
-    v = np.asarray(x, dtype=np.float64)
-    a = np.abs(v)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        far = np.sign(v) * linthresh * (1.0 + np.log10(a / linthresh))
-    return np.where(a <= linthresh, v, far)
+        if counts.any():
+            curves.append(NoiseCurve(counts, float(clip.threshold), colour, label))
+    return NoisePanel(edges, tuple(curves), int(hot.n_noisy))
 
 
 def symlog_edges(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
-    """Histogram edges even in the :func:`symlog` coordinate: 60 linear bins within
-    ``±linthresh`` and 40 per side, logarithmic, beyond it (only on the sides the range
-    reaches), so every bin is as wide on the plot. Linear bins from a far negative
-    outlier up would be hundreds of electrons wide at the level.
+    """Histogram edges even in the symmetric-log coordinate (:func:`mdark_dask.drawing.symlog`):
+    60 linear bins within ``±linthresh`` and 40 per side, logarithmic, beyond it (only on
+    the sides the range reaches), so every bin is as wide on the plot. Linear bins from a
+    far negative outlier up would be hundreds of electrons wide at the level.
 
     >>> symlog_edges(-5.0, 1000.0, 10.0)[[0, 1, -1]].tolist()
     [-5.0, -4.75, 1000.0]
@@ -247,90 +197,6 @@ def symlog_edges(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float
     if hi > linthresh:
         parts.append(np.geomspace(linthresh, hi, 41)[1:])
     return np.concatenate(parts)
-
-
-def symlog_ticks(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
-    """Tick values for :func:`symlog` between ``lo`` and ``hi``: a few round values in the
-    linear part, and the powers of ten (with their sign) beyond it.
-
-    >>> symlog_ticks(-30.0, 5000.0, 10.0).tolist()
-    [-10.0, -4.0, 0.0, 4.0, 10.0, 100.0, 1000.0]
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    inner = np.asarray(MaxNLocator(5).tick_values(max(lo, -linthresh), min(hi, linthresh)))
-    first = math.ceil(math.log10(linthresh))
-    decades = [10.0**k for k in range(first, first + 40) if 10.0**k <= max(hi, -lo)]
-    inner = inner[np.abs(inner) < 0.8 * linthresh]  # not crowding the first decade's label
-    values = np.concatenate([inner, decades, [-d for d in decades]])
-    return np.unique(values[(values >= lo) & (values <= hi)]).astype(np.float64)
-
-
-def _stairs(ax: Any, counts: npt.NDArray[np.int64], edges: npt.ArrayLike, **style: Any) -> None:
-    """A histogram as one step patch, added without :meth:`Axes.stairs`' data-limit update
-    (a Python loop over the path's segments); the caller sets the limits."""
-    from matplotlib.patches import StepPatch
-
-    ax.add_artist(StepPatch(counts, np.asarray(edges, dtype=np.float64), **style))
-
-
-def _few_ticks(axis: Any) -> None:
-    """At most five round ticks on a linear axis: every tick is several artists to make
-    and draw, the larger part of a small figure's cost."""
-    from matplotlib.ticker import MaxNLocator
-
-    axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
-
-
-def _log_counts(ax: Any, counts: npt.NDArray[np.int64]) -> None:
-    """Logarithmic pixel counts from 1 to the largest count, with plain labels at the
-    decades and no minor ticks: the default log axis writes its labels in mathtext, whose
-    parser dominated the figure, and makes a tick object for every minor tick."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
-
-    ax.set_yscale("log")
-    ax.set_ylim(0.5, max(2.0 * float(np.max(counts, initial=1)), 10.0))
-    ax.yaxis.set_major_locator(LogLocator(numticks=6))
-    ax.yaxis.set_major_formatter(FuncFormatter(count_label))
-    ax.yaxis.set_minor_locator(NullLocator())
-
-
-def count_label(value: float, _position: object = None) -> str:
-    """Plain tick label of a pixel count: ``100``, ``1000``, then ``1e4``, ``1e5``...
-
-    >>> [count_label(v) for v in (1.0, 1000.0, 1e4, 2e6)]
-    ['1', '1000', '1e4', '2e6']
-    """
-    if value < 1e4:
-        return f"{value:g}"
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def _matplotlib() -> Any:
-    """matplotlib's ``Figure``, with the Agg backend (imported on first use)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure
-
-
-def _write_image(path: Path, rgb: U8) -> None:
-    """A plain RGB image, row 0 at the bottom as in DS9, written via a temporary name
-    (by Pillow directly: matplotlib's ``imsave`` would make it RGBA first)."""
-    from PIL import Image
-
-    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(_tmp(path), format="PNG",
-                                                         **PNG_OPTIONS)  # fmt: skip
-    os.replace(_tmp(path), path)
-
-
-def _write_figure(fig: Any, path: Path) -> None:
-    """A figure at its own dpi, written via a temporary name."""
-    fig.savefig(_tmp(path), format="png", pil_kwargs=PNG_OPTIONS)
-    os.replace(_tmp(path), path)
 
 
 def _step(shape: tuple[int, ...]) -> int:
@@ -505,7 +371,3 @@ def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float
 
 #: ``_kernel(function, signature)``: a C function of ``_native/plots.c``, typed (bound once).
 _kernel = functools.partial(bind, "plots")
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")

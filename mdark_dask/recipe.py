@@ -34,7 +34,7 @@ from astropy.io import fits
 from dask.base import tokenize
 from dask.delayed import Delayed
 
-from mdark_dask import kernels
+from mdark_dask import kernels, painter
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
@@ -408,7 +408,7 @@ def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray
 
 def _frames_plot(levels: npt.NDArray[np.float64], plan: ProductPlan) -> tuple[str, ...]:
     """The per-frame levels against time: drawn first, from the levels alone."""
-    from mdark_dask.plots import write_frame_levels_plot
+    from mdark_dask.plots import frames_figures
 
     fs = plan.frameset
     mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
@@ -416,25 +416,28 @@ def _frames_plot(levels: npt.NDArray[np.float64], plan: ProductPlan) -> tuple[st
     # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
     # "invalid value" warnings that fail the product
     with np.errstate(all="ignore"):
-        return (write_frame_levels_plot(mjd, levels, plan.qc_dir, plan.name),)
+        figures = frames_figures(mjd, levels, plan.qc_dir, plan.name)
+    return painter.draw(figures)
 
 
 def _master_plots(master: kernels.Master, plan: ProductPlan) -> tuple[str, ...]:
     """The master dark's QC plots: image and histogram."""
-    from mdark_dask.plots import write_qc_plots
+    from mdark_dask.plots import master_figures
 
     with np.errstate(all="ignore"):  # as in _frames_plot
-        return write_qc_plots(master, plan.qc_dir, plan.name)
+        figures = master_figures(master, plan.qc_dir, plan.name)
+    return painter.draw(figures)
 
 
 def _hotpix_plots(
     hot: HotPixels, strip: dict[str, npt.NDArray[Any]], plan: ProductPlan
 ) -> tuple[str, ...]:
     """The hot-pixel map and the dark-current and noise distributions."""
-    from mdark_dask.plots import write_hotpix_plots
+    from mdark_dask.plots import hotpix_figures
 
     with np.errstate(all="ignore"):  # as in _frames_plot
-        return write_hotpix_plots(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
+        figures = hotpix_figures(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
+    return painter.draw(figures)
 
 
 def finalize_product(

@@ -32,11 +32,19 @@ BLAS_THREAD_VARIABLES: Final = (
 )
 
 _paused = False
+_tuned = False
+
+
+def tuned() -> bool:
+    """Whether :func:`tune` ran: this process is the command's own (the console script),
+    not a host that calls the command's code (the tests, a notebook)."""
+    return _tuned
 
 
 def tune() -> None:
     """One BLAS thread (unless set), the collector paused, large frees unmapped."""
-    global _paused
+    global _paused, _tuned
+    _tuned = True
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     if gc.isenabled():

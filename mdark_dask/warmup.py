@@ -66,12 +66,11 @@ def load_kernels(numerics: str = "accurate") -> None:
 
 
 def load_matplotlib() -> None:
-    """Import matplotlib's Agg canvas and figure (~0.3 s of Python) for the QC plots."""
-    import matplotlib
+    """Import matplotlib's Agg canvas and figure (~0.3 s of Python) for the QC plots
+    (:func:`mdark_dask.drawing.preload`)."""
+    from mdark_dask.drawing import preload
 
-    matplotlib.use("Agg")
-    import matplotlib.backends.backend_agg
-    import matplotlib.figure
+    preload()
 
 
 def start(

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.image import imread
 
-from mdark_dask import plots
+from mdark_dask import drawing, plots
 from mdark_dask.hotpix import HOT, NOISY, find_hot_pixels
 from mdark_dask.kernels import Bounds, Master
 
@@ -219,11 +219,11 @@ def test_block_or_of_empty_masks() -> None:
 def test_symlog_is_continuous_and_increasing() -> None:
     x = np.concatenate([-np.geomspace(1e6, 1e-3, 200), [0.0], np.geomspace(1e-3, 1e6, 200)])
     for linthresh in (0.5, 17.1, 1e3):
-        y = plots.symlog(x, linthresh)
+        y = drawing.symlog(x, linthresh)
         assert np.all(np.diff(y) > 0)
-        at = plots.symlog(np.array([linthresh, -linthresh]), linthresh)
+        at = drawing.symlog(np.array([linthresh, -linthresh]), linthresh)
         np.testing.assert_allclose(at, [linthresh, -linthresh])
-        ticks = plots.symlog_ticks(-2500.0, 1.5e5, linthresh)
+        ticks = drawing.symlog_ticks(-2500.0, 1.5e5, linthresh)
         assert np.all(np.diff(ticks) > 0) and ticks[0] >= -2500.0 and ticks[-1] <= 1.5e5
         assert 0.0 in ticks and 1e5 in ticks
 

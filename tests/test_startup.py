@@ -16,6 +16,7 @@ PROBE = textwrap.dedent(
     import gc, json, os, sys
     from mdark_dask import startup
 
+    owned_before = startup.tuned()
     startup.tune()
     paused = not gc.isenabled()
     import numpy  # after tune(), as the console script imports it
@@ -24,6 +25,7 @@ PROBE = textwrap.dedent(
     startup.settle()  # a second call changes nothing
     print(json.dumps({
         "paused": paused,
+        "owned": [owned_before, startup.tuned()],
         "enabled_after": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
         "blas": {k: os.environ.get(k) for k in startup.BLAS_THREAD_VARIABLES},
@@ -43,6 +45,7 @@ def test_tune_pauses_the_collector_until_settle_and_sets_one_blas_thread() -> No
     env = {k: v for k, v in os.environ.items() if k not in startup.BLAS_THREAD_VARIABLES}
     got = _probe(env)
     assert got["paused"] is True
+    assert got["owned"] == [False, True]  # the process is the command's own once tuned
     assert got["enabled_after"] is True
     assert isinstance(got["frozen"], int) and got["frozen"] > 1000
     assert got["blas"] == dict.fromkeys(startup.BLAS_THREAD_VARIABLES, "1")
@@ -71,6 +74,7 @@ def test_settle_without_tune_leaves_the_host_collector_alone() -> None:
     startup.settle()
     assert gc.isenabled()
     assert gc.get_freeze_count() == before
+    assert not startup.tuned()  # so the command never forks its host (mdark_dask.painter)
 
 
 OWN_WORKER = textwrap.dedent(
