@@ -185,13 +185,13 @@ def _mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     from mdark_dask import painter, warmup
 
     # compiled kernels while the modules below import and the headers are scanned; then
-    # matplotlib, once those are done, while the frames are clipped (GIL-free kernels),
-    # unless the plots are drawn by a process of their own
+    # astropy's writer and matplotlib (unless the plots are drawn by a process of their
+    # own), once those are done, while the frames are clipped (GIL-free kernels)
     computing = threading.Event()
     warmup.start(
         args.numerics,
         plots=not args.no_plots and args.scheduler == "threads" and not painter.drawing(),
-        plots_after=computing,
+        after=computing,
     )
     from mdark_dask.recipe import plan_product
     from mdark_dask.report import recipe_report, write_log
@@ -249,7 +249,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     import datetime
 
     from mdark_dask.cluster import Opening
-    from mdark_dask.product import product_dir
+    from mdark_dask.naming import product_dir
 
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -1,12 +1,14 @@
-"""Names soxspipe gives things: organiser sof names and night dates (reference §6.1, §7.4).
+"""Names soxspipe gives things: organiser sof names and night dates (reference §6.1, §7.4),
+and the workspace's layout.
 
-Pure string functions, shared by the recipe (product names for directory and list
-inputs), the scheduler (sof files of a night) and the simulator.
+Pure string and path functions, shared by the recipe (product names for directory and
+list inputs), the scheduler (sof files of a night) and the simulator.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 NIGHT_OFFSET = timedelta(hours=15)
 
@@ -93,3 +95,13 @@ def night_of_mjd(mjd: float) -> str:
     """Night start date of an MJD-OBS (minus 15 h)."""
     epoch = datetime(1858, 11, 17)
     return (epoch + timedelta(days=float(mjd)) - NIGHT_OFFSET).strftime("%Y-%m-%d")
+
+
+def product_dir(workspace: Path) -> Path:
+    """Where products and their logs go (the documented layout, CONTRACT §3)."""
+    return workspace / "products" / "soxs_mdark"
+
+
+def qc_dir(workspace: Path) -> Path:
+    """Where QC plots go."""
+    return workspace / "qc" / "soxs_mdark"

@@ -16,7 +16,6 @@ master's with their own PRO CATG, QC and parameters:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -226,13 +225,3 @@ def build_hdul(master: Master, header: fits.Header) -> fits.HDUList:
     errs_header["UTYPE"] = "StdDevUncertainty"
     errs = fits.ImageHDU(read_only(master.errs), errs_header, name="ERRS")
     return fits.HDUList([flux, qual, errs])
-
-
-def product_dir(workspace: Path) -> Path:
-    """Where products and their logs go (the documented layout, CONTRACT §3)."""
-    return workspace / "products" / "soxs_mdark"
-
-
-def qc_dir(workspace: Path) -> Path:
-    """Where QC plots go."""
-    return workspace / "qc" / "soxs_mdark"

@@ -30,7 +30,6 @@ from typing import Any, Final
 import dask
 import numpy as np
 import numpy.typing as npt
-from astropy.io import fits
 from dask.base import tokenize
 from dask.delayed import Delayed
 
@@ -47,18 +46,7 @@ from mdark_dask.io.fits import (
     write_atomic,
 )
 from mdark_dask.io.sof import read_sof
-from mdark_dask.naming import organiser_sof_name, rospeed_field
-from mdark_dask.product import (
-    build_hdul,
-    build_hotpix_hdul,
-    build_noise_hdul,
-    hotpix_header,
-    noise_header,
-    primary_header,
-    product_dir,
-    qc_dir,
-    set_card,
-)
+from mdark_dask.naming import organiser_sof_name, product_dir, qc_dir, rospeed_field
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
 from mdark_dask.stack import TARGET_STRIP_BYTES, stack_reader, strip_rows
@@ -195,6 +183,8 @@ def product_fingerprint(path: Path) -> str | None:
     """
     if not path.is_file():
         return None
+    from astropy.io import fits
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # astropy warns on a failed checksum
@@ -450,6 +440,16 @@ def finalize_product(
     The hot-pixel map and the noise image are written before the master dark, so a master
     whose fingerprint is up to date always has its maps beside it.
     """
+    from mdark_dask.product import (
+        build_hdul,
+        build_hotpix_hdul,
+        build_noise_hdul,
+        hotpix_header,
+        noise_header,
+        primary_header,
+        set_card,
+    )
+
     start = time.perf_counter()
     s = plan.settings
     fs = plan.frameset

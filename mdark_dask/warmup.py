@@ -16,9 +16,9 @@ import contextlib
 import threading
 from typing import Final
 
-#: Seconds matplotlib's prefetch waits for its ``plots_after`` event at most (a command
-#: that fails before computing never sets it; the thread is a daemon anyway).
-PLOTS_AFTER_TIMEOUT: Final = 30.0
+#: Seconds the background imports wait for their ``after`` event at most (a command that
+#: fails before computing never sets it; the thread is a daemon anyway).
+AFTER_TIMEOUT: Final = 30.0
 
 
 def load_kernels(numerics: str = "accurate") -> None:
@@ -65,6 +65,13 @@ def load_kernels(numerics: str = "accurate") -> None:
     plots.finite_range(frame)
 
 
+def load_writer() -> None:
+    """Import what writes the products: :mod:`mdark_dask.product` and astropy's FITS
+    writer (~0.15 s of Python, most of it ``astropy.units``). The header scan reads plain
+    frames without astropy (:mod:`mdark_dask.io.header`), so only the final task needs it."""
+    import mdark_dask.product  # noqa: F401
+
+
 def load_matplotlib() -> None:
     """Import matplotlib's Agg canvas and figure (~0.3 s of Python) for the QC plots
     (:func:`mdark_dask.drawing.preload`)."""
@@ -78,27 +85,30 @@ def start(
     plots: bool = False,
     kernels: bool = True,
     settle: bool = False,
-    plots_after: threading.Event | None = None,
+    after: threading.Event | None = None,
 ) -> threading.Thread:
-    """Run :func:`load_kernels` (unless not ``kernels``; then :func:`load_matplotlib` when
-    ``plots``) in a daemon thread (it never holds up the exit); with ``settle``, then
-    :func:`mdark_dask.startup.settle` (the collector back on once the modules are in).
+    """In a daemon thread (it never holds up the exit): :func:`load_kernels` (unless not
+    ``kernels``), then :func:`load_writer`, then :func:`load_matplotlib` when ``plots``;
+    with ``settle``, then :func:`mdark_dask.startup.settle` (the collector back on once
+    the modules are in).
 
-    One thread does both, one after the other: the imports are Python and would only take
-    turns with each other (and with the command's own imports) for the GIL, while the
-    frames are clipped by kernels that release it. ``plots_after``: matplotlib's import
-    waits until the caller sets this event (the command, once its own imports and header
-    scan are done), so the two never take turns for the GIL: the command's imports are on
-    the critical path, matplotlib's only has to be done by the time the plots are drawn.
+    One thread does it all, one step after the other: the imports are Python and would
+    only take turns with each other (and with the command's own imports) for the GIL,
+    while the frames are clipped by kernels that release it. ``after``: the imports wait
+    until the caller sets this event (the command, once its own imports and header scan
+    are done), so they never take turns with those for the GIL: the command's imports are
+    on the critical path, these only have to be done by the time the final task runs.
     """
 
     def run() -> None:
         if kernels:
             with contextlib.suppress(Exception):
                 load_kernels(numerics or "accurate")
+        if after is not None:
+            after.wait(AFTER_TIMEOUT)
+        with contextlib.suppress(Exception):
+            load_writer()
         if plots:
-            if plots_after is not None:
-                plots_after.wait(PLOTS_AFTER_TIMEOUT)
             with contextlib.suppress(Exception):
                 load_matplotlib()
         if settle:

@@ -43,15 +43,34 @@ def test_start_with_plots_also_imports_the_agg_canvas() -> None:
     assert matplotlib.get_backend().lower() == "agg"
 
 
-def test_start_without_kernels_only_imports_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_loads_in_order_and_waits_for_its_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     called: list[str] = []
     monkeypatch.setattr(warmup, "load_kernels", lambda numerics="accurate": called.append("k"))
+    monkeypatch.setattr(warmup, "load_writer", lambda: called.append("w"))
     monkeypatch.setattr(warmup, "load_matplotlib", lambda: called.append("m"))
     warmup.start("accurate", plots=True, kernels=False).join(timeout=30)
-    assert called == ["m"]
+    assert called == ["w", "m"]
     called.clear()
     warmup.start("accurate", plots=False).join(timeout=30)
-    assert called == ["k"]
+    assert called == ["k", "w"]
+    called.clear()
+    # the imports after the kernels wait for the command's event
+    computing = threading.Event()
+    thread = warmup.start("accurate", plots=True, after=computing)
+    thread.join(timeout=0.5)
+    assert called == ["k"] and thread.is_alive()
+    computing.set()
+    thread.join(timeout=30)
+    assert called == ["k", "w", "m"]
+
+
+def test_load_writer_imports_the_fits_writer() -> None:
+    import sys
+
+    warmup.load_writer()
+    assert "astropy.io.fits" in sys.modules and "mdark_dask.product" in sys.modules
 
 
 def test_in_background_returns_at_once_and_loads_in_a_thread(

@@ -1,4 +1,5 @@
-"""The only place that touches FITS files: header scan, lazy pixel reader, atomic writes.
+"""The only place that touches FITS files: header scan, lazy pixel reader, atomic writes
+(with :mod:`mdark_dask.io.header`, which reads plain headers without astropy).
 
 A raw frame is scanned once for its header (no pixels). Its pixels are read later, inside
 dask tasks, by a :class:`FrameReader`: a frozen value holding a path, never an open file,
@@ -15,14 +16,17 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from astropy.io import fits
 
 from mdark_dask.errors import InputError, OutputError
+from mdark_dask.io.header import read_plain_header
 from mdark_dask.io.prepare import prepare_window
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 #: File names taken for FITS frames (astropy reads gzip and bzip2 transparently).
 FITS_SUFFIXES = tuple(
@@ -95,6 +99,8 @@ class RawFrame:
 
 
 def _image_hdu(hdul: fits.HDUList) -> int:
+    from astropy.io import fits
+
     for index, hdu in enumerate(hdul):
         if isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) and (
             hdu.header.get("NAXIS", 0) == 2 or isinstance(hdu, fits.CompImageHDU)
@@ -118,7 +124,24 @@ def _read_scan(
     path: str, keywords: tuple[str, ...]
 ) -> tuple[int, tuple[int, int], int, float, float, int, bool, tuple[tuple[str, Any], ...]]:
     """What :func:`scan_frame` reads from the file, with astropy's warnings silenced:
-    image HDU, shape, BITPIX, BZERO, BSCALE, data offset, compressed, the cards asked."""
+    image HDU, shape, BITPIX, BZERO, BSCALE, data offset, compressed, the cards asked.
+
+    A plain frame (one uncompressed image in the primary HDU, ordinary cards) is read
+    without astropy (:func:`mdark_dask.io.header.read_plain_header`), so scanning does not
+    wait for astropy's import; anything else is read by astropy."""
+    plain = read_plain_header(path, keywords)
+    if plain is not None:
+        return (0, plain.shape, plain.bitpix, plain.bzero, plain.bscale, plain.data_offset,
+                False, plain.cards)  # fmt: skip
+    return read_scan_astropy(path, keywords)
+
+
+def read_scan_astropy(
+    path: str, keywords: tuple[str, ...]
+) -> tuple[int, tuple[int, int], int, float, float, int, bool, tuple[tuple[str, Any], ...]]:
+    """What :func:`_read_scan` returns, always read by astropy (for any FITS file)."""
+    from astropy.io import fits
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
@@ -190,6 +213,8 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
 
 def read_header(path: str | Path) -> fits.Header:
     """The full header a raw frame's image is described by (for the product header)."""
+    from astropy.io import fits
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
@@ -233,6 +258,8 @@ class FrameReader:
                     raw.path, dtype=_DISK_DTYPE[raw.bitpix], mode="r", offset=raw.offset,
                     shape=raw.shape,
                 )  # fmt: skip
+            from astropy.io import fits
+
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with fits.open(raw.path, memmap=False) as hdul:
@@ -328,6 +355,8 @@ def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
             stale.unlink()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        from astropy.io import fits
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             hdul.verify("silentfix")
