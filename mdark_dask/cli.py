@@ -166,17 +166,23 @@ def _ensure_workspace(path: Path) -> Path:
 
 def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask mdark``: one set of darks to one master dark."""
+    with _drawing_process(not args.no_plots and args.scheduler == "threads"):
+        return _mdark(args, argv, out)
+
+
+def _drawing_process(wanted: bool) -> contextlib.AbstractContextManager[object]:
+    """The QC plots' own process (:func:`mdark_dask.painter.forked`) for a command whose
+    products are computed in this process: forked first thing, while this is the only
+    thread, it imports matplotlib while the command imports the recipe. Only from the
+    console script's own process (:func:`mdark_dask.startup.tuned`): a host calling
+    :func:`main` is never forked."""
     from mdark_dask.startup import tuned
 
-    with contextlib.ExitStack() as stack:
-        if tuned() and not args.no_plots and args.scheduler == "threads":
-            from mdark_dask import painter
+    if not (wanted and tuned()):
+        return contextlib.nullcontext()
+    from mdark_dask import painter
 
-            # first, while this is the only thread: the QC plots' own process, which
-            # imports matplotlib while this one imports the recipe (only from the
-            # console script's own process: a host calling main() is not forked)
-            stack.enter_context(painter.forked())
-        return _mdark(args, argv, out)
+    return painter.forked()
 
 
 def _mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
@@ -240,8 +246,9 @@ def run_demo(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     from mdark_dask.demo import run_demo as demo
     from mdark_dask.startup import settle
 
-    settle()
-    return demo(Path(args.output), args.frames, out)
+    with _drawing_process(True):
+        settle()
+        return demo(Path(args.output), args.frames, out)
 
 
 def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
@@ -263,13 +270,16 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         and args.cluster in (None, "local")
         and (args.overwrite or not product_dir(workspace).exists())
     )
-    opening = Opening(args.cluster, _worker_warmup(args))
-    if early:
-        opening.start()
-    try:
-        return _night(args, argv, out, opening, started, stamp, workspace)
-    finally:
-        opening.close()
+    # the products of an in-process cluster are drawn by this process's drawing process
+    in_process = args.cluster in ("threads", "sync") and not args.dry_run
+    with _drawing_process(in_process and not args.no_plots):
+        opening = Opening(args.cluster, _worker_warmup(args))
+        if early:
+            opening.start()
+        try:
+            return _night(args, argv, out, opening, started, stamp, workspace)
+        finally:
+            opening.close()
 
 
 def _worker_warmup(args: argparse.Namespace) -> Callable[[], None]:
