@@ -219,16 +219,35 @@ def stack_strip(
     """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
 
     The compiled one-pass form of :func:`stack_strip_reference` (same bytes, tested);
-    see :mod:`mdark_dask.stackclip`. Parameters and result as there.
+    see :mod:`mdark_dask.stackclip`. Parameters and result as there; the fields of
+    :func:`stack_fields` in one structured array.
     """
+    fields = new_fields(e.shape[1:])
+    stack_fields(e, levels, ron, sigma, maxiters, fields)
+    out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
+    for name, values in fields.items():
+        out[name] = values
+    return out
+
+
+def new_fields(shape: tuple[int, ...]) -> dict[str, npt.NDArray[Any]]:
+    """Uninitialised arrays, one per field of :data:`STRIP_DTYPE`, C-ordered, of ``shape``."""
+    return {name: np.empty(shape, dtype=STRIP_DTYPE[name]) for name in STRIP_DTYPE.names or ()}
+
+
+def stack_fields(
+    e: F32,
+    levels: F64,
+    ron: float,
+    sigma: float,
+    maxiters: int,
+    out: Mapping[str, npt.NDArray[Any]],
+) -> None:
+    """:func:`stack_strip` into separate arrays: ``out[name]`` for each field of
+    :data:`STRIP_DTYPE`, each of shape ``e.shape[1:]`` (C-contiguous rows of a larger
+    array are written in place, as a task fills its strip a few rows at a time)."""
     from mdark_dask.stackclip import stack_strip_kernel
 
-    out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
-    flux = np.empty(e.shape[1:], dtype=np.float32)
-    errs = np.empty(e.shape[1:], dtype=np.float32)
-    mask = np.empty(e.shape[1:], dtype=np.uint8)
-    noise = np.empty(e.shape[1:], dtype=np.float32)
-    noise_peel = np.empty(e.shape[1:], dtype=np.float32)
     stack_strip_kernel(
         np.ascontiguousarray(e, dtype=np.float32),
         np.ascontiguousarray(levels[:, 0], dtype=np.float64),
@@ -237,20 +256,14 @@ def stack_strip(
         np.float32(float(ron) ** 2),
         float(sigma),
         int(maxiters),
-        flux,
-        errs,
-        mask,
-        noise,
-        noise_peel,
+        out["flux"],
+        out["errs"],
+        out["mask"],
+        out["noise"],
+        out["noise_peel"],
         float(ron),
         PEEL_SIGMA,
     )
-    out["flux"] = flux
-    out["errs"] = errs
-    out["mask"] = mask
-    out["noise"] = noise
-    out["noise_peel"] = noise_peel
-    return out
 
 
 def stack_strip_reference(

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,7 @@ from mdark_dask.io.sof import read_sof
 from mdark_dask.naming import organiser_sof_name, product_dir, qc_dir, rospeed_field
 from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import TARGET_STRIP_BYTES, stack_reader, strip_rows
+from mdark_dask.stack import BLOCK_BYTES, TARGET_STRIP_BYTES, stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
 
@@ -322,11 +322,19 @@ def _stack_strip(
     ron: float,
     sigma: float,
     maxiters: int,
-) -> npt.NDArray[np.void]:
-    """Task: read one row strip of every frame and clip-and-mean it (reads and clips in
-    one task, so a strip's pixels never wait in memory for a free thread)."""
-    block = reader[:, rows[0] : rows[1], :]
-    return kernels.stack_strip(block, np.concatenate(levels), ron, sigma, maxiters)
+) -> dict[str, npt.NDArray[Any]]:
+    """Task: read one row strip of every frame and clip-and-mean it, a block of rows at a
+    time (:data:`BLOCK_BYTES`), into one array per field of :data:`kernels.STRIP_DTYPE`
+    (reads and clips in one task, so a strip's pixels never wait in memory for a free
+    thread; the kernel is per pixel, so the blocks change no byte)."""
+    n, _, nx = reader.shape
+    fields = kernels.new_fields((rows[1] - rows[0], nx))
+    lv = np.concatenate(levels)
+    for y, block in reader.row_blocks(rows, strip_rows(n, rows[1] - rows[0], nx, BLOCK_BYTES)):
+        r = slice(y - rows[0], y - rows[0] + block.shape[1])
+        kernels.stack_fields(block, lv, ron, sigma, maxiters,
+                             {name: values[r] for name, values in fields.items()})  # fmt: skip
+    return fields
 
 
 def strip_bounds(plan: ProductPlan) -> list[tuple[int, int]]:
@@ -374,7 +382,7 @@ def strip_tasks(
 ) -> list[Delayed]:
     """One lazy task per row strip: the stacked master before the post clip (§4.3 B1-B4).
 
-    Each returns a ``(rows, cols)`` array of :data:`kernels.STRIP_DTYPE`; they depend on
+    Each returns a ``(rows, cols)`` array per field of :data:`kernels.STRIP_DTYPE`; they depend on
     every frame's level (the per-frame level is subtracted before the stack clip).
     """
     s = plan.settings
@@ -388,10 +396,9 @@ def strip_tasks(
     ]  # fmt: skip
 
 
-def join_strips(strips: Sequence[npt.NDArray[np.void]]) -> dict[str, npt.NDArray[Any]]:
-    """The whole stacked frame from its row strips, top to bottom, one contiguous array
-    per field of :data:`kernels.STRIP_DTYPE` (a strided field view costs several times
-    more to checksum and write, and to feed the whole-frame kernels)."""
+def join_strips(strips: Sequence[Mapping[str, npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
+    """The whole stacked frame from its row strips (:func:`_stack_strip`), top to bottom,
+    one contiguous array per field of :data:`kernels.STRIP_DTYPE`."""
     names = kernels.STRIP_DTYPE.names or ()
     return {name: np.concatenate([s[name] for s in strips], axis=0) for name in names}
 

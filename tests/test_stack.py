@@ -407,3 +407,49 @@ def test_level_groups_cover_every_frame_once(
     groups = level_groups(plan)
     assert [i for a, b in groups for i in range(a, b)] == list(range(len(plan.frameset.frames)))
     assert all(b > a for a, b in groups)
+
+
+@pytest.mark.parametrize("layout", ["uint16-bzero", "float64", "int16-scaled", "compressed-uint16"])
+@pytest.mark.parametrize("k", [0, 1, 3])
+@pytest.mark.parametrize("step", [1, 4, 9, 1000])
+def test_row_blocks_are_the_rows_of_the_strip(
+    tmp_path: Path, layout: str, k: int, step: int
+) -> None:
+    """What a strip task reads, a block of rows at a time: the rows of the whole read,
+    top to bottom, every row once, for every rotation and layout (memory-mapped or
+    decoded: a decoded frame comes in one block)."""
+    raw_shape = (37, 53)
+    frames = []
+    for i in range(3):
+        path = tmp_path / f"{i}.fits"
+        ext = _write_layout(path, layout, raw_shape)
+        raw = scan_frame(path, ())
+        rot = raw_shape if k % 2 == 0 else raw_shape[::-1]
+        frames.append(FrameReader(raw, k, (2, rot[0] - 3, 5, rot[1] - 1), 1.61))
+    assert ext == (1 if layout.startswith("compressed") else 0)
+    reader = StackReader(tuple(frames))
+    whole = reader[:, :, :]
+    ny = reader.shape[1]
+    for rows in [(0, ny), (3, 17), (ny - 1, ny), (5, 5)]:
+        got = [(y, block.copy()) for y, block in reader.row_blocks(rows, step)]
+        firsts = [y for y, _ in got]
+        span = rows[1] - rows[0]
+        mapped = layout in ("uint16-bzero", "float64")  # the others are decoded by astropy
+        assert mapped == (frames[0].raw.offset is not None)
+        assert firsts == list(range(rows[0], rows[1], step if mapped else max(span, 1)))
+        if span:
+            np.testing.assert_array_equal(np.concatenate([b for _, b in got], axis=1),
+                                          whole[:, rows[0] : rows[1]])  # fmt: skip
+        assert all(b.flags.c_contiguous and b.dtype == np.float32 for _, b in got)
+
+
+def test_row_reader_refuses_rows_outside_the_frame(vis_frameset: FrameSet) -> None:
+    frame = stack_reader(vis_frameset).frames[0]
+    fill = frame.row_reader(frame.stored())
+    ny, nx = frame.shape
+    out = np.empty((4, nx), dtype=np.float32)
+    fill(ny - 4, out)
+    np.testing.assert_array_equal(out, frame[ny - 4 :, :])
+    for y, shape in [(ny - 3, (4, nx)), (-1, (4, nx)), (0, (4, nx + 1))]:
+        with pytest.raises(ValueError, match="rows"):
+            fill(y, np.empty(shape, dtype=np.float32))

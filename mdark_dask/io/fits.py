@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from mdark_dask.io.prepare import prepare_window
 
 if TYPE_CHECKING:
     from astropy.io import fits
+
+F32 = npt.NDArray[np.float32]
 
 #: File names taken for FITS frames (astropy reads gzip and bzip2 transparently).
 FITS_SUFFIXES = tuple(
@@ -271,8 +274,19 @@ class FrameReader:
         """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window (ref. §3.2-3.4)."""
         return self.read(key)
 
-    def read(self, key: Any, out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
-        """Read a window (slices or integers per axis) into ``out`` (allocated when None).
+    def stored(self) -> npt.NDArray[Any]:
+        """The stored image (a memory map, or the decoded pixels of a compressed frame),
+        to hand to several :meth:`read` calls so it is mapped or decoded once."""
+        return np.ascontiguousarray(self._raw_values())
+
+    def read(
+        self,
+        key: Any,
+        out: npt.NDArray[np.float32] | None = None,
+        stored: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        """Read a window (slices or integers per axis) into ``out`` (allocated when None),
+        from ``stored`` (:meth:`stored`) when given.
 
         One pass over the stored values of the window, whatever its rotation, steps and
         byte order (:func:`mdark_dask.io.prepare.prepare_window`).
@@ -288,28 +302,65 @@ class FrameReader:
                 return picked
             out[...] = picked
             return out
-        rs, re_, cs, ce = self.region
-        values = np.ascontiguousarray(self._raw_values())
-        # the stored words in native byte order (swapped back in the kernel): numba reads
-        # native arrays only
-        native = values.view(values.dtype.newbyteorder("="))
-        view = np.rot90(native, self.rotation_k)[rs:re_, cs:ce][window]
+        values = stored if stored is not None else self.stored()
+        flat, native, view = self._layout(values, window)
         result = out if out is not None else np.empty(view.shape, dtype=np.float32)
         if result.shape != view.shape or result.dtype != np.float32:
             raise ValueError(f"out is {result.dtype}{result.shape}, not float32{view.shape}")
+        if view.size:
+            size = native.itemsize
+            first = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+            self._prepare(flat, first // size, view.strides[0] // size,
+                          view.strides[1] // size, not values.dtype.isnative, result)  # fmt: skip
+        return result.reshape([n for i, n in enumerate(result.shape) if i not in drop])
+
+    def _layout(
+        self, values: npt.NDArray[Any], window: tuple[Any, ...]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
+        """(the stored words flat, in native byte order; as an image; the prepared
+        ``window`` of it as a strided view: rotated, trimmed, sliced)."""
+        rs, re_, cs, ce = self.region
+        # the stored words in native byte order (swapped back in the kernel)
+        native = values.view(values.dtype.newbyteorder("="))
+        view = np.rot90(native, self.rotation_k)[rs:re_, cs:ce][window]
+        return np.asarray(native).reshape(-1), native, view
+
+    def _prepare(
+        self,
+        flat: npt.NDArray[Any],
+        start: int,
+        row_step: int,
+        col_step: int,
+        swap: bool,
+        out: npt.NDArray[np.float32],
+    ) -> None:
+        """:func:`prepare_window` with this frame's scaling; a frame truncated after the
+        scan is an :class:`InputError`."""
         offset = self.raw.bzero if self.raw.offset is not None else 0.0
         try:
-            if view.size:
-                flat = np.asarray(native).reshape(-1)
-                size = native.itemsize
-                first = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
-                prepare_window(
-                    flat, first // size, view.strides[0] // size, view.strides[1] // size,
-                    not values.dtype.isnative, float(offset), float(self.gain), result,
-                )  # fmt: skip
-        except (OSError, ValueError) as exc:  # e.g. a frame truncated after the scan
+            prepare_window(flat, start, row_step, col_step, swap, float(offset),
+                           float(self.gain), out)  # fmt: skip
+        except (OSError, ValueError) as exc:
             raise InputError(f"{self.raw.path}: cannot read pixel data ({exc})") from None
-        return result.reshape([n for i, n in enumerate(result.shape) if i not in drop])
+
+    def row_reader(self, stored: npt.NDArray[Any]) -> Callable[[int, F32], None]:
+        """``fill(y, out)``: prepared rows ``y`` to ``y + len(out) - 1`` (all columns) into
+        ``out``, from ``stored`` (:meth:`stored`); one kernel call, no Python per pixel
+        row, for a task that reads its strip a few rows at a time."""
+        flat, native, view = self._layout(stored, (slice(None), slice(None)))
+        size = native.itemsize
+        base = (view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // size
+        row_step, col_step = view.strides[0] // size, view.strides[1] // size
+        swap = not stored.dtype.isnative
+        ny, nx = view.shape
+
+        def fill(y: int, out: F32) -> None:
+            if not (y >= 0 and y + out.shape[0] <= ny and out.shape[1:] == (nx,)):
+                raise ValueError(f"rows {y}..{y + out.shape[0]} of {ny}, {out.shape[1:]} columns")
+            if out.size:
+                self._prepare(flat, base + y * row_step, row_step, col_step, swap, out)
+
+        return fill
 
 
 @dataclass(frozen=True)
@@ -339,6 +390,36 @@ class StackReader:
         for i, reader in enumerate(picked[1:], start=1):
             reader.read(window, out=out[i])
         return out
+
+    def row_blocks(self, rows: tuple[int, int], step: int) -> Iterator[tuple[int, F32]]:
+        """Rows ``rows[0]`` to ``rows[1] - 1`` of every frame, ``step`` rows at a time:
+        ``(first row, block of shape (frames, k, cols))`` pairs, top to bottom.
+
+        Every block is a view of one buffer, overwritten by the next: a task reads and
+        clips a few megabytes at a time, in cache, instead of allocating (and having the
+        kernel zero) its whole strip. Memory-mapped frames are mapped once per call;
+        frames that must be decoded (compressed) are read in one block, one at a time.
+        """
+        n, _, nx = self.shape
+        first, stop = rows
+        mapped = all(f.raw.offset is not None for f in self.frames)
+        span = max(stop - first, 0)
+        step = max(1, step) if mapped else max(1, span)
+        buffer = np.empty(n * min(step, span) * nx, dtype=np.float32)
+        if not mapped:  # one block, each frame decoded and dropped in turn
+            if span:
+                block = buffer.reshape(n, span, nx)
+                for i, frame in enumerate(self.frames):
+                    frame.read((slice(first, stop), slice(None)), out=block[i])
+                yield first, block
+            return
+        fills = [f.row_reader(f.stored()) for f in self.frames]
+        for y in range(first, stop, step):
+            k = min(step, stop - y)
+            block = buffer[: n * k * nx].reshape(n, k, nx)
+            for i, fill in enumerate(fills):
+                fill(y, block[i])
+            yield y, block
 
 
 def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
