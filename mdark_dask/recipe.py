@@ -461,13 +461,15 @@ def finalize_product(
     s = plan.settings
     fs = plan.frameset
     levels = np.concatenate(frame_levels)
-    # the plots need only the levels, then the master, then the hot pixels: a second
-    # thread draws them while this one finalises the master, finds the hot pixels and
-    # writes the products (numpy, the compiled kernels and file I/O release the GIL).
-    # The writes never touch the arrays the plots read (astropy is given read-only views,
-    # which it byte-swaps into copies: product.read_only), so neither waits for the other.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # one plotting thread, in order: the levels' plot while the master is finalised
+    # the plots need only the levels, then the master, then the hot pixels: other
+    # threads reduce them to figures (compiled passes) and draw them, or hand them to the
+    # drawing process (mdark_dask.painter), while this one finalises the master, finds
+    # the hot pixels and writes the products (numpy, the compiled kernels and file I/O
+    # release the GIL). Two threads, so the hot pixels' figures are reduced while the
+    # master's are still being drawn. The writes never touch the arrays the plots read
+    # (astropy is given read-only views, which it byte-swaps into copies:
+    # product.read_only), so neither waits for the other.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         drawings: dict[str, Future[tuple[str, ...]]] = {}
         if plan.plots:
             drawings["frames"] = pool.submit(_frames_plot, levels, plan)

@@ -1,0 +1,119 @@
+"""The compiled DATASUM and big-endian copy give the files astropy writes, byte for byte.
+
+The oracle is astropy itself: the same HDU list is written once with astropy's own
+``add_checksum`` and once with :func:`mdark_dask.io.fits.add_checksum`; the files must be
+identical and verify. Arrays are tiny and odd-sized (a last partial 32-bit word), with
+NaN, -0.0 and extremes, of every image type the fast path takes and of those it leaves
+to astropy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mdark_dask.io.fits import CHECKSUM_COMMENT, add_checksum, big_endian, datasum, write_atomic
+
+HYP = settings(max_examples=120, deadline=None,
+               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+
+FAST = ["u1", "<i2", "<i4", "<i8", "<f4", "<f8", ">f4", ">i2"]
+ASTROPY = ["i1", "<u2", "<u4", "<u8"]  # stored through BZERO: astropy's own path
+
+
+def reference_datasum(data: np.ndarray[Any, Any]) -> int:
+    """The FITS data checksum from its definition: big-endian 32-bit words of the stored
+    bytes (zero-padded), added with end-around carry, in Python integers."""
+    raw = np.ascontiguousarray(data).astype(data.dtype.newbyteorder(">")).tobytes()
+    raw += b"\0" * (-len(raw) % 4)
+    total = sum(int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw), 4))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def write_both(hdus: list[Any], tmp_path: Path) -> tuple[bytes, bytes]:
+    """The bytes of ``hdus`` written with astropy's add_checksum, then with ours."""
+    out = []
+    for name, add in (("astropy", lambda h: h.add_checksum(when=CHECKSUM_COMMENT)),
+                      ("fast", lambda h: add_checksum(h, CHECKSUM_COMMENT))):  # fmt: skip
+        hdul = fits.HDUList([h.copy() for h in hdus])
+        for hdu in hdul:
+            add(hdu)
+        path = tmp_path / f"{name}.fits"
+        hdul.writeto(path, overwrite=True, output_verify="ignore")
+        with fits.open(path, checksum=True) as check:  # verifies, or warns (an error here)
+            assert all(h.header["CHECKSUM"] for h in check)
+        out.append(path.read_bytes())
+    return out[0], out[1]
+
+
+@st.composite
+def images(draw: st.DrawFn, dtypes: list[str]) -> np.ndarray[Any, Any]:
+    dtype = np.dtype(draw(st.sampled_from(dtypes)))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=9))
+    return draw(hnp.arrays(dtype, shape))
+
+
+@HYP
+@given(data=images(FAST))
+def test_big_endian_copy_and_datasum(data: np.ndarray[Any, Any]) -> None:
+    big, total = big_endian(data)
+    assert big.dtype.byteorder in (">", "|") and big.flags.c_contiguous
+    assert big.tobytes() == data.astype(data.dtype.newbyteorder(">")).tobytes()
+    assert total == reference_datasum(data) == datasum(data)
+
+
+@HYP
+@given(image=images(FAST + ASTROPY), extension=images(FAST), read_only=st.booleans())
+def test_files_equal_astropys(
+    image: np.ndarray[Any, Any], extension: np.ndarray[Any, Any], read_only: bool,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    if read_only:
+        image = image.view()
+        image.flags.writeable = False
+    header = fits.Header([("OBJECT", "dark"), ("CHECKSUM", "stale"), ("DATASUM", "1")])
+    hdus = [fits.PrimaryHDU(image, header=header), fits.ImageHDU(extension, name="QUAL")]
+    astropy_bytes, fast_bytes = write_both(hdus, tmp_path)
+    assert fast_bytes == astropy_bytes
+
+
+def test_product_sized_images_equal_astropys(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    flux = rng.normal(100.0, 5.0, (2048, 2047)).astype(np.float32)
+    flux[0, :5] = [np.nan, -0.0, np.inf, -np.inf, np.float32(3.4e38)]
+    view = flux.view()
+    view.flags.writeable = False
+    hdus = [fits.PrimaryHDU(view), fits.ImageHDU((flux > 100).astype(np.uint8)),
+            fits.ImageHDU(np.zeros((1, 3), dtype=np.float64))]  # fmt: skip
+    astropy_bytes, fast_bytes = write_both(hdus, tmp_path)
+    assert fast_bytes == astropy_bytes
+
+
+def test_write_atomic_keeps_the_callers_arrays(tmp_path: Path) -> None:
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    hdul = fits.HDUList([fits.PrimaryHDU(data)])
+    write_atomic(hdul, tmp_path / "p.fits")
+    assert hdul[0].data is data
+    np.testing.assert_array_equal(data, np.arange(12, dtype=np.float32).reshape(3, 4))
+    with fits.open(tmp_path / "p.fits", checksum=True) as check:
+        np.testing.assert_array_equal(check[0].data, data)
+        assert check[0].header.comments["CHECKSUM"] == CHECKSUM_COMMENT
+
+
+@pytest.mark.parametrize("itemsize", [3, 16])
+def test_the_kernel_refuses_other_word_sizes(itemsize: int) -> None:
+    from mdark_dask.native import bind
+
+    fn = bind("fitsio", "md_big_endian_sum", "n:ppnn")
+    buf = np.zeros(48, dtype=np.uint8)
+    assert fn(buf.ctypes.data, buf.ctypes.data, 48, itemsize) == -1
+    assert fn(buf.ctypes.data, buf.ctypes.data, 7, 2) == -1  # not whole words
