@@ -6,6 +6,9 @@ GIL), and :mod:`mdark_dask.drawing` draws them with matplotlib. A value is a few
 kilobytes at most and pickles cheaply, so the drawing can happen in another thread or in
 another process (:mod:`mdark_dask.painter`) while the product is written, and that process
 needs only numpy and matplotlib to read them: this module imports nothing else.
+
+They compare by identity (``eq=False``): a field-wise ``==`` of arrays has no single truth
+value, and nothing needs figures as dictionary keys.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PlainImage:
     """An RGB image without axes, one display pixel per sampled block.
 
@@ -36,7 +39,7 @@ class PlainImage:
     rgb: U8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FramesFigure:
     """Each input frame's clipped level and scatter against time.
 
@@ -56,7 +59,7 @@ class FramesFigure:
     scatter: F64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HistogramFigure:
     """The stacked master's pixel histogram with the post-stack clip bounds.
 
@@ -79,7 +82,7 @@ class HistogramFigure:
     bounds: tuple[float, float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DarkPanel:
     """The dark-current distribution: bins even in the symmetric-log coordinate.
 
@@ -104,7 +107,7 @@ class DarkPanel:
     n_hot: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NoiseCurve:
     """One noise image's distribution.
 
@@ -124,7 +127,7 @@ class NoiseCurve:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NoisePanel:
     """The two noise images' distributions on common bins.
 
@@ -143,7 +146,7 @@ class NoisePanel:
     n_noisy: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DistributionFigure:
     """Dark current above, noise below.
 

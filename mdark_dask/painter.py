@@ -56,9 +56,11 @@ def draw(figures: Sequence[Figure]) -> tuple[str, ...]:
     global _process
     proc = _process
     if proc is not None:
+        # pickled whole before anything is written: a request is never half sent
+        request = pickle.dumps(tuple(figures), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             with proc.lock:
-                pickle.dump(tuple(figures), proc.requests, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.requests.write(request)
                 proc.requests.flush()
                 status, value = pickle.load(proc.replies)
         except (OSError, EOFError, pickle.UnpicklingError):
