@@ -15,9 +15,10 @@ loads this module, :mod:`mdark_dask.figures` and matplotlib only.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -250,16 +251,26 @@ def _write_image(path: Path, rgb: npt.NDArray[np.uint8]) -> None:
     (by Pillow directly: matplotlib's ``imsave`` would make it RGBA first)."""
     from PIL import Image
 
-    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(_tmp(path), format="PNG",
-                                                         **PNG_OPTIONS)  # fmt: skip
-    os.replace(_tmp(path), path)
+    with _replacing(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(tmp, format="PNG",
+                                                             **PNG_OPTIONS)  # fmt: skip
 
 
 def _write_figure(fig: Any, path: Path) -> None:
     """A figure at its own dpi, written via a temporary name."""
-    fig.savefig(_tmp(path), format="png", pil_kwargs=PNG_OPTIONS)
-    os.replace(_tmp(path), path)
+    with _replacing(path) as tmp:
+        fig.savefig(tmp, format="png", pil_kwargs=PNG_OPTIONS)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path``, renamed to it after the block, removed if the
+    block fails."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -56,16 +56,20 @@ def draw(figures: Sequence[Figure]) -> tuple[str, ...]:
     global _process
     proc = _process
     if proc is not None:
-        # pickled whole before anything is written: a request is never half sent
-        request = pickle.dumps(tuple(figures), protocol=pickle.HIGHEST_PROTOCOL)
         try:
+            # pickled whole before anything is written: a request is never half sent
+            request = pickle.dumps(tuple(figures), protocol=pickle.HIGHEST_PROTOCOL)
             with proc.lock:
                 proc.requests.write(request)
                 proc.requests.flush()
                 status, value = pickle.load(proc.replies)
-        except (OSError, EOFError, pickle.UnpicklingError):
-            # the process is gone (killed, out of memory): draw here, now and from now on
+        except BaseException as exc:
+            # the process is gone (killed, out of memory), its pipes closed, or the
+            # exchange was cut short (replies out of step): never used again; the
+            # figures are drawn here (an interruption goes on up)
             _process = None
+            if not isinstance(exc, OSError | EOFError | ValueError | pickle.PickleError):
+                raise
         else:
             if status == "ok":
                 return tuple(value)
@@ -84,7 +88,9 @@ def drawing() -> bool:
 def forked() -> Iterator[bool]:
     """Within the block, :func:`draw` uses a drawing process forked on entry, which starts
     importing matplotlib at once; yields whether there is one (fork needs a POSIX system
-    and a process with one thread, else the figures are drawn in-thread). On exit the
+    and a process with one Python thread, else the figures are drawn in-thread; callers
+    fork only the console script's own process, :func:`mdark_dask.startup.tuned`, which
+    at this point has loaded no library that starts threads of its own). On exit the
     process is stopped and reaped."""
     global _process
     if _process is not None or not hasattr(os, "fork") or threading.active_count() != 1:

@@ -117,3 +117,17 @@ def test_the_kernel_refuses_other_word_sizes(itemsize: int) -> None:
     buf = np.zeros(48, dtype=np.uint8)
     assert fn(buf.ctypes.data, buf.ctypes.data, 48, itemsize) == -1
     assert fn(buf.ctypes.data, buf.ctypes.data, 7, 2) == -1  # not whole words
+
+
+def test_a_scaled_image_read_from_a_file_is_left_to_astropy(tmp_path: Path) -> None:
+    """An image stored through BSCALE/BZERO and read back is written scaled back: its
+    DATASUM is of the stored integers, which astropy's own path computes."""
+    stored = tmp_path / "scaled.fits"
+    hdu = fits.PrimaryHDU(np.arange(35, dtype=np.int16).reshape(5, 7))
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 2.0, 100.0
+    hdu.writeto(stored)
+    with fits.open(stored, scale_back=True) as hdul:
+        add_checksum(hdul[0], CHECKSUM_COMMENT)
+        hdul.writeto(tmp_path / "out.fits", output_verify="ignore")
+    with fits.open(tmp_path / "out.fits", checksum=True) as check:  # verifies (no warning)
+        np.testing.assert_array_equal(check[0].data, np.arange(35).reshape(5, 7) * 2.0 + 100)

@@ -142,12 +142,29 @@ END"""
         "HIERARCH ESO  DET DIT = 1.0",  # two blanks: astropy keeps them in the keyword
         "HIERARCH ESO DET DIT 1.0",  # no value indicator
         "GAIN.SPE=                    4",  # a keyword astropy accepts with a warning
+        "FOO     = 'a\x01b'",  # a control character in a card not asked for:
+        "FOO     = 'a\tb'",  # astropy refuses the whole header
+        "HIERARCH ESO X = 'a\x7fb'",
     ],
 )
 def test_anything_unusual_is_left_to_astropy(extra: str, tmp_path: Path) -> None:
     path = write(tmp_path / "odd.fits", PLAIN.format(extra=extra))
-    keywords = ("EXPTIME", "OBJECT", "ESO DET DIT", "GAIN.SPE")
+    keywords = ("EXPTIME", "OBJECT", "ESO DET DIT")
     assert read_plain_header(str(path), keywords) is None
+
+
+def test_a_real_valued_naxis_is_left_to_astropy(tmp_path: Path) -> None:
+    real = PLAIN.replace("NAXIS   =                    2", "NAXIS   =                  2.0")
+    path = write(tmp_path / "naxis.fits", real.format(extra=""))
+    assert read_plain_header(str(path), KEYS) is None
+
+
+@pytest.mark.parametrize("keyword", ["DP1.AXIS.1", "HIERARCH ESO DET DIT", "GAIN.SPE"])
+def test_keywords_astropy_looks_up_its_own_way_are_left_to_it(keyword: str, tmp_path: Path) -> None:
+    """Record-valued (dotted) or HIERARCH-prefixed keywords: astropy's lookup rules."""
+    path = write(tmp_path / "k.fits", PLAIN.format(extra="HIERARCH ESO DET DIT = 1.0"))
+    assert read_plain_header(str(path), (keyword,)) is None
+    assert read_plain_header(str(path), ("ESO DET DIT",)) is not None
 
 
 def test_ordinary_cards_are_read(tmp_path: Path) -> None:

@@ -156,6 +156,24 @@ def test_a_lost_process_is_replaced_by_the_thread(tmp_path: Path) -> None:
     assert isinstance(paths, list) and all((tmp_path / p).stat().st_size > 0 for p in paths)
 
 
+def test_closed_pipes_are_replaced_by_the_thread(tmp_path: Path) -> None:
+    """A drawing thread that still holds the process after its pipes were closed (the
+    command stopping) draws in-thread instead of failing."""
+    result = run(
+        """
+        from mdark_dask import painter
+        with painter.forked():
+            proc = painter._process
+            proc.requests.close()
+            paths = painter.draw(figures("closed"))
+            alive = painter.drawing()
+        result = dict(paths=len(paths), alive=alive)
+        """,
+        tmp_path,
+    )
+    assert result == {"paths": 4, "alive": False}
+
+
 def test_no_fork_beside_other_threads(tmp_path: Path) -> None:
     """A process with another thread: the figures are drawn here, and the same."""
     release = threading.Event()

@@ -477,7 +477,12 @@ def add_checksum(hdu: Any, when: str) -> None:
     from astropy.io import fits
 
     plain = type(hdu) in (fits.PrimaryHDU, fits.ImageHDU)  # not compressed, not a table
-    data = hdu.data if plain else None
+    # an image read from a file with BZERO/BSCALE is written back scaled: astropy's path
+    unscaled = plain and all(
+        getattr(hdu, attr, neutral) == neutral and hdu.header.get(key, neutral) == neutral
+        for attr, key, neutral in (("_orig_bzero", "BZERO", 0), ("_orig_bscale", "BSCALE", 1))
+    )
+    data = hdu.data if unscaled else None
     calculate = getattr(hdu, "_calculate_checksum", None)
     if (
         calculate is None
@@ -494,9 +499,11 @@ def add_checksum(hdu: Any, when: str) -> None:
 
 
 def datasum(data: npt.NDArray[Any]) -> int:
-    """The FITS data checksum of ``data`` as stored (DATASUM): the ones' complement sum of
-    the 32-bit big-endian words of its big-endian bytes in C order, zero-padded; one
-    compiled pass with the GIL released, no copy unless ``data`` is not C-ordered."""
+    """The FITS data checksum (DATASUM) of ``data`` stored as its own big-endian words, in
+    C order: the ones' complement sum of those bytes' 32-bit big-endian words,
+    zero-padded; one compiled pass with the GIL released, no copy unless ``data`` is not
+    C-ordered. (int8 and the unsigned 16-64-bit types are stored through BZERO, as other
+    words: :func:`add_checksum` leaves those to astropy.)"""
     return _big_endian_sum(data, None)
 
 

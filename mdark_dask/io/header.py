@@ -66,6 +66,8 @@ def read_plain_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | Non
     OSError
         The file cannot be opened or read (the caller decides what that means).
     """
+    if any("." in k or k.upper().startswith("HIERARCH ") for k in keywords):
+        return None  # record-valued or prefixed keywords: astropy's lookups decide
     with open(path, "rb") as f:
         head = f.read(BLOCK)
         if len(head) < BLOCK or not head.startswith(b"SIMPLE  =") or b"\x00" in head[:CARD]:
@@ -95,6 +97,8 @@ def _parse(raw: bytes, keywords: tuple[str, ...]) -> PlainHeader:
                None)  # fmt: skip
     if end is None:
         raise _Unsure
+    if not text[: end * CARD].isprintable():
+        raise _Unsure  # a tab or control character anywhere: astropy refuses the header
     values: dict[str, Any] = {}
     seen: set[str] = set()
     wanted = set(keywords)
@@ -111,7 +115,12 @@ def _parse(raw: bytes, keywords: tuple[str, ...]) -> PlainHeader:
     if list(values)[:5] != list(_MANDATORY) or values["SIMPLE"] is not True:
         raise _Unsure  # the mandatory cards first, in order, as the standard has them
     bitpix, naxis = values["BITPIX"], values["NAXIS"]
-    if naxis != 2 or bitpix not in _VALID_BITPIX or type(bitpix) is not int:
+    if (
+        type(naxis) is not int
+        or naxis != 2
+        or type(bitpix) is not int
+        or bitpix not in _VALID_BITPIX
+    ):
         raise _Unsure  # an image elsewhere (extensions), or not an image astropy maps
     nx, ny = values["NAXIS1"], values["NAXIS2"]
     if type(nx) is not int or type(ny) is not int or nx < 1 or ny < 1:
