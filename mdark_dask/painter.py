@@ -14,7 +14,7 @@ thread, so a lock held elsewhere would stay held in the child) and only by the c
 (:func:`forked`); anywhere else (a cluster's workers, the API, the tests in-process),
 :func:`draw` draws in the calling thread. If the drawing process is gone, the figures
 are drawn in the calling thread instead; a figure that fails to draw fails its product
-either way.
+either way (one that cannot be written is an :class:`~mdark_dask.errors.OutputError`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from mdark_dask.errors import OutputError
+
 if TYPE_CHECKING:  # numpy is imported after the fork, by each process on its own
     from mdark_dask.figures import Figure
 
 
 class DrawingError(RuntimeError):
     """A figure failed to draw in the drawing process (its message: type and text)."""
+
+
+def _cannot_write(exc: OSError) -> OutputError:
+    """The user's error for a QC plot that cannot be written (a full or read-only disk, a
+    directory that is a file), wherever it was drawn."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return OutputError(f"cannot write the QC plots:{where}: {exc.strerror or exc}")
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,15 @@ def draw(figures: Sequence[Figure]) -> tuple[str, ...]:
         else:
             if status == "ok":
                 return tuple(value)
+            if status == "oserror":
+                raise _cannot_write(OSError(*value))
             raise DrawingError(value)
     from mdark_dask.drawing import draw_all
 
-    return draw_all(figures)
+    try:
+        return draw_all(figures)
+    except OSError as exc:
+        raise _cannot_write(exc) from None
 
 
 def drawing() -> bool:
@@ -155,6 +169,8 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
                 from mdark_dask.drawing import draw_all
 
                 reply = ("ok", draw_all(figures))
+            except OSError as exc:  # the parent's OutputError, as when drawn in-thread
+                reply = ("oserror", (exc.errno, exc.strerror, exc.filename))
             except BaseException as exc:  # reported to the parent, which fails the set
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)

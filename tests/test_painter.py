@@ -114,27 +114,57 @@ def test_the_parent_never_imports_matplotlib(tmp_path: Path) -> None:
     assert result == {"mpl": False, "pil": False}
 
 
-def test_a_failed_figure_is_an_error_and_the_process_goes_on(tmp_path: Path) -> None:
+def test_a_figure_that_cannot_be_written_is_an_output_error_and_the_process_goes_on(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "blocked").write_text("a file where the directory should be")
     result = run(
         """
         from mdark_dask import painter
+        from mdark_dask.errors import OutputError
         with painter.forked():
             try:
                 painter.draw(figures("blocked"))
                 error = None
-            except painter.DrawingError as exc:
+            except OutputError as exc:
                 error = str(exc)
             after = painter.draw(figures("fine"))
             alive = painter.drawing()
-        result = dict(error=error, after=len(after), alive=alive)
+        try:  # the same error drawn in-thread
+            painter.draw(figures("blocked"))
+        except OutputError as exc:
+            here = str(exc)
+        result = dict(error=error, here=here, after=len(after), alive=alive)
         """,
         tmp_path,
     )
+    assert result["error"] == result["here"]
     assert isinstance(result["error"], str)
-    assert result["error"].startswith(("FileExistsError", "NotADirectoryError"))
-    assert "\n" not in result["error"]
+    assert result["error"].startswith("cannot write the QC plots: ")
+    assert "blocked" in result["error"] and "\n" not in result["error"]
     assert result["after"] == 4 and result["alive"] is True
+
+
+def test_a_figure_that_fails_otherwise_is_a_drawing_error(tmp_path: Path) -> None:
+    """A bug in a figure (here: counts of the wrong length) is one line naming it."""
+    result = run(
+        """
+        import numpy as np
+        from mdark_dask import painter
+        from mdark_dask.figures import HistogramFigure
+        bad = HistogramFigure("bad/h.png", "B", np.linspace(0, 1, 5), np.zeros(9, np.int64),
+                              (0.2, 0.8))
+        with painter.forked():
+            try:
+                painter.draw([bad])
+                error = None
+            except painter.DrawingError as exc:
+                error = str(exc)
+        result = dict(error=error)
+        """,
+        tmp_path,
+    )
+    assert isinstance(result["error"], str) and result["error"].startswith("ValueError: ")
 
 
 def test_a_lost_process_is_replaced_by_the_thread(tmp_path: Path) -> None:
