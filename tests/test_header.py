@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import gzip
 import string
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -81,16 +83,21 @@ def test_plain_reader_agrees_with_astropy(
     hdu = fits.PrimaryHDU(np.arange(shape[0] * shape[1]).reshape(shape).astype(dtype))
     if scaling is not None:
         hdu.header["BSCALE"], hdu.header["BZERO"] = scaling
-    for key, value, comment in cards:
-        hdu.header[key] = (value, comment)  # a repeated key replaces the card
     path = tmp_path / "h.fits"
-    hdu.writeto(path, overwrite=True)
+    with warnings.catch_warnings():
+        # astropy cuts a comment that does not fit its card, and says so: the file is
+        # what both readers read
+        warnings.simplefilter("ignore", VerifyWarning)
+        for key, value, comment in cards:
+            hdu.header[key] = (value, comment)  # a repeated key replaces the card
+        hdu.writeto(path, overwrite=True)
+        long_cards = any(len(fits.Card(k, v).image) > 80 for k, v, _ in cards)
     got, reference = both(path)
     tricky = any(isinstance(v, str) and v.rstrip(" ").endswith("&") for _, v, _ in cards)
     event("plain reader: " + ("unsure" if got is None else "read"))
     if got is None:
         # the plain reader gives up only on what it cannot read exactly
-        assert tricky or any(len(fits.Card(k, v, c).image) > 80 for k, v, c in cards)
+        assert tricky or long_cards
     else:
         assert_same_types(got, reference)
 
