@@ -166,6 +166,7 @@ def time_final(sof: Path, repeats: int) -> list[list[object]]:
 
     matplotlib.use("Agg")
     from mdark_dask import plots
+    from mdark_dask.drawing import draw_all
     from mdark_dask.hotpix import find_hot_pixels
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,12 +184,10 @@ def time_final(sof: Path, repeats: int) -> list[list[object]]:
         mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
         steps = {
             "find_hot_pixels": hot_pixels,
-            "write_qc_plots": lambda: plots.write_qc_plots(master, qc, plan.name),
-            "write_frame_levels_plot": lambda: plots.write_frame_levels_plot(
-                mjd, levels, qc, plan.name
-            ),
-            "write_hotpix_plots": lambda: plots.write_hotpix_plots(
-                hot, strip["noise"], strip["noise_peel"], qc, plan.name
+            "master plots": lambda: draw_all(plots.master_figures(master, qc, plan.name)),
+            "frames plot": lambda: draw_all(plots.frames_figures(mjd, levels, qc, plan.name)),
+            "hot-pixel plots": lambda: draw_all(
+                plots.hotpix_figures(hot, strip["noise"], strip["noise_peel"], qc, plan.name)
             ),
         }
         rows: list[list[object]] = []

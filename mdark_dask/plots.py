@@ -107,36 +107,6 @@ def hotpix_figures(
     return hot_map, dist
 
 
-def write_qc_plots(master: Master, directory: Path, name: str) -> tuple[str, ...]:
-    """Draw :func:`master_figures` here; their paths."""
-    from mdark_dask.drawing import draw_all
-
-    return draw_all(master_figures(master, directory, name))
-
-
-def write_frame_levels_plot(
-    mjd: npt.NDArray[np.float64], levels: npt.NDArray[np.float64], directory: Path, name: str
-) -> str:
-    """Draw :func:`frames_figures` here; its path."""
-    from mdark_dask.drawing import draw_all
-
-    (path,) = draw_all(frames_figures(mjd, levels, directory, name))
-    return path
-
-
-def write_hotpix_plots(
-    hot: HotPixels,
-    noise: npt.NDArray[np.float32],
-    noise_peel: npt.NDArray[np.float32],
-    directory: Path,
-    name: str,
-) -> tuple[str, ...]:
-    """Draw :func:`hotpix_figures` here; their paths."""
-    from mdark_dask.drawing import draw_all
-
-    return draw_all(hotpix_figures(hot, noise, noise_peel, directory, name))
-
-
 def dark_panel(hot: HotPixels) -> DarkPanel:
     """Dark current: linear bins around the level, logarithmic ones above ``10 * spread``
     (:func:`symlog_edges`)."""

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +36,9 @@ from dask.delayed import Delayed
 from mdark_dask import kernels, painter
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
+from mdark_dask.figures import Figure
 from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
-from mdark_dask.hotpix import HotPixels, find_hot_pixels
+from mdark_dask.hotpix import find_hot_pixels
 from mdark_dask.io.fits import (
     RawFrame,
     StackReader,
@@ -403,37 +404,14 @@ def join_strips(strips: Sequence[Mapping[str, npt.NDArray[Any]]]) -> dict[str, n
     return {name: np.concatenate([s[name] for s in strips], axis=0) for name in names}
 
 
-def _frames_plot(levels: npt.NDArray[np.float64], plan: ProductPlan) -> tuple[str, ...]:
-    """The per-frame levels against time: drawn first, from the levels alone."""
-    from mdark_dask.plots import frames_figures
-
-    fs = plan.frameset
-    mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+def _draw(build: Callable[..., tuple[Figure, ...]], *args: Any) -> tuple[str, ...]:
+    """A plotting thread's step: reduce the images to figures (:mod:`mdark_dask.plots`),
+    then draw them (:func:`mdark_dask.painter.draw`); their paths."""
     # plots handle NaN and empty samples themselves; floating-point flags left set by a
     # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
     # "invalid value" warnings that fail the product
     with np.errstate(all="ignore"):
-        figures = frames_figures(mjd, levels, plan.qc_dir, plan.name)
-    return painter.draw(figures)
-
-
-def _master_plots(master: kernels.Master, plan: ProductPlan) -> tuple[str, ...]:
-    """The master dark's QC plots: image and histogram."""
-    from mdark_dask.plots import master_figures
-
-    with np.errstate(all="ignore"):  # as in _frames_plot
-        figures = master_figures(master, plan.qc_dir, plan.name)
-    return painter.draw(figures)
-
-
-def _hotpix_plots(
-    hot: HotPixels, strip: dict[str, npt.NDArray[Any]], plan: ProductPlan
-) -> tuple[str, ...]:
-    """The hot-pixel map and the dark-current and noise distributions."""
-    from mdark_dask.plots import hotpix_figures
-
-    with np.errstate(all="ignore"):  # as in _frames_plot
-        figures = hotpix_figures(hot, strip["noise"], strip["noise_peel"], plan.qc_dir, plan.name)
+        figures = build(*args)
     return painter.draw(figures)
 
 
@@ -447,6 +425,7 @@ def finalize_product(
     The hot-pixel map and the noise image are written before the master dark, so a master
     whose fingerprint is up to date always has its maps beside it.
     """
+    from mdark_dask.plots import frames_figures, hotpix_figures, master_figures
     from mdark_dask.product import (
         build_hdul,
         build_hotpix_hdul,
@@ -472,16 +451,22 @@ def finalize_product(
     with ThreadPoolExecutor(max_workers=2) as pool:
         drawings: dict[str, Future[tuple[str, ...]]] = {}
         if plan.plots:
-            drawings["frames"] = pool.submit(_frames_plot, levels, plan)
+            mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+            drawings["frames"] = pool.submit(_draw, frames_figures, mjd, levels,
+                                             plan.qc_dir, plan.name)  # fmt: skip
         master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
         if plan.plots:
-            drawings["master"] = pool.submit(_master_plots, master, plan)
+            drawings["master"] = pool.submit(_draw, master_figures, master,
+                                             plan.qc_dir, plan.name)  # fmt: skip
         hot = find_hot_pixels(
             master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
             s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
         )  # fmt: skip
         if plan.plots:
-            drawings["hotpix"] = pool.submit(_hotpix_plots, hot, strip, plan)
+            drawings["hotpix"] = pool.submit(
+                _draw, hotpix_figures, hot, strip["noise"], strip["noise_peel"],
+                plan.qc_dir, plan.name,
+            )  # fmt: skip
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)

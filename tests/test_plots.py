@@ -254,11 +254,12 @@ def test_plot_files_and_their_images(shape: tuple[int, int], tmp_path: Path) -> 
     hot = find_hot_pixels(master.combined, master.qual, noise, peel, 600.0, 5.0, None, 6.0, 5)
     assert hot.bpm[0, 0] & HOT and hot.bpm[1, 2] & NOISY
     qc_dir = tmp_path / "qc" / "soxs_mdark"
-    image, hist = plots.write_qc_plots(master, qc_dir, "M")
-    frames = plots.write_frame_levels_plot(
-        60000.0 + np.arange(4) / 1440, np.tile([0.0, 1.0, 1200.0, 2.0], (4, 1)), qc_dir, "M"
+    image, hist = drawing.draw_all(plots.master_figures(master, qc_dir, "M"))
+    levels = np.tile([0.0, 1.0, 1200.0, 2.0], (4, 1))
+    (frames,) = drawing.draw_all(
+        plots.frames_figures(60000.0 + np.arange(4) / 1440, levels, qc_dir, "M")
     )
-    hot_map, dist = plots.write_hotpix_plots(hot, noise, peel, qc_dir, "M")
+    hot_map, dist = drawing.draw_all(plots.hotpix_figures(hot, noise, peel, qc_dir, "M"))
     names = [Path(p).name for p in (image, hist, frames, hot_map, dist)]
     assert names == ["M_image.png", "M_histogram.png", "M_frames.png", "M_hotpix_map.png",
                      "M_dark_current.png"]  # fmt: skip
@@ -291,7 +292,7 @@ def test_plots_of_nothing_finite(tmp_path: Path) -> None:
     nan = np.full(shape, np.nan, dtype=np.float32)
     hot = find_hot_pixels(nan, master.qual, nan, nan, 600.0, 5.0, None, 6.0, 5)
     assert math.isnan(hot.noise.threshold) and not hot.bpm.any()
-    paths = plots.write_hotpix_plots(hot, nan, nan, tmp_path, "E")
+    paths = drawing.draw_all(plots.hotpix_figures(hot, nan, nan, tmp_path, "E"))
     assert all(Path(p).stat().st_size > 0 for p in paths)
 
 

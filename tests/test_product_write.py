@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from mdark_dask import recipe
+from mdark_dask import plots, recipe
 from mdark_dask.io.fits import write_atomic
 from mdark_dask.product import build_noise_hdul
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
@@ -106,8 +106,15 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
         return timed(f"write {kind}", write, 0.05)(hdul, dest)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(recipe, "write_atomic", write_named)
-    monkeypatch.setattr(recipe, "_master_plots", timed("master plots", recipe._master_plots, 0.2))
-    monkeypatch.setattr(recipe, "_hotpix_plots", timed("hotpix plots", recipe._hotpix_plots, 0))
+    # each plotting step (reduce to figures, draw), named by the figures it builds
+    draw = recipe._draw
+    steps = {plots.master_figures: ("master plots", 0.2), plots.hotpix_figures: ("hotpix plots", 0)}
+
+    def draw_named(build: Any, *args: Any) -> Any:
+        name, pause = steps.get(build, ("frames plot", 0))
+        return timed(name, draw, pause)(build, *args)
+
+    monkeypatch.setattr(recipe, "_draw", draw_named)
 
     result = recipe.finalize_product(strip, frame_levels, plan)
 
@@ -137,7 +144,7 @@ def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
         time.sleep(0.2)  # after the master's write
         raise OSError("no space left for the plot")
 
-    monkeypatch.setattr(recipe, "_hotpix_plots", broken)
+    monkeypatch.setattr(plots, "hotpix_figures", broken)
     with pytest.raises(OSError, match="no space left"):
         recipe.finalize_product(strip, frame_levels, plan)
     assert not plan.product_path.exists()

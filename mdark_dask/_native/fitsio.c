@@ -1,13 +1,13 @@
-/* FITS data units: native words to the big-endian bytes FITS stores, and their DATASUM.
+/* FITS data units: the DATASUM of native words as FITS stores them (big-endian).
  *
- * md_big_endian_sum copies `nbytes` bytes of `itemsize`-byte native words from `src` to
- * `dst` with each word's bytes reversed (one-byte words are copied), and returns the FITS
- * data checksum of those bytes: the ones' complement sum of their big-endian 32-bit words,
- * the last partial word completed with zero bytes (as the zero padding of the data unit
- * does). That is astropy's `_compute_checksum` of the bytes it would write, in one pass
- * over cache-sized chunks instead of a byte-swapped copy and a second sum over it. With
- * `dst` NULL the swapped bytes only pass through a chunk on the stack: the checksum
- * alone, no copy. Pure byte moves: every bit pattern (NaN payloads, -0.0) is kept.
+ * md_datasum returns the FITS data checksum of `nbytes` bytes of `itemsize`-byte native
+ * words at `src` stored with each word's bytes reversed (one-byte words as they are): the
+ * ones' complement sum of those bytes' big-endian 32-bit words, the last partial word
+ * completed with zero bytes (as the zero padding of the data unit does). That is
+ * astropy's `_compute_checksum` of the bytes it would write, in one pass: the swapped
+ * bytes only pass through a cache-sized chunk on the stack, where astropy makes a
+ * byte-swapped copy of the image and sums it. Pure byte moves: every bit pattern (NaN
+ * payloads, -0.0) counts as it is.
  */
 #include <string.h>
 
@@ -57,8 +57,7 @@ static MD_CLONES uint64_t sum_words(const uint8_t *p, int64_t nwords) {
 
 /* Returns the checksum (a uint32 in an int64), or -1 for an item size other than 1, 2, 4
  * or 8, or a byte count that is not a whole number of items. */
-MD_EXPORT int64_t md_big_endian_sum(const uint8_t *src, uint8_t *dst, int64_t nbytes,
-                                    int64_t itemsize) {
+MD_EXPORT int64_t md_datasum(const uint8_t *src, int64_t nbytes, int64_t itemsize) {
     if (!(itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8) || nbytes < 0 ||
         nbytes % itemsize != 0)
         return -1;
@@ -69,9 +68,8 @@ MD_EXPORT int64_t md_big_endian_sum(const uint8_t *src, uint8_t *dst, int64_t nb
         int64_t n = nbytes - done < CHUNK ? (nbytes - done) / 8 * 8 : CHUNK;
         if (n == 0)
             n = 4; /* 4 bytes of 1-, 2- or 4-byte words left */
-        uint8_t *out = dst ? dst + done : chunk;
-        swap_bytes(src + done, out, n, itemsize);
-        s += sum_words(out, n / 4);
+        swap_bytes(src + done, chunk, n, itemsize);
+        s += sum_words(chunk, n / 4);
         /* 2**16 bytes add at most 2**14 * (2**32 - 1): fold before 64 bits can overflow */
         while (s >> 32)
             s = (s & 0xFFFFFFFFu) + (s >> 32);
@@ -81,8 +79,6 @@ MD_EXPORT int64_t md_big_endian_sum(const uint8_t *src, uint8_t *dst, int64_t nb
         int64_t extra = nbytes - done;
         uint8_t last[4] = {0, 0, 0, 0};
         swap_bytes(src + done, last, extra, itemsize);
-        if (dst)
-            memcpy(dst + done, last, (size_t)extra);
         s += sum_words(last, 1);
     }
     while (s >> 32)

@@ -504,25 +504,13 @@ def datasum(data: npt.NDArray[Any]) -> int:
     zero-padded; one compiled pass with the GIL released, no copy unless ``data`` is not
     C-ordered. (int8 and the unsigned 16-64-bit types are stored through BZERO, as other
     words: :func:`add_checksum` leaves those to astropy.)"""
-    return _big_endian_sum(data, None)
-
-
-def big_endian(data: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], int]:
-    """A big-endian C-ordered copy of ``data`` (its values; the bytes FITS stores) and
-    their :func:`datasum`, in one compiled pass."""
-    big = np.empty(np.shape(data), dtype=np.asarray(data).dtype.newbyteorder(">"))
-    return big, _big_endian_sum(data, big)
-
-
-def _big_endian_sum(data: npt.NDArray[Any], out: npt.NDArray[Any] | None) -> int:
     from mdark_dask.native import bind
 
     src = np.ascontiguousarray(data)
     if not src.dtype.isnative:
         src = src.astype(src.dtype.newbyteorder("="))
-    fn = bind("fitsio", "md_big_endian_sum", "n:ppnn")
-    target = None if out is None else out.ctypes.data
-    total = int(fn(src.ctypes.data, target, src.nbytes, src.dtype.itemsize))
+    total = int(bind("fitsio", "md_datasum", "n:pnn")(src.ctypes.data, src.nbytes,
+                                                      src.dtype.itemsize))  # fmt: skip
     if total < 0:
         raise ValueError(f"cannot store {src.dtype} words")
     return total

@@ -22,6 +22,7 @@ from typing import Any, Final, NamedTuple
 
 BLOCK: Final = 2880
 CARD: Final = 80
+END_CARD: Final = b"END".ljust(CARD)
 #: Header blocks read at most before giving up on finding END (astropy reads on).
 MAX_BLOCKS: Final = 64
 
@@ -73,7 +74,7 @@ def read_plain_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | Non
         if len(head) < BLOCK or not head.startswith(b"SIMPLE  =") or b"\x00" in head[:CARD]:
             return None  # gzip, bzip2, not FITS, or shorter than a block: astropy decides
         blocks = [head]
-        while b"END" + b" " * 77 not in _cards_of(blocks[-1]):
+        while END_CARD not in _cards_of(blocks[-1]):
             if len(blocks) == MAX_BLOCKS:
                 return None
             block = f.read(BLOCK)
@@ -91,12 +92,11 @@ def _cards_of(block: bytes) -> list[bytes]:
 
 
 def _parse(raw: bytes, keywords: tuple[str, ...]) -> PlainHeader:
+    """The header's values; :class:`_Unsure` (or ``ValueError``: no END card,
+    ``UnicodeDecodeError``: not ASCII) where astropy might read it otherwise."""
+    end = _cards_of(raw).index(END_CARD)
     text = raw.decode("ascii")
     cards = [text[i : i + CARD] for i in range(0, len(text), CARD)]
-    end = next((n for n, c in enumerate(cards) if c.startswith("END") and not c[3:].strip()),
-               None)  # fmt: skip
-    if end is None:
-        raise _Unsure
     if not text[: end * CARD].isprintable():
         raise _Unsure  # a tab or control character anywhere: astropy refuses the header
     values: dict[str, Any] = {}
