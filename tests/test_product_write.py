@@ -84,10 +84,18 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
     events: list[tuple[str, str, float]] = []
     lock = threading.Lock()
 
+    master_writing = threading.Event()
+
     def timed(name: str, func: Any, pause: float) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
             with lock:
                 events.append((name, "start", time.perf_counter()))
+            if name == "write master":
+                master_writing.set()
+            if name == "master plots":
+                # held until the master's write has begun (or 10 s): writes that waited
+                # for the plots would never begin, and the order below would fail
+                master_writing.wait(10.0)
             time.sleep(pause)  # widen the window a race would need
             result = func(*args, **kwargs)
             with lock:
