@@ -1,4 +1,4 @@
-"""Build the compiled kernels: one shared library per ``mdark_dask/_native/*.c`` file.
+"""Build the compiled kernels: one shared library per ``mdark_dask/numerics/_native/*.c`` file.
 
 The kernels are plain C functions loaded with :mod:`ctypes` (``mdark_dask.native``), not
 Python extension modules: ctypes releases the GIL around every call, and no Python C API
@@ -24,7 +24,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SOURCES = sorted((HERE / "mdark_dask" / "_native").glob("*.c"))
+SOURCES = sorted((HERE / "mdark_dask" / "numerics" / "_native").glob("*.c"))
 ONLY = {n for n in os.environ.get("MDARK_NATIVE_ONLY", "").split(",") if n}
 
 if sys.platform == "win32":
@@ -47,10 +47,10 @@ class BuildPy(build_py):
 setup(
     ext_modules=[
         Extension(
-            f"mdark_dask._native.{src.stem}",
+            f"mdark_dask.numerics._native.{src.stem}",
             sources=[str(src.relative_to(HERE))],
-            include_dirs=["mdark_dask/_native"],
-            depends=["mdark_dask/_native/native.h"],
+            include_dirs=["mdark_dask/numerics/_native"],
+            depends=["mdark_dask/numerics/_native/native.h"],
             extra_compile_args=FLAGS,
         )
         for src in SOURCES

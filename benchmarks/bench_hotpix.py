@@ -77,9 +77,16 @@ def arm_spec(
     """The benchmark's set of one arm."""
     instrument, arm, exptime, seed = ARMS[key]
     return DarkSetSpec(
-        instrument, arm, n_frames=frames, exptime=exptime, seed=seed, shape=shape,
-        hot_tail=1.0, telegraph_fraction=telegraph, cosmic_scale=cosmic_scale,
-    )  # fmt: skip
+        instrument,
+        arm,
+        n_frames=frames,
+        exptime=exptime,
+        seed=seed,
+        shape=shape,
+        hot_tail=1.0,
+        telegraph_fraction=telegraph,
+        cosmic_scale=cosmic_scale,
+    )
 
 
 def measure(
@@ -90,8 +97,7 @@ def measure(
     frames = simulate_set(spec, root / "raw")
     sof = write_sof(root / sof_name(spec), frames)
     t1 = time.perf_counter()
-    plan = plan_product([str(sof)], root / "ws", numerics="soxspipe-0.17.4", rows=rows,
-                        plots=False)  # fmt: skip
+    plan = plan_product([str(sof)], root / "ws", numerics="soxspipe-0.17.4", rows=rows, plots=False)
     (result,) = compute_products([plan], scheduler)
     t2 = time.perf_counter()
     with fits.open(result.path) as hdul:
@@ -119,13 +125,19 @@ def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
         ["hot recall (> 5 sigma)", _pct(ours.hot_recall), _pct(qual.hot_recall)],
         ["hot recall (all injected)", _pct(ours.hot_recall_all), _pct(qual.hot_recall_all)],
         ["false flags", ours.false_flags, qual.false_flags],
-        ["false flags / pixels", f"{100 * ours.false_fraction:.4f}%",
-         f"{100 * qual.false_fraction:.4f}%"],
+        [
+            "false flags / pixels",
+            f"{100 * ours.false_fraction:.4f}%",
+            f"{100 * qual.false_fraction:.4f}%",
+        ],
         ["telegraph pixels", ours.telegraph, qual.telegraph],
         ["telegraph recall", _pct(ours.telegraph_recall), _pct(qual.telegraph_recall)],
-        ["telegraph recall (>= 2 frames each level)", _pct(ours.telegraph_recall_detectable),
-         _pct(qual.telegraph_recall_detectable)],
-    ]  # fmt: skip
+        [
+            "telegraph recall (>= 2 frames each level)",
+            _pct(ours.telegraph_recall_detectable),
+            _pct(qual.telegraph_recall_detectable),
+        ],
+    ]
     head = (
         f"## {key}: {spec.n_frames} x {spec.exptime:g} s, "
         f"{spec.arm_spec.trimmed_shape(spec.ybin, spec.xbin)} pixels"
@@ -136,38 +148,45 @@ def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
 def final_task_inputs(sof: Path, root: Path) -> tuple[Any, ...]:
     """What the final task starts from, built in this process as the recipe builds it: the
     plan, the per-frame levels, the joined strips and the master (before hot pixels)."""
-    from mdark_dask import kernels
+    from mdark_dask.io.stack import stack_reader, strip_rows
+    from mdark_dask.numerics import steps
     from mdark_dask.recipe import join_strips
-    from mdark_dask.stack import stack_reader, strip_rows
 
     plan = plan_product([str(sof)], root / "ws", numerics=None, plots=True)
     s = plan.settings
     reader = stack_reader(plan.frameset)
     n, ny, nx = reader.shape
     levels = np.array(
-        [kernels.frame_level(reader[i], s.frame_sigma, s.frame_iterations, s.numerics)
-         for i in range(n)]
-    )  # fmt: skip
+        [
+            steps.frame_level(reader[i], s.frame_sigma, s.frame_iterations, s.numerics)
+            for i in range(n)
+        ]
+    )
     rows = strip_rows(n, ny, nx)
     strips = [
-        kernels.stack_strip(reader[:, y : y + rows], levels, plan.frameset.ron,
-                            s.stacked_sigma, s.stacked_iterations)
+        steps.stack_strip(
+            reader[:, y : y + rows],
+            levels,
+            plan.frameset.ron,
+            s.stacked_sigma,
+            s.stacked_iterations,
+        )
         for y in range(0, ny, rows)
-    ]  # fmt: skip
+    ]
     strip = join_strips(strips)
-    master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
+    master = steps.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     return plan, levels, strip, master
 
 
 def time_final(sof: Path, repeats: int) -> list[list[object]]:
     """Warm seconds (min and median of ``repeats``) of each step of the final task that
-    this module's subject owns: the hot-pixel search and the QC plots."""
+    this module's subject owns: the hot-pixel search and the QC figures."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from mdark_dask import plots
-    from mdark_dask.drawing import draw_all
-    from mdark_dask.hotpix import find_hot_pixels
+    from mdark_dask.numerics.hotpix import find_hot_pixels
+    from mdark_dask.report import figures
+    from mdark_dask.report.draw import draw_all
 
     with tempfile.TemporaryDirectory() as tmp:
         plan, levels, strip, master = final_task_inputs(sof, Path(tmp))
@@ -175,19 +194,26 @@ def time_final(sof: Path, repeats: int) -> list[list[object]]:
 
         def hot_pixels() -> Any:
             return find_hot_pixels(
-                master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
-                s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
-            )  # fmt: skip
+                master.combined,
+                master.qual,
+                strip["noise"],
+                strip["noise_peel"],
+                fs.exptime,
+                s.hot_sigma,
+                s.hot_rate,
+                s.noise_sigma,
+                s.noise_iterations,
+            )
 
         hot = hot_pixels()
         qc = Path(tmp) / "qc"
         mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
         steps = {
             "find_hot_pixels": hot_pixels,
-            "master plots": lambda: draw_all(plots.master_figures(master, qc, plan.name)),
-            "frames plot": lambda: draw_all(plots.frames_figures(mjd, levels, qc, plan.name)),
+            "master plots": lambda: draw_all(figures.master_figures(master, qc, plan.name)),
+            "frames plot": lambda: draw_all(figures.frames_figures(mjd, levels, qc, plan.name)),
             "hot-pixel plots": lambda: draw_all(
-                plots.hotpix_figures(hot, strip["noise"], strip["noise_peel"], qc, plan.name)
+                figures.hotpix_figures(hot, strip["noise"], strip["noise_peel"], qc, plan.name)
             ),
         }
         rows: list[list[object]] = []

@@ -127,11 +127,13 @@ def tools(venv: Path | None, instrument: str) -> dict[str, object]:
 def compare(args: argparse.Namespace) -> None:
     """Alternate every tool on the same sofs; print medians, ranges, ratios, peaks."""
     sets = {
-        f"SOXS NIR {args.nir} x 2048^2": make_set(DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data),
+        f"SOXS NIR {args.nir} x 2048^2": make_set(
+            DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data
+        ),
         f"SOXS VIS {args.vis} x 4096x908": make_set(
             DarkSetSpec("soxs", "VIS", args.vis, 600.0, start="2026-01-11T09:00:00.000"), args.data
         ),
-    }  # fmt: skip
+    }
     venv = None if args.no_soxspipe else oracle_venv()
     print(platform_line())
     print(
@@ -159,8 +161,10 @@ def scaling(args: argparse.Namespace) -> None:
     """mdark-dask time and memory against frames x pixels, with a linear fit."""
     print(platform_line())
     rows = []
-    for arm, exptime, start in (("NIR", 5.0, "2026-01-11T01:00:00.000"),
-                                ("VIS", 600.0, "2026-01-11T09:00:00.000")):  # fmt: skip
+    for arm, exptime, start in (
+        ("NIR", 5.0, "2026-01-11T01:00:00.000"),
+        ("VIS", 600.0, "2026-01-11T09:00:00.000"),
+    ):
         for n in args.counts:
             sof = make_set(DarkSetSpec("soxs", arm, n, exptime, start=start), args.data)
             pixels = n * (2040 * 2040 if arm == "NIR" else 4096 * 808)
@@ -178,8 +182,10 @@ def scaling(args: argparse.Namespace) -> None:
     y = np.array([r[3] for r in rows], dtype=float)
     b, a = np.polyfit(x, y, 1)
     resid = y - (a + b * x)
-    print(f"fit: seconds = {a:.2f} + {b * 1e9:.2f} ns x frame-pixels "
-          f"(R^2 {1 - resid.var() / y.var():.4f}; {1 / b / 1e6 * 4:.0f} MB/s of float32 stack)")  # fmt: skip
+    print(
+        f"fit: seconds = {a:.2f} + {b * 1e9:.2f} ns x frame-pixels "
+        f"(R^2 {1 - resid.var() / y.var():.4f}; {1 / b / 1e6 * 4:.0f} MB/s of float32 stack)"
+    )
 
 
 def big(args: argparse.Namespace) -> None:
@@ -194,16 +200,42 @@ def big(args: argparse.Namespace) -> None:
         definition.write_text(
             "type: local\nn_workers: 2\nthreads_per_worker: 1\nmemory_limit: 2GiB\n"
         )
-        t_ref, _ = measure([EXE, "night", str(ref), "-o", f"{tmp}/r", "-x", "--no-plots",
-                                "--cluster", str(definition)], Path(tmp))  # fmt: skip
-        t_big, m_big = measure([EXE, "night", str(sof), "-o", f"{tmp}/b", "-x", "--no-plots",
-                                "--cluster", str(definition)], Path(tmp))  # fmt: skip
+        t_ref, _ = measure(
+            [
+                EXE,
+                "night",
+                str(ref),
+                "-o",
+                f"{tmp}/r",
+                "-x",
+                "--no-plots",
+                "--cluster",
+                str(definition),
+            ],
+            Path(tmp),
+        )
+        t_big, m_big = measure(
+            [
+                EXE,
+                "night",
+                str(sof),
+                "-o",
+                f"{tmp}/b",
+                "-x",
+                "--no-plots",
+                "--cluster",
+                str(definition),
+            ],
+            Path(tmp),
+        )
         report = (Path(tmp) / "b" / "night_report.json").read_text()
     ns_ref = t_ref / (20 * 2040 * 2040) * 1e9
     ns_big = t_big / (args.frames * 4000 * 2048) * 1e9
     print(f"20 x SOXS NIR on LocalCluster(2 x 2 GiB): {t_ref:.1f} s, {ns_ref:.2f} ns/frame-pixel")
-    print(f"{args.frames} x XSH VIS ({stack_gb:.1f} GB stack): {t_big:.1f} s, {ns_big:.2f} ns/frame-pixel, "
-          f"ratio {ns_big / ns_ref:.2f} (target <= 1.3); peak RSS of the tree {m_big:.0f} MB")  # fmt: skip
+    print(
+        f"{args.frames} x XSH VIS ({stack_gb:.1f} GB stack): {t_big:.1f} s, {ns_big:.2f} ns/frame-pixel, "
+        f"ratio {ns_big / ns_ref:.2f} (target <= 1.3); peak RSS of the tree {m_big:.0f} MB"
+    )
     print(
         "restarts/spill:",
         "spilled_bytes" in report and report.split('"spilled_bytes": ')[1].split(",")[0],
@@ -213,33 +245,40 @@ def big(args: argparse.Namespace) -> None:
 def _clip_strip(
     block: np.ndarray, levels: np.ndarray, ron: float, sigma: float, maxiters: int
 ) -> np.ndarray:
-    from mdark_dask import kernels
+    from mdark_dask.numerics import steps
 
-    return kernels.stack_strip(block, levels, ron, sigma, maxiters)
+    return steps.stack_strip(block, levels, ron, sigma, maxiters)
 
 
 def stage(args: argparse.Namespace) -> None:
     """The stack clip-and-mean stage alone: strips already in memory, one and two threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mdark_dask import kernels
+    from mdark_dask.io.stack import stack_reader
+    from mdark_dask.numerics import steps
     from mdark_dask.recipe import plan_product, strip_bounds
-    from mdark_dask.stack import stack_reader
 
     print(platform_line())
     sof = make_set(DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data)
     for numerics in ("accurate", "soxspipe-0.17.4"):
         plan = plan_product([str(sof)], tempfile.gettempdir(), numerics=numerics, plots=False)
         reader, s = stack_reader(plan.frameset), plan.settings
-        levels = np.array([kernels.frame_level(reader[i], s.frame_sigma, s.frame_iterations,
-                                               s.numerics) for i in range(reader.shape[0])])  # fmt: skip
+        levels = np.array(
+            [
+                steps.frame_level(reader[i], s.frame_sigma, s.frame_iterations, s.numerics)
+                for i in range(reader.shape[0])
+            ]
+        )
         strips = [reader[:, a:b, :] for a, b in strip_bounds(plan)]
         mb = sum(x.nbytes for x in strips) / 1e6
 
         clip = functools.partial(
-            _clip_strip, levels=levels, ron=plan.frameset.ron, sigma=s.stacked_sigma,
+            _clip_strip,
+            levels=levels,
+            ron=plan.frameset.ron,
+            sigma=s.stacked_sigma,
             maxiters=s.stacked_iterations,
-        )  # fmt: skip
+        )
 
         clip(strips[0][:, :2])  # load the compiled kernel
         for threads in (1, 2):
@@ -249,8 +288,10 @@ def stage(args: argparse.Namespace) -> None:
                     start = time.perf_counter()
                     list(pool.map(clip, strips))
                     best = min(best, time.perf_counter() - start)
-            print(f"stack stage, {args.nir} SOXS NIR frames ({mb:.0f} MB float32), {numerics}, "
-                  f"{threads} thread(s): {best:.3f} s, {mb / best:.0f} MB/s")  # fmt: skip
+            print(
+                f"stack stage, {args.nir} SOXS NIR frames ({mb:.0f} MB float32), {numerics}, "
+                f"{threads} thread(s): {best:.3f} s, {mb / best:.0f} MB/s"
+            )
 
 
 def platform_line() -> str:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import dask
 import numpy as np
 
-from mdark_dask import kernels
 from mdark_dask.io.fits import read_header, write_atomic
-from mdark_dask.night import NightPlan
-from mdark_dask.product import build_hdul, primary_header, set_card
-from mdark_dask.qc import apply_ranges, qc_rows
+from mdark_dask.io.product import build_hdul, primary_header, set_card
+from mdark_dask.io.stack import prepared_stack
+from mdark_dask.numerics import steps
+from mdark_dask.numerics.qc import apply_ranges, qc_rows
+from mdark_dask.plan.night import NightPlan
 from mdark_dask.recipe import ProductPlan, plan_product, stacked_graph
-from mdark_dask.stack import prepared_stack
 
 if TYPE_CHECKING:
     import dask.array as da
@@ -117,10 +117,13 @@ def master_dark(
     p = ProductPlan(p.name, p.frameset, p.settings, p.workspace, rows, plots=False)
     s = p.settings
     levels, strip = stacked_graph(p)
-    master = dask.delayed(kernels.finalize, pure=True, nout=None)(
-        strip, dask.delayed(np.concatenate, pure=True)(levels), s.frame_sigma, s.frame_iterations,
+    master = dask.delayed(steps.finalize, pure=True, nout=None)(
+        strip,
+        dask.delayed(np.concatenate, pure=True)(levels),
+        s.frame_sigma,
+        s.frame_iterations,
         s.numerics,
-    )  # fmt: skip
+    )
     shape = p.frameset.spec.trimmed_shape(*p.frameset.binning)
 
     def image(field: str, dtype: Any) -> da.Array:
@@ -184,12 +187,17 @@ def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
     flux = np.asarray(ds["flux"].values, dtype=np.float32)
     qual = np.asarray(ds["qual"].values, dtype=np.uint8)
     errs = np.asarray(ds["errs"].values, dtype=np.float32)
-    master = kernels.Master(
-        flux=flux, qual=qual, errs=errs, master_mean=float("nan"),
-        mdark_median=float(ds["mdark_median"]), raw_ron=float(ds["raw_ron"]),
-        master_ron=float(ds["master_ron"]), post_bounds=kernels.Bounds(np.nan, np.nan),
+    master = steps.Master(
+        flux=flux,
+        qual=qual,
+        errs=errs,
+        master_mean=float("nan"),
+        mdark_median=float(ds["mdark_median"]),
+        raw_ron=float(ds["raw_ron"]),
+        master_ron=float(ds["master_ron"]),
+        post_bounds=steps.Bounds(np.nan, np.nan),
         combined=flux,
-    )  # fmt: skip
+    )
     rows = apply_ranges(qc_rows(master, p.frameset), p.settings.qc_ranges)
     header = primary_header(read_header(p.frameset.frames[0].path), p.frameset, p.settings, rows)
     from mdark_dask.recipe import FINGERPRINT_KEY
@@ -246,7 +254,7 @@ def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
     >>> [(s.arm, len(s.frames)) for s in night.sets]
     [('NIR', 3)]
     """
-    from mdark_dask.night import plan_night as _plan_night
+    from mdark_dask.plan.night import plan_night as _plan_night
 
     return _plan_night(_inputs(inputs))
 
@@ -268,7 +276,7 @@ def run_night(
     >>> [o.status for o in outcomes]
     ['done']
     """
-    from mdark_dask.night import write_sofs
+    from mdark_dask.plan.night import write_sofs
     from mdark_dask.scheduler import plan_sets, run_plans
 
     ws = Path(workspace)

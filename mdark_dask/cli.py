@@ -89,9 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(mdark)
     mdark.add_argument(
-        "--rows", type=_positive_int, default=None,
+        "--rows",
+        type=_positive_int,
+        default=None,
         help="rows per strip task (execution only: never changes the product)",
-    )  # fmt: skip
+    )
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
 
     night = sub.add_parser(
@@ -111,14 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _common(night)
     night.add_argument(
-        "--cluster", default=None,
+        "--cluster",
+        default=None,
         help="local (default), threads, sync, tcp://HOST:PORT or a cluster/ YAML file",
-    )  # fmt: skip
+    )
     night.add_argument("--dry-run", action="store_true", help="print the plan; compute nothing")
     night.add_argument(
-        "--performance-report", action="store_true",
+        "--performance-report",
+        action="store_true",
         help="save the dashboard's performance report to WORKSPACE/performance_report.html",
-    )  # fmt: skip
+    )
 
     demo = sub.add_parser(
         "demo", help="simulate a small set of darks for every arm and reduce them"
@@ -174,9 +178,9 @@ def _drawing_process(wanted: bool) -> contextlib.AbstractContextManager[object]:
     """The QC plots' own process (:func:`mdark_dask.painter.forked`) for a command whose
     products are computed in this process: forked first thing, while this is the only
     thread, it imports matplotlib while the command imports the recipe. Only from the
-    console script's own process (:func:`mdark_dask.startup.tuned`): a host calling
+    console script's own process (:func:`mdark_dask.process.tuned`): a host calling
     :func:`main` is never forked."""
-    from mdark_dask.startup import tuned
+    from mdark_dask.process import tuned
 
     if not (wanted and tuned()):
         return contextlib.nullcontext()
@@ -199,10 +203,10 @@ def _mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         plots=not args.no_plots and args.scheduler == "threads" and not painter.drawing(),
         after=computing,
     )
+    from mdark_dask.process import settle
     from mdark_dask.recipe import plan_product
-    from mdark_dask.report import recipe_report, write_log
+    from mdark_dask.report.tables import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
-    from mdark_dask.startup import settle
 
     started = time.perf_counter()
     out(f"Recipe Command: mdark-dask {' '.join(argv)}")
@@ -244,7 +248,7 @@ def _mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
 def run_demo(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     """``mdark-dask demo``: simulate one small set per arm and reduce them all."""
     from mdark_dask.demo import run_demo as demo
-    from mdark_dask.startup import settle
+    from mdark_dask.process import settle
 
     with _drawing_process(True):
         settle()
@@ -256,7 +260,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
     import datetime
 
     from mdark_dask.cluster import Opening
-    from mdark_dask.naming import product_dir
+    from mdark_dask.plan.names import product_dir
 
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -307,12 +311,12 @@ def _night(
 ) -> int:
     """The night command; ``opening`` is the cluster (started early, or by ``get()``)."""
     from mdark_dask import warmup
-    from mdark_dask.night import plan_night, write_sofs
-    from mdark_dask.overview import write_overview
-    from mdark_dask.profiling import RunStats, profile
-    from mdark_dask.report import night_table, plan_table, skipped_table, write_run_report
+    from mdark_dask.plan.night import plan_night, write_sofs
+    from mdark_dask.process import settle
+    from mdark_dask.report.page import write_overview
+    from mdark_dask.report.runstats import RunStats, profile
+    from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
     from mdark_dask.scheduler import SetOutcome, plan_sets, run_plans
-    from mdark_dask.startup import settle
 
     out(f"# SCANNING {len(args.inputs)} INPUT(S)")
     last = [time.perf_counter()]
@@ -325,8 +329,10 @@ def _night(
             out(f"scanned {done}/{total} files, ETA {eta:.0f}s")
 
     night = plan_night(args.inputs, scanned)
-    out(f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
-        f"{len(night.skipped)} file(s) or group(s) left out")  # fmt: skip
+    out(
+        f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
+        f"{len(night.skipped)} file(s) or group(s) left out"
+    )
     if night.skipped:
         out(skipped_table([(k.what, k.reason) for k in night.skipped]))
     todo, settled = plan_sets(
@@ -336,10 +342,17 @@ def _night(
     paths = {s.name: str(p.product_path) for s, p in todo}
     paths |= {o.name: o.product for o in settled if o.product}
     rows = [
-        (s.name, s.instrument, s.arm, s.exptime, len(s.frames), paths.get(s.name, "--"),
-         state.get(s.name, "to do"))
+        (
+            s.name,
+            s.instrument,
+            s.arm,
+            s.exptime,
+            len(s.frames),
+            paths.get(s.name, "--"),
+            state.get(s.name, "to do"),
+        )
         for s in night.sets
-    ]  # fmt: skip
+    ]
     out(plan_table(rows))
     if args.dry_run:
         return 0
@@ -395,8 +408,10 @@ def _night(
     page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
     out(f"Night overview: {page}")
     bad = [o for o in outcomes if not o.ok]
-    out(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
-        f"report: {report}; {time.perf_counter() - started:.1f}s")  # fmt: skip
+    out(
+        f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
+        f"report: {report}; {time.perf_counter() - started:.1f}s"
+    )
     if bad:
         print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
         return 1
@@ -436,7 +451,7 @@ def console() -> None:
     """The ``mdark-dask`` console script: :func:`main`, then a prompt exit.
 
     Before it, the process is tuned as only a command may tune its own process
-    (:func:`mdark_dask.startup.tune`: one BLAS thread, no garbage collection while the
+    (:func:`mdark_dask.process.tune`: one BLAS thread, no garbage collection while the
     modules import, freed frame-sized arrays back to the operating system).
 
     Once the command is done (products renamed into place, logs closed, clusters shut
@@ -444,7 +459,7 @@ def console() -> None:
     and the compiled kernels' code costs another 0.2-0.3 s, a sixth of a whole
     ``mdark`` run; the streams are flushed and the process leaves without it.
     """
-    from mdark_dask.startup import tune
+    from mdark_dask.process import tune
 
     tune()
     code = main()

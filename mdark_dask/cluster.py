@@ -196,9 +196,13 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
             client = Client(cluster, set_as_default=False)
             description = f"local cluster of {len(cluster.workers)} worker processes"
         elif spec == "threads":
-            client = Client(processes=False, n_workers=1, threads_per_worker=os.cpu_count() or 1,
-                            set_as_default=False,
-                            dashboard_address=":8787")  # fmt: skip
+            client = Client(
+                processes=False,
+                n_workers=1,
+                threads_per_worker=os.cpu_count() or 1,
+                set_as_default=False,
+                dashboard_address=":8787",
+            )
             description = "in-process threads"
         elif "://" in spec:
             client = _client(spec, timeout)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from mdark_dask.qc import failed
+from mdark_dask.numerics.qc import failed
 from mdark_dask.recipe import plan_product
 from mdark_dask.scheduler import compute_products
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
@@ -39,13 +39,21 @@ def run_demo(directory: Path, n_frames: int, out: Callable[[str], None]) -> int:
     plans = [plan_product([str(sof)], directory) for sof in sofs]
     results = compute_products(plans, scheduler="threads")
     rows = [
-        [r.name, r.instrument.upper(), r.arm, r.n_frames,
-         next(q.value for q in r.qc if q.name == "HOTPIX NUM"),
-         "fail: " + ", ".join(failed(r.qc)) if failed(r.qc) else "pass", r.path]
+        [
+            r.name,
+            r.instrument.upper(),
+            r.arm,
+            r.n_frames,
+            next(q.value for q in r.qc if q.name == "HOTPIX NUM"),
+            "fail: " + ", ".join(failed(r.qc)) if failed(r.qc) else "pass",
+            r.path,
+        ]
         for r in results
-    ]  # fmt: skip
+    ]
     out("")
     out(tabulate(rows, headers=["set", "inst", "arm", "frames", "hot px", "QC", "product"]))
-    out(f"\n{len(results)} master darks in {time.perf_counter() - started:.1f}s; "
-        f"QC plots in {directory / 'qc' / 'soxs_mdark'}")  # fmt: skip
+    out(
+        f"\n{len(results)} master darks in {time.perf_counter() - started:.1f}s; "
+        f"QC plots in {directory / 'qc' / 'soxs_mdark'}"
+    )
     return 0

@@ -7,7 +7,7 @@ own imports and with the Python steps between the compiled kernels, on a machine
 cores the kernels already fill. A process forked when the command starts imports
 matplotlib on a core the start-up leaves idle (the command's imports are one thread), and
 later draws the figures while the final task finds hot pixels and writes the products.
-The figures travel to it as small frozen values (:mod:`mdark_dask.figures`).
+The figures travel to it as small frozen values (:mod:`mdark_dask.report.figures`).
 
 The process is forked only from a process with one thread (a fork copies no other
 thread, so a lock held elsewhere would stay held in the child) and only by the command
@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 from mdark_dask.errors import OutputError
 
 if TYPE_CHECKING:  # numpy is imported after the fork, by each process on its own
-    from mdark_dask.figures import Figure
+    from mdark_dask.report.figures import Figure
 
 
 class DrawingError(RuntimeError):
@@ -85,7 +85,7 @@ def draw(figures: Sequence[Figure]) -> tuple[str, ...]:
             if status == "oserror":
                 raise _cannot_write(OSError(*value))
             raise DrawingError(value)
-    from mdark_dask.drawing import draw_all
+    from mdark_dask.report.draw import draw_all
 
     try:
         return draw_all(figures)
@@ -103,7 +103,7 @@ def forked() -> Iterator[bool]:
     """Within the block, :func:`draw` uses a drawing process forked on entry, which starts
     importing matplotlib at once; yields whether there is one (fork needs a POSIX system
     and a process with one Python thread, else the figures are drawn in-thread; callers
-    fork only the console script's own process, :func:`mdark_dask.startup.tuned`, which
+    fork only the console script's own process, :func:`mdark_dask.process.tuned`, which
     at this point has loaded no library that starts threads of its own). On exit the
     process is stopped and reaped."""
     global _process
@@ -127,8 +127,9 @@ def forked() -> Iterator[bool]:
             os._exit(code)
     os.close(child_reads)
     os.close(child_writes)
-    proc = _Process(pid, os.fdopen(parent_writes, "wb"), os.fdopen(parent_reads, "rb"),
-                    threading.Lock())  # fmt: skip
+    proc = _Process(
+        pid, os.fdopen(parent_writes, "wb"), os.fdopen(parent_reads, "rb"), threading.Lock()
+    )
     _process = proc
     try:
         yield True
@@ -152,10 +153,10 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
     # Ctrl-C is the command's to handle (it stops, then closes the pipe)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):
-        from mdark_dask import drawing
+        from mdark_dask.report import draw
 
-        drawing.preload()
-    from mdark_dask.startup import settle
+        draw.preload()
+    from mdark_dask.process import settle
 
     settle()  # the collector back on, the imported modules out of its sight
     with os.fdopen(requests_fd, "rb") as requests, os.fdopen(replies_fd, "wb") as replies:
@@ -166,7 +167,7 @@ def _serve(requests_fd: int, replies_fd: int) -> None:
                 return
             reply: tuple[str, Any]
             try:
-                from mdark_dask.drawing import draw_all
+                from mdark_dask.report.draw import draw_all
 
                 reply = ("ok", draw_all(figures))
             except OSError as exc:  # the parent's OutputError, as when drawn in-thread

@@ -33,12 +33,9 @@ import numpy.typing as npt
 from dask.base import tokenize
 from dask.delayed import Delayed
 
-from mdark_dask import kernels, painter
+from mdark_dask import painter
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
-from mdark_dask.figures import Figure
-from mdark_dask.frameset import FrameSet, scan_frames, verify_frames
-from mdark_dask.hotpix import find_hot_pixels
 from mdark_dask.io.fits import (
     RawFrame,
     StackReader,
@@ -47,10 +44,14 @@ from mdark_dask.io.fits import (
     write_atomic,
 )
 from mdark_dask.io.sof import read_sof
-from mdark_dask.naming import organiser_sof_name, product_dir, qc_dir, rospeed_field
-from mdark_dask.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
+from mdark_dask.io.stack import BLOCK_BYTES, TARGET_STRIP_BYTES, stack_reader, strip_rows
+from mdark_dask.numerics import steps
+from mdark_dask.numerics.hotpix import find_hot_pixels
+from mdark_dask.numerics.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
+from mdark_dask.plan.frameset import FrameSet, scan_frames, verify_frames
+from mdark_dask.plan.names import organiser_sof_name, product_dir, qc_dir, rospeed_field
+from mdark_dask.report.figures import Figure
 from mdark_dask.settings import Settings, load_settings
-from mdark_dask.stack import BLOCK_BYTES, TARGET_STRIP_BYTES, stack_reader, strip_rows
 
 FINGERPRINT_KEY = "MDARK FINGERPRINT"
 
@@ -218,10 +219,7 @@ def resolve_inputs(inputs: Sequence[str]) -> tuple[list[str], str | None]:
     paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(
-                os.path.join(item, f) for f in os.listdir(item)
-                if is_fits_name(f)
-            )  # fmt: skip
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if is_fits_name(f))
             if not found:
                 raise InputError(f"directory {item} holds no FITS frames")
             paths.extend(found)
@@ -299,7 +297,7 @@ def _frame_levels(
     frames: tuple[int, int],
     sigma: float,
     maxiters: int,
-    numerics: kernels.Numerics,
+    numerics: steps.Numerics,
 ) -> npt.NDArray[np.float64]:
     """Task: read whole prepared frames ``frames[0]`` to ``frames[1] - 1`` one at a time
     and clip each one's level; rows ``(lo, hi, mean, std)``.
@@ -312,7 +310,7 @@ def _frame_levels(
     buffer = np.empty(reader.shape[1:], dtype=np.float32)
     for row, index in enumerate(range(*frames)):
         frame = reader.frames[index].read(slice(None), out=buffer)
-        levels[row] = kernels.frame_level(frame, sigma, maxiters, numerics)
+        levels[row] = steps.frame_level(frame, sigma, maxiters, numerics)
     return levels
 
 
@@ -325,16 +323,17 @@ def _stack_strip(
     maxiters: int,
 ) -> dict[str, npt.NDArray[Any]]:
     """Task: read one row strip of every frame and clip-and-mean it, a block of rows at a
-    time (:data:`BLOCK_BYTES`), into one array per field of :data:`kernels.STRIP_DTYPE`
+    time (:data:`BLOCK_BYTES`), into one array per field of :data:`steps.STRIP_DTYPE`
     (reads and clips in one task, so a strip's pixels never wait in memory for a free
     thread; the kernel is per pixel, so the blocks change no byte)."""
     n, _, nx = reader.shape
-    fields = kernels.new_fields((rows[1] - rows[0], nx))
+    fields = steps.new_fields((rows[1] - rows[0], nx))
     lv = np.concatenate(levels)
     for y, block in reader.row_blocks(rows, strip_rows(n, rows[1] - rows[0], nx, BLOCK_BYTES)):
         r = slice(y - rows[0], y - rows[0] + block.shape[1])
-        kernels.stack_fields(block, lv, ron, sigma, maxiters,
-                             {name: values[r] for name, values in fields.items()})  # fmt: skip
+        steps.stack_fields(
+            block, lv, ron, sigma, maxiters, {name: values[r] for name, values in fields.items()}
+        )
     return fields
 
 
@@ -372,10 +371,16 @@ def level_tasks(plan: ProductPlan, token: str | None = None) -> list[Delayed]:
     reader = _reader_task(plan, token)
     task = dask.delayed(_frame_levels, pure=True)
     return [
-        task(reader, frames, s.frame_sigma, s.frame_iterations, s.numerics,
-             dask_key_name=(f"level-{token}", i))
+        task(
+            reader,
+            frames,
+            s.frame_sigma,
+            s.frame_iterations,
+            s.numerics,
+            dask_key_name=(f"level-{token}", i),
+        )
         for i, frames in enumerate(level_groups(plan))
-    ]  # fmt: skip
+    ]
 
 
 def strip_tasks(
@@ -383,7 +388,7 @@ def strip_tasks(
 ) -> list[Delayed]:
     """One lazy task per row strip: the stacked master before the post clip (§4.3 B1-B4).
 
-    Each returns a ``(rows, cols)`` array per field of :data:`kernels.STRIP_DTYPE`; they depend on
+    Each returns a ``(rows, cols)`` array per field of :data:`steps.STRIP_DTYPE`; they depend on
     every frame's level (the per-frame level is subtracted before the stack clip).
     """
     s = plan.settings
@@ -391,21 +396,28 @@ def strip_tasks(
     reader = _reader_task(plan, token)
     task = dask.delayed(_stack_strip, pure=True)
     return [
-        task(reader, rows, list(levels), plan.frameset.ron, s.stacked_sigma,
-             s.stacked_iterations, dask_key_name=(f"strip-{token}", j))
+        task(
+            reader,
+            rows,
+            list(levels),
+            plan.frameset.ron,
+            s.stacked_sigma,
+            s.stacked_iterations,
+            dask_key_name=(f"strip-{token}", j),
+        )
         for j, rows in enumerate(strip_bounds(plan))
-    ]  # fmt: skip
+    ]
 
 
 def join_strips(strips: Sequence[Mapping[str, npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
     """The whole stacked frame from its row strips (:func:`_stack_strip`), top to bottom,
-    one contiguous array per field of :data:`kernels.STRIP_DTYPE`."""
-    names = kernels.STRIP_DTYPE.names or ()
+    one contiguous array per field of :data:`steps.STRIP_DTYPE`."""
+    names = steps.STRIP_DTYPE.names or ()
     return {name: np.concatenate([s[name] for s in strips], axis=0) for name in names}
 
 
 def _draw(build: Callable[..., tuple[Figure, ...]], *args: Any) -> tuple[str, ...]:
-    """A plotting thread's step: reduce the images to figures (:mod:`mdark_dask.plots`),
+    """A plotting thread's step: reduce the images to figures (:mod:`mdark_dask.report.figures`),
     then draw them (:func:`mdark_dask.painter.draw`); their paths."""
     # plots handle NaN and empty samples themselves; floating-point flags left set by a
     # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
@@ -425,8 +437,7 @@ def finalize_product(
     The hot-pixel map and the noise image are written before the master dark, so a master
     whose fingerprint is up to date always has its maps beside it.
     """
-    from mdark_dask.plots import frames_figures, hotpix_figures, master_figures
-    from mdark_dask.product import (
+    from mdark_dask.io.product import (
         build_hdul,
         build_hotpix_hdul,
         build_noise_hdul,
@@ -435,6 +446,7 @@ def finalize_product(
         primary_header,
         set_card,
     )
+    from mdark_dask.report.figures import frames_figures, hotpix_figures, master_figures
 
     start = time.perf_counter()
     s = plan.settings
@@ -452,21 +464,33 @@ def finalize_product(
         drawings: dict[str, Future[tuple[str, ...]]] = {}
         if plan.plots:
             mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
-            drawings["frames"] = pool.submit(_draw, frames_figures, mjd, levels,
-                                             plan.qc_dir, plan.name)  # fmt: skip
-        master = kernels.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
+            drawings["frames"] = pool.submit(
+                _draw, frames_figures, mjd, levels, plan.qc_dir, plan.name
+            )
+        master = steps.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
         if plan.plots:
-            drawings["master"] = pool.submit(_draw, master_figures, master,
-                                             plan.qc_dir, plan.name)  # fmt: skip
+            drawings["master"] = pool.submit(_draw, master_figures, master, plan.qc_dir, plan.name)
         hot = find_hot_pixels(
-            master.combined, master.qual, strip["noise"], strip["noise_peel"], fs.exptime,
-            s.hot_sigma, s.hot_rate, s.noise_sigma, s.noise_iterations,
-        )  # fmt: skip
+            master.combined,
+            master.qual,
+            strip["noise"],
+            strip["noise_peel"],
+            fs.exptime,
+            s.hot_sigma,
+            s.hot_rate,
+            s.noise_sigma,
+            s.noise_iterations,
+        )
         if plan.plots:
             drawings["hotpix"] = pool.submit(
-                _draw, hotpix_figures, hot, strip["noise"], strip["noise_peel"],
-                plan.qc_dir, plan.name,
-            )  # fmt: skip
+                _draw,
+                hotpix_figures,
+                hot,
+                strip["noise"],
+                strip["noise_peel"],
+                plan.qc_dir,
+                plan.name,
+            )
         rows = apply_ranges(qc_rows(master, fs, hot), s.qc_ranges)
         raw_header = read_header(fs.frames[0].path)
         header = primary_header(raw_header, fs, s, rows)
@@ -478,15 +502,20 @@ def finalize_product(
             plan.hotpix_path,
         )
         noise = build_noise_hdul(
-            strip["noise"], strip["noise_peel"],
+            strip["noise"],
+            strip["noise_peel"],
             noise_header(header, fs.arm, hot, s.hotpix_params),
-        )  # fmt: skip
+        )
         write_atomic(noise, plan.noise_path)
         write_atomic(build_hdul(master, header), plan.product_path)
         try:
             # listed as the reader looks at them: the master, its frames, its hot pixels
-            plots = tuple(path for key in ("master", "frames", "hotpix") if key in drawings
-                          for path in drawings[key].result())  # fmt: skip
+            plots = tuple(
+                path
+                for key in ("master", "frames", "hotpix")
+                if key in drawings
+                for path in drawings[key].result()
+            )
         except BaseException:
             # a QC plot failed, so the set fails: no master stays behind that a rerun
             # would take as up to date (its maps are rewritten with it)

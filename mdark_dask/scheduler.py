@@ -1,6 +1,6 @@
 """The scheduler module, and the only place that computes.
 
-A night: sets (planned from headers by :mod:`mdark_dask.night`) become product plans;
+A night: sets (planned from headers by :mod:`mdark_dask.plan.night`) become product plans;
 every plan's lazy graph is submitted to the cluster at once and results are collected as
 they complete. A set that fails (a corrupt frame, a validation error, a worker that died
 too often) is reported with its reason; the others still complete. Products already up to
@@ -18,8 +18,8 @@ from typing import Any
 import dask
 
 from mdark_dask.errors import MdarkError
-from mdark_dask.night import NightPlan, NightSet
-from mdark_dask.qc import QCRow, apply_ranges, failed, header_qc
+from mdark_dask.numerics.qc import QCRow, apply_ranges, failed, header_qc
+from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.recipe import (
     NIGHT_TASK_BYTES,
     ProductPlan,
@@ -120,15 +120,30 @@ def plan_sets(
     settled: list[SetOutcome] = []
     for s in night.sets:
         try:
-            plan = plan_frames(s.frames, s.bad, s.name, workspace, settings_path, numerics,
-                               plots=plots, task_bytes=NIGHT_TASK_BYTES)  # fmt: skip
+            plan = plan_frames(
+                s.frames,
+                s.bad,
+                s.name,
+                workspace,
+                settings_path,
+                numerics,
+                plots=plots,
+                task_bytes=NIGHT_TASK_BYTES,
+            )
         except MdarkError as exc:
             settled.append(_outcome(s, "failed", product=None, reason=str(exc)))
             continue
         if not overwrite and plan.up_to_date():
             qc = apply_ranges(header_qc(plan.product_path), plan.settings.qc_ranges)
-            settled.append(_outcome(s, "up to date", product=str(plan.product_path), qc=qc,
-                                    fingerprint=plan.fingerprint))  # fmt: skip
+            settled.append(
+                _outcome(
+                    s,
+                    "up to date",
+                    product=str(plan.product_path),
+                    qc=qc,
+                    fingerprint=plan.fingerprint,
+                )
+            )
             continue
         todo.append((s, plan))
     return todo, settled
@@ -155,12 +170,22 @@ def run_plans(
 
     def record(s: NightSet, plan: ProductPlan, result: Any, error: BaseException | None) -> None:
         if error is None:
-            outcome = _outcome(s, "done", product=result.path, qc=result.qc,
-                               seconds=time.perf_counter() - started,
-                               fingerprint=plan.fingerprint)  # fmt: skip
+            outcome = _outcome(
+                s,
+                "done",
+                product=result.path,
+                qc=result.qc,
+                seconds=time.perf_counter() - started,
+                fingerprint=plan.fingerprint,
+            )
         else:
-            outcome = _outcome(s, "failed", product=None, reason=_reason(error),
-                               seconds=time.perf_counter() - started)  # fmt: skip
+            outcome = _outcome(
+                s,
+                "failed",
+                product=None,
+                reason=_reason(error),
+                seconds=time.perf_counter() - started,
+            )
         outcomes.append(outcome)
         if progress is not None:
             progress(outcome, len(outcomes), total, time.perf_counter() - started)
@@ -181,8 +206,9 @@ def run_plans(
     # the last gaps instead of one large set running alone at the end
     cost = [sum(f.shape[0] * f.shape[1] for f in plan.frameset.frames) for _, plan in todo]
     rank = {i: r for r, i in enumerate(sorted(range(len(todo)), key=cost.__getitem__))}
-    futures = [client.compute(master_graph(plan), priority=rank[i])
-               for i, (_, plan) in enumerate(todo)]  # fmt: skip
+    futures = [
+        client.compute(master_graph(plan), priority=rank[i]) for i, (_, plan) in enumerate(todo)
+    ]
     owner = {f.key: item for f, item in zip(futures, todo, strict=True)}
     for future in as_completed(futures):
         s, plan = owner[future.key]

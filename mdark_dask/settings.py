@@ -21,7 +21,7 @@ from typing import Any, Final
 import yaml
 
 from mdark_dask.errors import SettingsError
-from mdark_dask.kernels import NUMERICS, Numerics
+from mdark_dask.numerics.steps import NUMERICS, Numerics
 
 RECIPE_KEYS: Final = (
     "stacked-clipping-sigma",
@@ -29,7 +29,7 @@ RECIPE_KEYS: Final = (
     "frame-clipping-sigma",
     "frame-clipping-iterations",
 )
-#: Keys of the hot-pixel map (mdark-dask only; see :mod:`mdark_dask.hotpix`).
+#: Keys of the hot-pixel map (mdark-dask only; see :mod:`mdark_dask.numerics.hotpix`).
 HOTPIX_KEYS: Final = (
     "hot-pixel-sigma",
     "hot-pixel-rate",
@@ -39,20 +39,42 @@ HOTPIX_KEYS: Final = (
 ARM_KEYS: Final = ("vis", "nir", "uvb")
 RANGES_KEY: Final = "qc-acceptable-ranges"
 QC_RANGE_NAMES: Final = (
-    "mdark-median", "raw-ron", "master-ron", "hotpix-num", "hotpix-frac",
-    "detector-temp", "cpath-temp",
-    "hotpix-phys-num", "hotpix-phys-frac", "noisypix-num", "noisypix-frac",
-)  # fmt: skip
+    "mdark-median",
+    "raw-ron",
+    "master-ron",
+    "hotpix-num",
+    "hotpix-frac",
+    "detector-temp",
+    "cpath-temp",
+    "hotpix-phys-num",
+    "hotpix-phys-frac",
+    "noisypix-num",
+    "noisypix-frac",
+)
 # Top-level keys of soxspipe's settings files that mdark does not use: accepted, ignored.
 SOXSPIPE_TOP_LEVEL: Final = frozenset(
     {
-        "PAE", "background-subtraction", "bootstrap_dispersion_solution", "data-extension",
-        "ignore-dflats", "ignore-dome-flats", "night_start_offset_hrs",
-        "save-intermediate-products", "summary-keys", "tune-pipeline", "version",
-        "vlt-data-raw", "vlt-data-reduced", "workspace-root-dir", "logging settings",
-        "reduced-data-root", "test-data-root", "intermediate-data-root", "raw-data-root",
+        "PAE",
+        "background-subtraction",
+        "bootstrap_dispersion_solution",
+        "data-extension",
+        "ignore-dflats",
+        "ignore-dome-flats",
+        "night_start_offset_hrs",
+        "save-intermediate-products",
+        "summary-keys",
+        "tune-pipeline",
+        "version",
+        "vlt-data-raw",
+        "vlt-data-reduced",
+        "workspace-root-dir",
+        "logging settings",
+        "reduced-data-root",
+        "test-data-root",
+        "intermediate-data-root",
+        "raw-data-root",
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Load the compiled kernels, then matplotlib, in a background thread while a command starts.
 
-The kernels are C libraries (:mod:`mdark_dask.native`): loading them costs a few
+The kernels are C libraries (:mod:`mdark_dask.numerics.native`): loading them costs a few
 milliseconds, but the first call of each module also imports numpy and the wrapper modules
 and binds the ctypes functions, which the header scan and the graph building need not wait
 for. matplotlib's import (~0.3 s of Python) is the larger part: done while the frames are
@@ -32,8 +32,8 @@ def load_kernels(numerics: str = "accurate") -> None:
     """
     import numpy as np
 
-    from mdark_dask import kernels
     from mdark_dask.io.prepare import prepare_window
+    from mdark_dask.numerics import steps
 
     # the reader: big-endian 16-bit words with BZERO, as raw frames are stored
     out = np.empty((2, 2), dtype=np.float32)
@@ -41,41 +41,43 @@ def load_kernels(numerics: str = "accurate") -> None:
     # then in the order the run needs them: the level clip, the stack clip, the final
     # task's kernels (the level tasks can start while the later ones load)
     frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
-    modes = [m for m in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4"))
-             if m in kernels.NUMERICS]  # fmt: skip
+    modes = [
+        m for m in dict.fromkeys((numerics, "accurate", "soxspipe-0.17.4")) if m in steps.NUMERICS
+    ]
     for mode in modes:
-        kernels.frame_level(frame, 3.0, 2, mode)
+        steps.frame_level(frame, 3.0, 2, mode)
     levels = np.zeros((5, 4), dtype=np.float64)
     levels[:, 1] = 2.0
-    strip = kernels.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)
+    strip = steps.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)
     for mode in modes:
-        kernels.global_clip_bounds(frame, 3.0, 2, mode)  # the post-stack clip
-    from mdark_dask.hotpix import find_hot_pixels
+        steps.global_clip_bounds(frame, 3.0, 2, mode)  # the post-stack clip
+    from mdark_dask.numerics.hotpix import find_hot_pixels
 
-    find_hot_pixels(strip["flux"], strip["mask"], strip["noise"], strip["noise_peel"],
-                    1.0, 3.0, None, 3.0, 2)  # fmt: skip
+    find_hot_pixels(
+        strip["flux"], strip["mask"], strip["noise"], strip["noise_peel"], 1.0, 3.0, None, 3.0, 2
+    )
     # the QC plots' counting kernels (matplotlib itself is prefetched separately)
-    from mdark_dask import plots
+    from mdark_dask.report import figures
 
-    plots.block_or(strip["mask"], 2)
+    figures.block_or(strip["mask"], 2)
     edges = np.linspace(0.0, 1.0, 5)
     for clip in (False, True):
-        plots.bin_counts(frame, 0.0, edges, clip=clip)
-    plots.quantile_bound(frame, 0.99)
-    plots.finite_range(frame)
+        figures.bin_counts(frame, 0.0, edges, clip=clip)
+    figures.quantile_bound(frame, 0.99)
+    figures.finite_range(frame)
 
 
 def load_writer() -> None:
-    """Import what writes the products: :mod:`mdark_dask.product` and astropy's FITS
+    """Import what writes the products: :mod:`mdark_dask.io.product` and astropy's FITS
     writer (~0.15 s of Python, most of it ``astropy.units``). The header scan reads plain
     frames without astropy (:mod:`mdark_dask.io.header`), so only the final task needs it."""
-    import mdark_dask.product  # noqa: F401
+    import mdark_dask.io.product  # noqa: F401
 
 
 def load_matplotlib() -> None:
     """Import matplotlib's Agg canvas and figure (~0.3 s of Python) for the QC plots
-    (:func:`mdark_dask.drawing.preload`)."""
-    from mdark_dask.drawing import preload
+    (:func:`mdark_dask.report.draw.preload`)."""
+    from mdark_dask.report.draw import preload
 
     preload()
 
@@ -89,7 +91,7 @@ def start(
 ) -> threading.Thread:
     """In a daemon thread (it never holds up the exit): :func:`load_kernels` (unless not
     ``kernels``), then :func:`load_writer`, then :func:`load_matplotlib` when ``plots``;
-    with ``settle``, then :func:`mdark_dask.startup.settle` (the collector back on once
+    with ``settle``, then :func:`mdark_dask.process.settle` (the collector back on once
     the modules are in).
 
     One thread does it all, one step after the other: the imports are Python and would
@@ -112,7 +114,7 @@ def start(
             with contextlib.suppress(Exception):
                 load_matplotlib()
         if settle:
-            from mdark_dask.startup import settle as resume
+            from mdark_dask.process import settle as resume
 
             resume()
 
@@ -130,10 +132,10 @@ def in_background(numerics: str = "accurate", plots: bool = True, own: bool = Fa
     for the kernels they call; matplotlib loads while they clip.
 
     ``own``: the worker belongs to a cluster this command started, so it is tuned as the
-    command's own process is (:func:`mdark_dask.startup.tune_worker`) while it loads.
+    command's own process is (:func:`mdark_dask.process.tune_worker`) while it loads.
     """
     if own:
-        from mdark_dask.startup import tune_worker
+        from mdark_dask.process import tune_worker
 
         tune_worker()
     start(numerics, plots=plots, settle=own)

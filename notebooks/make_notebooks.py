@@ -113,7 +113,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import mdark_dask.api as md
-from mdark_dask import kernels
+from mdark_dask.numerics import steps
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 
 root = Path(tempfile.mkdtemp(prefix="mdark-clipping-"))
@@ -126,7 +126,7 @@ stack""",
     (
         "code",
         """frame = stack.values[0]
-level = kernels.frame_level(frame, 3, 3, "accurate")
+level = steps.frame_level(frame, 3, 3, "accurate")
 print(f"level {level.mean:.2f} e-, scatter {level.std:.3f} e-")
 print(f"clip bounds [{level.lo:.1f}, {level.hi:.1f}] e-")
 plt.hist(frame.ravel(), bins=300, log=True, color="0.5")
@@ -139,11 +139,11 @@ plt.show()""",
     ("md", "## 2. The stack clip of one pixel: a cosmic ray is rejected, the rest averaged"),
     (
         "code",
-        """levels = np.array([list(kernels.frame_level(f, 3, 3, "accurate")) for f in stack.values])
+        """levels = np.array([list(steps.frame_level(f, 3, 3, "accurate")) for f in stack.values])
 sub = stack.values - levels[:, 2][:, None, None]
 y, x = np.unravel_index(np.argmax(np.ptp(sub, axis=0)), sub.shape[1:])  # the most disturbed pixel
 values = sub[:, y, x]
-keep = ~kernels.stack_clip_mask(sub[:, y : y + 1, x : x + 1], 3, 3)[:, 0, 0]
+keep = ~steps.stack_clip_mask(sub[:, y : y + 1, x : x + 1], 3, 3)[:, 0, 0]
 plt.plot(np.arange(len(values)), values, "o", color="0.6", label="frames")
 plt.plot(np.arange(len(values))[~keep], values[~keep], "rx", ms=12, label="clipped")
 plt.axhline(values[keep].mean(), color="blue", label="mean of kept")

@@ -180,9 +180,15 @@ def test_dark_mixed_with_bias(
     base_frames: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bias_spec = DarkSetSpec(
-        "soxs", "VIS", n_frames=1, exptime=5.0, binning=(2, 2), shape=(2048, 429),
-        start="2026-01-11T09:00:00.000", dpr_type="BIAS",
-    )  # fmt: skip
+        "soxs",
+        "VIS",
+        n_frames=1,
+        exptime=5.0,
+        binning=(2, 2),
+        shape=(2048, 429),
+        start="2026-01-11T09:00:00.000",
+        dpr_type="BIAS",
+    )
     bias = simulate_set(bias_spec, tmp_path / "bias")
     sof = write_sof(tmp_path / "mixed.sof", [*base_frames[:3], *bias])
     ws = tmp_path / "ws"
@@ -395,9 +401,14 @@ def test_frames_differ_in_shape(
     base_frames: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other_spec = DarkSetSpec(
-        "soxs", "VIS", n_frames=1, exptime=5.0, binning=(2, 2), shape=(2048, 431),
+        "soxs",
+        "VIS",
+        n_frames=1,
+        exptime=5.0,
+        binning=(2, 2),
+        shape=(2048, 431),
         start="2026-01-11T09:00:00.000",
-    )  # fmt: skip
+    )
     other = simulate_set(other_spec, tmp_path / "other")
     sof = write_sof(tmp_path / "shapes.sof", [*base_frames[:2], *other])
     ws = tmp_path / "ws"
@@ -455,10 +466,16 @@ def test_frames_too_small_unbinned(
         ("numerics: fastest\n", "numerics must be one of"),
     ],
     ids=[
-        "unknown-key", "unknown-top-key", "wrong-type", "non-integer", "invalid-yaml",
-        "invalid-yaml-indent", "instrument-mismatch", "bad-numerics",
+        "unknown-key",
+        "unknown-top-key",
+        "wrong-type",
+        "non-integer",
+        "invalid-yaml",
+        "invalid-yaml-indent",
+        "instrument-mismatch",
+        "bad-numerics",
     ],
-)  # fmt: skip
+)
 def test_bad_settings_file(
     text: str,
     message: str,
@@ -643,13 +660,13 @@ def test_negative_rows(good_sof: Path, tmp_path: Path, capsys: pytest.CaptureFix
 def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("mdark-dask")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
-    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
+    )
 
 
 def test_console_script_reports_bad_input_and_exit_status(tmp_path: Path) -> None:
-    run = _console("mdark", str(tmp_path / "missing.sof"), "-o", str(tmp_path / "ws"),
-                   cwd=tmp_path)  # fmt: skip
+    run = _console("mdark", str(tmp_path / "missing.sof"), "-o", str(tmp_path / "ws"), cwd=tmp_path)
     assert run.returncode == 2
     assert run.stderr == f"ERROR: sof file {tmp_path / 'missing.sof'} does not exist\n"
 

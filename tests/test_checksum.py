@@ -21,8 +21,9 @@ from hypothesis.extra import numpy as hnp
 
 from mdark_dask.io.fits import CHECKSUM_COMMENT, add_checksum, datasum, write_atomic
 
-HYP = settings(max_examples=120, deadline=None,
-               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+HYP = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 FAST = ["u1", "<i2", "<i4", "<i8", "<f4", "<f8", ">f4", ">i2"]
 ASTROPY = ["i1", "<u2", "<u4", "<u8"]  # stored through BZERO: astropy's own path
@@ -42,8 +43,10 @@ def reference_datasum(data: np.ndarray[Any, Any]) -> int:
 def write_both(hdus: list[Any], tmp_path: Path) -> tuple[bytes, bytes]:
     """The bytes of ``hdus`` written with astropy's add_checksum, then with ours."""
     out = []
-    for name, add in (("astropy", lambda h: h.add_checksum(when=CHECKSUM_COMMENT)),
-                      ("fast", lambda h: add_checksum(h, CHECKSUM_COMMENT))):  # fmt: skip
+    for name, add in (
+        ("astropy", lambda h: h.add_checksum(when=CHECKSUM_COMMENT)),
+        ("fast", lambda h: add_checksum(h, CHECKSUM_COMMENT)),
+    ):
         hdul = fits.HDUList([h.copy() for h in hdus])
         for hdu in hdul:
             add(hdu)
@@ -71,9 +74,11 @@ def test_datasum(data: np.ndarray[Any, Any]) -> None:
 @HYP
 @given(image=images(FAST + ASTROPY), extension=images(FAST), read_only=st.booleans())
 def test_files_equal_astropys(
-    image: np.ndarray[Any, Any], extension: np.ndarray[Any, Any], read_only: bool,
+    image: np.ndarray[Any, Any],
+    extension: np.ndarray[Any, Any],
+    read_only: bool,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     if read_only:
         image = image.view()
         image.flags.writeable = False
@@ -89,8 +94,11 @@ def test_product_sized_images_equal_astropys(tmp_path: Path) -> None:
     flux[0, :5] = [np.nan, -0.0, np.inf, -np.inf, np.float32(3.4e38)]
     view = flux.view()
     view.flags.writeable = False
-    hdus = [fits.PrimaryHDU(view), fits.ImageHDU((flux > 100).astype(np.uint8)),
-            fits.ImageHDU(np.zeros((1, 3), dtype=np.float64))]  # fmt: skip
+    hdus = [
+        fits.PrimaryHDU(view),
+        fits.ImageHDU((flux > 100).astype(np.uint8)),
+        fits.ImageHDU(np.zeros((1, 3), dtype=np.float64)),
+    ]
     astropy_bytes, fast_bytes = write_both(hdus, tmp_path)
     assert fast_bytes == astropy_bytes
 
@@ -108,7 +116,7 @@ def test_write_atomic_keeps_the_callers_arrays(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("itemsize", [3, 16])
 def test_the_kernel_refuses_other_word_sizes(itemsize: int) -> None:
-    from mdark_dask.native import bind
+    from mdark_dask.numerics.native import bind
 
     fn = bind("fitsio", "md_datasum", "n:pnn")
     buf = np.zeros(48, dtype=np.uint8)

@@ -46,7 +46,7 @@ import yaml
 from mdark_dask.cli import main
 from mdark_dask.cluster import ClusterError, Opening, connect, load_definition
 from mdark_dask.instruments import ARMS
-from mdark_dask.night import plan_night
+from mdark_dask.plan.night import plan_night
 from mdark_dask.simulate import DarkSetSpec, simulate_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,18 +139,29 @@ class DaskProcesses:
     ) -> subprocess.Popen[bytes]:
         with open(self.logs / f"{name}.log", "wb") as log:
             return subprocess.Popen(
-                [*dask_command(), *args], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**self.env, **(env or {})}, cwd=self.logs,
-            )  # fmt: skip
+                [*dask_command(), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**self.env, **(env or {})},
+                cwd=self.logs,
+            )
 
     def start(self, n_workers: int) -> None:
         from distributed import Client
 
         self.scheduler = self._spawn(
             "scheduler",
-            ["scheduler", "--host", HOST, "--port", str(self.port),
-             "--dashboard-address", f"{HOST}:{self.dashboard_port}"],
-        )  # fmt: skip
+            [
+                "scheduler",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--dashboard-address",
+                f"{HOST}:{self.dashboard_port}",
+            ],
+        )
         for _ in range(n_workers):
             self.add_worker()
         self.client = Client(self.address, timeout=STARTUP_TIMEOUT, set_as_default=False)
@@ -162,10 +173,19 @@ class DaskProcesses:
         name = f"worker-{len(self.nannies)}"
         nanny = self._spawn(
             name,
-            ["worker", self.address, *self.WORKER_OPTIONS.split(), "--host", HOST,
-             "--death-timeout", "60", "--local-directory", str(self.logs / name)],
+            [
+                "worker",
+                self.address,
+                *self.WORKER_OPTIONS.split(),
+                "--host",
+                HOST,
+                "--death-timeout",
+                "60",
+                "--local-directory",
+                str(self.logs / name),
+            ],
             env={"DASK_CONFIG": str(DASK_CONFIG_DIR)},
-        )  # fmt: skip
+        )
         self.nannies.append(nanny)
         return nanny
 
@@ -225,17 +245,28 @@ def simulate_night(raw: Path) -> dict[str, Path]:
     for instrument, arm, binning in ARM_SETS:
         for exptime in EXPTIMES:
             spec = DarkSetSpec(
-                instrument, arm, n_frames=3, exptime=exptime, binning=binning,
+                instrument,
+                arm,
+                n_frames=3,
+                exptime=exptime,
+                binning=binning,
                 shape=smallest_shape(instrument, arm, binning),
-                start=f"2026-01-11T08:{minute:02d}:00.000", seed=minute,
-            )  # fmt: skip
+                start=f"2026-01-11T08:{minute:02d}:00.000",
+                seed=minute,
+            )
             simulate_set(spec, raw / f"{instrument}-{arm.lower()}")
             minute += 5
     awkward = raw / "awkward"
     bias_spec = DarkSetSpec(
-        "soxs", "VIS", n_frames=1, exptime=0.0, binning=(2, 2), dpr_type="BIAS",
-        shape=smallest_shape("soxs", "VIS", (2, 2)), start="2026-01-11T09:30:00.000",
-    )  # fmt: skip
+        "soxs",
+        "VIS",
+        n_frames=1,
+        exptime=0.0,
+        binning=(2, 2),
+        dpr_type="BIAS",
+        shape=smallest_shape("soxs", "VIS", (2, 2)),
+        start="2026-01-11T09:30:00.000",
+    )
     (bias,) = simulate_set(bias_spec, awkward)
     source = sorted((raw / "xsh-uvb").glob("*.fits"))[0]
     truncated = awkward / "XSHOO.truncated.fits"
@@ -251,10 +282,14 @@ def simulate_big_night(raw: Path) -> None:
     for i in range(8):
         instrument = "soxs" if i % 2 == 0 else "xsh"
         spec = DarkSetSpec(
-            instrument, "NIR", n_frames=6, exptime=5.0 * (i + 1),
+            instrument,
+            "NIR",
+            n_frames=6,
+            exptime=5.0 * (i + 1),
             shape=smallest_shape(instrument, "NIR", (1, 1)),
-            start=f"2026-01-11T{8 + i:02d}:00:00.000", seed=100 + i,
-        )  # fmt: skip
+            start=f"2026-01-11T{8 + i:02d}:00:00.000",
+            seed=100 + i,
+        )
         simulate_set(spec, raw / f"set-{i}")
 
 
@@ -323,16 +358,30 @@ class NightProcess:
     """``mdark-dask night`` in a subprocess, its stdout read line by line as it comes."""
 
     def __init__(self, raw: Path, workspace: Path, cluster: str) -> None:
-        args = [sys.executable, "-m", "mdark_dask.cli", "night", str(raw), "-o", str(workspace),
-                "--cluster", cluster, "--no-plots"]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "mdark_dask.cli",
+            "night",
+            str(raw),
+            "-o",
+            str(workspace),
+            "--cluster",
+            cluster,
+            "--no-plots",
+        ]
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
         # stderr to a file: a pipe nobody reads could fill up and stall the night
         self.stderr_path = workspace.with_name(f"{workspace.name}-stderr.txt")
         with open(self.stderr_path, "wb") as stderr:
             self.proc = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL,
-                text=True, env=env,
-            )  # fmt: skip
+                args,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -410,8 +459,17 @@ def test_night_on_real_workers_matches_in_process(
 ) -> None:
     workspace = tmp_path / "ws-cluster"
     capsys.readouterr()
-    code = main(["night", str(night.raw), "-o", str(workspace),
-                 "--cluster", dask_processes.address, "--no-plots"])  # fmt: skip
+    code = main(
+        [
+            "night",
+            str(night.raw),
+            "-o",
+            str(workspace),
+            "--cluster",
+            dask_processes.address,
+            "--no-plots",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err + dask_processes.log_tail()
 
@@ -578,8 +636,16 @@ def test_every_documented_definition_exists_and_loads() -> None:
     readme = (CLUSTER_DIR / "README.md").read_text(encoding="utf-8")
     for name in types:
         assert f"{name}.yaml" in readme
-    for needle in ("dask scheduler", "dask worker tcp://", "--nthreads 1", "8787", "DASK_CONFIG",
-                   "mdark-dask[jobqueue]", "mdark-dask[kubernetes]", "same absolute"):  # fmt: skip
+    for needle in (
+        "dask scheduler",
+        "dask worker tcp://",
+        "--nthreads 1",
+        "8787",
+        "DASK_CONFIG",
+        "mdark-dask[jobqueue]",
+        "mdark-dask[kubernetes]",
+        "same absolute",
+    ):
         assert needle in readme, needle
 
 
@@ -592,10 +658,24 @@ def test_kubernetes_definition_is_operator_kubecluster_keywords() -> None:
     definition = load_definition(CLUSTER_DIR / "kubernetes.yaml")
     keywords = set(definition) - {"type"}
     # KubeCluster's keywords (dask-kubernetes operator); n_workers is what it is scaled to
-    known = {"name", "namespace", "image", "n_workers", "resources", "env", "worker_command",
-             "port_forward_cluster_ip", "create_mode", "shutdown_on_close", "idle_timeout",
-             "resource_timeout", "scheduler_service_type", "custom_cluster_spec",
-             "scheduler_forward_port", "jupyter"}  # fmt: skip
+    known = {
+        "name",
+        "namespace",
+        "image",
+        "n_workers",
+        "resources",
+        "env",
+        "worker_command",
+        "port_forward_cluster_ip",
+        "create_mode",
+        "shutdown_on_close",
+        "idle_timeout",
+        "resource_timeout",
+        "scheduler_service_type",
+        "custom_cluster_spec",
+        "scheduler_forward_port",
+        "jupyter",
+    }
     assert keywords <= known, keywords - known
     assert {"name", "image", "n_workers", "resources"} <= keywords
     assert set(definition["resources"]) <= {"requests", "limits"}

@@ -22,14 +22,15 @@ from astropy.io.fits.verify import VerifyWarning
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask.frameset import SCAN_KEYWORDS
 from mdark_dask.io.fits import read_scan_astropy, scan_frame
 from mdark_dask.io.header import read_plain_header
+from mdark_dask.plan.frameset import SCAN_KEYWORDS
 from mdark_dask.simulate import DarkSetSpec, simulate_set
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-HYP = settings(max_examples=150, deadline=None,
-               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+HYP = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 KEYS = (*SCAN_KEYWORDS, "ESO DET DIT", "OBJECT", "AIRMASS", "ESO INS MODE", "ORIGIN")
 
@@ -40,8 +41,16 @@ def both(path: Path, keywords: tuple[str, ...] = KEYS) -> tuple[Any, Any]:
     reference = read_scan_astropy(str(path), keywords)
     if plain is None:
         return None, reference
-    got = (0, plain.shape, plain.bitpix, plain.bzero, plain.bscale, plain.data_offset, False,
-           plain.cards)  # fmt: skip
+    got = (
+        0,
+        plain.shape,
+        plain.bitpix,
+        plain.bzero,
+        plain.bscale,
+        plain.data_offset,
+        False,
+        plain.cards,
+    )
     return got, reference
 
 
@@ -59,12 +68,22 @@ values = st.one_of(
     st.integers(-(2**62), 2**62),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-hierarch = st.lists(st.sampled_from(["DET", "INS", "SEQ", "TPL", "OUT1", "CHIP", "X9", "A_B"]),
-                    min_size=1, max_size=4).map(lambda w: "ESO " + " ".join(w))  # fmt: skip
+hierarch = st.lists(
+    st.sampled_from(["DET", "INS", "SEQ", "TPL", "OUT1", "CHIP", "X9", "A_B"]),
+    min_size=1,
+    max_size=4,
+).map(lambda w: "ESO " + " ".join(w))
 keys = st.one_of(st.sampled_from(KEYS), hierarch)
 #: (dtype, (BSCALE, BZERO) or None) of the image
-IMAGES = [(np.uint16, None), (np.int16, None), (np.float32, None), (np.int32, None),
-          (np.float64, None), (np.uint8, None), (np.int16, (2.0, 100.0))]  # fmt: skip
+IMAGES = [
+    (np.uint16, None),
+    (np.int16, None),
+    (np.float32, None),
+    (np.int32, None),
+    (np.float64, None),
+    (np.uint8, None),
+    (np.int16, (2.0, 100.0)),
+]
 
 
 @HYP
@@ -175,25 +194,33 @@ def test_keywords_astropy_looks_up_its_own_way_are_left_to_it(keyword: str, tmp_
 
 
 def test_ordinary_cards_are_read(tmp_path: Path) -> None:
-    extra = "\n".join([
-        "EXPTIME =                  5.0 / s",
-        "OBJECT  = 'it''s a  '         / quotes doubled, trailing blanks dropped",
-        "ORIGIN  = ''",
-        "HIERARCH ESO DET DIT = -.5E-3",
-        "HIERARCH ESO SEQ ARM = 'NIR'",
-        "AIRMASS =             1.0D+01",
-        "ESO     =                    T",
-        "COMMENT   EXPTIME = 9 (commentary: not a card of EXPTIME)",
-        "BZERO   =                32768",
-    ])  # fmt: skip
+    extra = "\n".join(
+        [
+            "EXPTIME =                  5.0 / s",
+            "OBJECT  = 'it''s a  '         / quotes doubled, trailing blanks dropped",
+            "ORIGIN  = ''",
+            "HIERARCH ESO DET DIT = -.5E-3",
+            "HIERARCH ESO SEQ ARM = 'NIR'",
+            "AIRMASS =             1.0D+01",
+            "ESO     =                    T",
+            "COMMENT   EXPTIME = 9 (commentary: not a card of EXPTIME)",
+            "BZERO   =                32768",
+        ]
+    )
     path = write(tmp_path / "ok.fits", PLAIN.format(extra=extra), b"\0" * 2880)
     keys = ("EXPTIME", "OBJECT", "ORIGIN", "ESO DET DIT", "ESO SEQ ARM", "AIRMASS", "ESO")
     got, reference = both(path, keys)
     assert got is not None
     assert_same_types(got, reference)
-    assert dict(got[-1]) == {"EXPTIME": 5.0, "OBJECT": "it's a", "ORIGIN": "",
-                             "ESO DET DIT": -0.0005, "ESO SEQ ARM": "NIR", "AIRMASS": 10.0,
-                             "ESO": True}  # fmt: skip
+    assert dict(got[-1]) == {
+        "EXPTIME": 5.0,
+        "OBJECT": "it's a",
+        "ORIGIN": "",
+        "ESO DET DIT": -0.0005,
+        "ESO SEQ ARM": "NIR",
+        "AIRMASS": 10.0,
+        "ESO": True,
+    }
     assert got[3:6] == (32768.0, 1.0, 2880)
 
 

@@ -19,10 +19,10 @@ from astropy.utils.exceptions import AstropyUserWarning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask import hotpix, kernels
 from mdark_dask.errors import SettingsError
-from mdark_dask.hotpix import HOT, NOISY, clip_high, find_hot_pixels, robust_level
-from mdark_dask.qc import HOTPIX_QC
+from mdark_dask.numerics import hotpix, steps
+from mdark_dask.numerics.hotpix import HOT, NOISY, clip_high, find_hot_pixels, robust_level
+from mdark_dask.numerics.qc import HOTPIX_QC
 from mdark_dask.recipe import ProductResult, plan_product
 from mdark_dask.scheduler import compute_products
 from mdark_dask.settings import HOTPIX_KEYS, load_settings
@@ -64,7 +64,7 @@ def kept_values(
         np.subtract(e[i], np.float64(levels[i, 2]), out=sub[i], casting="same_kind")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy warns about the NaN pixels
-        clipped = kernels.stack_clip_mask(sub, sigma, maxiters)
+        clipped = steps.stack_clip_mask(sub, sigma, maxiters)
     return np.where(clipped, np.nan, sub.astype(np.float64))
 
 
@@ -79,7 +79,7 @@ def test_noise_is_the_std_of_the_frames_kept_by_the_clip(n: int, shape: tuple[in
     flat = e.reshape(n, -1)
     flat[0, 0] += np.float32(5000.0)  # a cosmic ray in one frame: clipped, not in the noise
     flat[:, -1] = np.nan  # no finite frame: NaN noise
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         kept = kept_values(e, levels, 3.0, 3)
@@ -97,8 +97,8 @@ def test_noise_peel_matches_its_reference(n: int) -> None:
     e[1, 3, 4] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        ref = kernels.stack_strip_reference(e, levels, 3.8, 3.0, 3)
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+        ref = steps.stack_strip_reference(e, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     np.testing.assert_allclose(out["noise_peel"], ref["noise_peel"], rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(out["noise"], ref["noise"], rtol=2e-6, atol=1e-6)
     # defined from five finite values on (four remain after dropping one)
@@ -109,23 +109,23 @@ def test_noise_peel_matches_its_reference(n: int) -> None:
 
 def test_noise_fields_leave_the_soxspipe_fields_alone() -> None:
     """flux, errs and mask are the reference's, field by field (the noise is extra)."""
-    assert kernels.STRIP_DTYPE.names == ("flux", "errs", "mask", "noise", "noise_peel")
+    assert steps.STRIP_DTYPE.names == ("flux", "errs", "mask", "noise", "noise_peel")
     e, levels = strip_inputs(5, (37, 53), seed=4)
     e[2, 10, 10] += np.float32(3000.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        ref = kernels.stack_strip_reference(e, levels, 3.8, 3.0, 3)
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+        ref = steps.stack_strip_reference(e, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     for name in ("flux", "errs", "mask"):
         assert out[name].tobytes() == ref[name].tobytes(), name
 
 
 def test_noise_images_tile_by_rows() -> None:
     e, levels = strip_inputs(6, (37, 53), seed=12)
-    whole = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+    whole = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     for rows in (1, 5, 36):
         parts = [
-            kernels.stack_strip(np.ascontiguousarray(e[:, r : r + rows]), levels, 3.8, 3.0, 3)
+            steps.stack_strip(np.ascontiguousarray(e[:, r : r + rows]), levels, 3.8, 3.0, 3)
             for r in range(0, 37, rows)
         ]
         assert np.concatenate(parts).tobytes() == whole.tobytes()
@@ -151,7 +151,7 @@ def test_cosmic_ray_hits_never_raise_noise_peel(
     hit = e.copy()
     for k, f in enumerate(frames):
         hit[f, y, x] += np.float32(500.0 * 3**k)  # each its own charge
-    out = kernels.stack_strip(hit, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(hit, levels, 3.8, 3.0, 3)
     # the kernel's values: float32(float64(E) - m), then float64
     d = (e[:, y, x].astype(np.float64) - levels[:, 2]).astype(np.float32).astype(np.float64)
     others = np.std(np.delete(d, list(frames)))
@@ -167,7 +167,7 @@ def test_two_frames_at_one_level_keep_noise_peel_high() -> None:
     e[[2, 7], 0, 0] += np.float32(200.0)  # same level twice: telegraph
     e[2, 0, 1] += np.float32(200.0)  # two hits of different charge: cosmic rays
     e[7, 0, 1] += np.float32(900.0)
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     assert out["noise"][0, 0] < 15.0 and out["noise"][0, 1] < 15.0
     assert out["noise_peel"][0, 0] > 70.0
     assert out["noise_peel"][0, 1] < 15.0
@@ -187,13 +187,14 @@ def test_noise_ignores_frame_order_and_levels(
     e = np.round(e).astype(np.float32)  # integer values and levels: shifts are exact
     levels = np.round(levels)
     perm = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)
-    a = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
-    b = kernels.stack_strip(np.ascontiguousarray(e[perm]), np.ascontiguousarray(levels[perm]),
-                            3.8, 3.0, 3)  # fmt: skip
+    a = steps.stack_strip(e, levels, 3.8, 3.0, 3)
+    b = steps.stack_strip(
+        np.ascontiguousarray(e[perm]), np.ascontiguousarray(levels[perm]), 3.8, 3.0, 3
+    )
     for name in ("noise", "noise_peel"):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-5)
     shifted = (e + np.float32(c)).astype(np.float32)
-    s = kernels.stack_strip(shifted, levels + np.asarray([c, c, c, 0.0]), 3.8, 3.0, 3)
+    s = steps.stack_strip(shifted, levels + np.asarray([c, c, c, 0.0]), 3.8, 3.0, 3)
     np.testing.assert_array_equal(a["noise"], s["noise"])
     np.testing.assert_array_equal(a["noise_peel"], s["noise_peel"])
 
@@ -314,7 +315,7 @@ def sorted_median(v: npt.NDArray[np.float64]) -> float:
 
 def sorted_mad_std(v: npt.NDArray[np.float64], n: int, med: float) -> float:
     """The replaced MAD-std of sorted values (walk outward from the median)."""
-    from mdark_dask.stackclip import _mad_std
+    from mdark_dask.numerics.stackclip import _mad_std
 
     return float(_mad_std(v, 0, n, med))
 
@@ -371,8 +372,9 @@ def sort_find_hot_pixels(
     clip_surv = sort_clip_high(surv, float(noise_sigma or 0), int(noise_iterations or 0))
     clip_peel = sort_clip_high(peel64, float(noise_sigma or 0), int(noise_iterations or 0))
     with np.errstate(invalid="ignore"):
-        noisy = np.where(np.isfinite(peel64), peel64 > clip_peel.threshold,
-                         surv > clip_surv.threshold)  # fmt: skip
+        noisy = np.where(
+            np.isfinite(peel64), peel64 > clip_peel.threshold, surv > clip_surv.threshold
+        )
     bpm = (hot * np.uint8(HOT) | noisy * np.uint8(NOISY)).astype(np.uint8)
     return bpm, dark, level, threshold, clip_surv, clip_peel
 
@@ -561,8 +563,11 @@ def test_hotpix_settings_spellings_and_arm_blocks(tmp_path: Path) -> None:
     nir = load_settings("soxs", "NIR", path)
     vis = load_settings("soxs", "VIS", path)
     assert (nir.hot_sigma, nir.hot_rate, nir.noise_sigma, nir.noise_iterations) == (
-        7, 0.02, 4.5, 2,
-    )  # fmt: skip
+        7,
+        0.02,
+        4.5,
+        2,
+    )
     assert vis.noise_sigma == 6
     assert dict(nir.hotpix_params)["noise-clipping-sigma"] == 4.5
     assert len(nir.params) == 4
@@ -600,9 +605,16 @@ def test_rate_zero_or_null_is_unused(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def small_sof(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = DarkSetSpec(
-        "soxs", "VIS", n_frames=6, binning=(2, 2), exptime=600.0, seed=21,
-        hot_tail=1.0, telegraph_fraction=5e-4, cosmic_scale=5.0,
-    )  # fmt: skip
+        "soxs",
+        "VIS",
+        n_frames=6,
+        binning=(2, 2),
+        exptime=600.0,
+        seed=21,
+        hot_tail=1.0,
+        telegraph_fraction=5e-4,
+        cosmic_scale=5.0,
+    )
     root = tmp_path_factory.mktemp("hotpix-small")
     return write_sof(root / sof_name(spec), simulate_set(spec, root / "raw"))
 
@@ -642,11 +654,16 @@ def test_master_dark_is_unchanged_by_the_maps(small: ProductResult) -> None:
     assert not [k for k in keys if k.startswith("ESO QC") and ("PHYS" in k or "NOISY" in k)]
     assert "ESO PRO REC1 PARAM5 NAME" not in h
     assert [h[f"ESO PRO REC1 PARAM{i} NAME"] for i in range(1, 5)] == [
-        "stacked-clipping-sigma", "stacked-clipping-iterations",
-        "frame-clipping-sigma", "frame-clipping-iterations",
-    ]  # fmt: skip
-    assert not [k for k in keys if k.startswith("MDARK ") and k != "MDARK NUMERICS"
-                and k != "MDARK FINGERPRINT"]  # fmt: skip
+        "stacked-clipping-sigma",
+        "stacked-clipping-iterations",
+        "frame-clipping-sigma",
+        "frame-clipping-iterations",
+    ]
+    assert not [
+        k
+        for k in keys
+        if k.startswith("MDARK ") and k != "MDARK NUMERICS" and k != "MDARK FINGERPRINT"
+    ]
 
 
 def test_hotpix_map_is_a_soxspipe_static_bad_pixel_map(small: ProductResult) -> None:
@@ -665,8 +682,9 @@ def test_hotpix_map_is_a_soxspipe_static_bad_pixel_map(small: ProductResult) -> 
     assert (h["MDARK BPM HOT"], h["MDARK BPM NOISY"]) == (HOT, NOISY)
     raw = [k for k in master if str(k).startswith("ESO PRO REC1 RAW")]
     assert raw and all(h[k] == master[k] for k in raw)
-    params = {h[f"ESO PRO REC1 PARAM{i} NAME"]: h[f"ESO PRO REC1 PARAM{i} VALUE"]
-              for i in range(1, 9)}  # fmt: skip
+    params = {
+        h[f"ESO PRO REC1 PARAM{i} NAME"]: h[f"ESO PRO REC1 PARAM{i} VALUE"] for i in range(1, 9)
+    }
     assert params["hot-pixel-sigma"] == 5 and params["noise-clipping-iterations"] == 5
     assert params["hot-pixel-rate"] == 0.0  # null: not used
     assert h["ESO QC HOTPIX PHYS NUM"] == int(np.count_nonzero(data & HOT))
@@ -692,8 +710,9 @@ def test_noise_product(small: ProductResult) -> None:
 
 
 def test_rerun_is_byte_identical(small: ProductResult, small_sof: Path, tmp_path: Path) -> None:
-    plan = plan_product([str(small_sof)], tmp_path, numerics="soxspipe-0.17.4", rows=33,
-                        plots=False)  # fmt: skip
+    plan = plan_product(
+        [str(small_sof)], tmp_path, numerics="soxspipe-0.17.4", rows=33, plots=False
+    )
     (again,) = compute_products([plan], "threads")
     for a, b in zip(small.paths, again.paths, strict=True):
         assert Path(a).read_bytes() == Path(b).read_bytes(), Path(a).name
@@ -712,8 +731,9 @@ def test_maps_identical_for_every_strip_height_and_scheduler(
     reference = [Path(p).read_bytes() for p in small.paths]
     for scheduler, rows in RUNS:
         ws = tmp_path / f"{scheduler}-{rows}"
-        plan = plan_product([str(small_sof)], ws, numerics="soxspipe-0.17.4", rows=rows,
-                            plots=False)  # fmt: skip
+        plan = plan_product(
+            [str(small_sof)], ws, numerics="soxspipe-0.17.4", rows=rows, plots=False
+        )
         (result,) = compute_products([plan], scheduler)
         got = [Path(p).read_bytes() for p in result.paths]
         assert got == reference, f"{scheduler} rows={rows}"
@@ -744,9 +764,16 @@ def test_recall_and_false_flags_against_injected_truth(
     >= 95% of telegraph pixels, on ten frames with cosmic rays at 5x the model's rate."""
     base = ARMS[arm]
     spec = DarkSetSpec(
-        base.instrument, base.arm, n_frames=10, exptime=base.exptime, binning=base.binning,
-        seed=base.seed, hot_tail=1.0, telegraph_fraction=5e-4, cosmic_scale=5.0,
-    )  # fmt: skip
+        base.instrument,
+        base.arm,
+        n_frames=10,
+        exptime=base.exptime,
+        binning=base.binning,
+        seed=base.seed,
+        hot_tail=1.0,
+        telegraph_fraction=5e-4,
+        cosmic_scale=5.0,
+    )
     sof = write_sof(tmp_path / sof_name(spec), simulate_set(spec, tmp_path / "raw"))
     plan = plan_product([str(sof)], tmp_path / "ws", numerics=numerics, plots=False)
     (result,) = compute_products([plan], "threads")
@@ -783,12 +810,21 @@ def test_default_sets_inject_no_telegraph_pixels() -> None:
 def test_injected_truth_is_where_the_frames_show_it(
     instrument: str, arm: str, tmp_path: Path
 ) -> None:
-    spec = DarkSetSpec(instrument, arm, n_frames=4, exptime=100.0, seed=5,
-                       binning=(2, 2), hot_tail=1.0, telegraph_fraction=2e-4)  # fmt: skip
+    spec = DarkSetSpec(
+        instrument,
+        arm,
+        n_frames=4,
+        exptime=100.0,
+        seed=5,
+        binning=(2, 2),
+        hot_tail=1.0,
+        telegraph_fraction=2e-4,
+    )
     truth = injected_defects(spec)
-    plan = plan_product([str(p) for p in simulate_set(spec, tmp_path)], tmp_path / "ws",
-                        plots=False)  # fmt: skip
-    from mdark_dask.stack import strip_stack
+    plan = plan_product(
+        [str(p) for p in simulate_set(spec, tmp_path)], tmp_path / "ws", plots=False
+    )
+    from mdark_dask.io.stack import strip_stack
 
     stack = np.asarray(strip_stack(plan.frameset).compute(scheduler="sync"), dtype=np.float64)
     level = np.median(stack, axis=(1, 2))[:, None, None]
@@ -801,8 +837,9 @@ def test_injected_truth_is_where_the_frames_show_it(
     # telegraph pixels: the frame-to-frame range is the injected jump (both levels seen)
     seen = truth.telegraph & (truth.telegraph_high > 0) & (truth.telegraph_high < spec.n_frames)
     jump = np.ptp(stack - level, axis=0)[seen]
-    np.testing.assert_allclose(jump, truth.telegraph_amplitude[seen], rtol=0.1,
-                               atol=6 * spec.effective_ron)  # fmt: skip
+    np.testing.assert_allclose(
+        jump, truth.telegraph_amplitude[seen], rtol=0.1, atol=6 * spec.effective_ron
+    )
     assert truth.telegraph.sum() == round(truth.hot.size * 2e-4)
     assert not (truth.telegraph & (truth.hot | truth.cold)).any()
 

@@ -15,11 +15,19 @@ import sys
 import pytest
 
 # (SciPy's root package is light and astropy.units imports it; its subpackages are not)
-# (numba and llvmlite: the kernels are C libraries loaded with ctypes, mdark_dask.native)
+# (numba and llvmlite: the kernels are C libraries loaded with ctypes, mdark_dask.numerics.native)
 HEAVY = (
-    "dask.array", "xarray", "pandas", "distributed", "matplotlib",
-    "scipy.sparse", "scipy.fft", "scipy.linalg", "numba", "llvmlite",
-)  # fmt: skip
+    "dask.array",
+    "xarray",
+    "pandas",
+    "distributed",
+    "matplotlib",
+    "scipy.sparse",
+    "scipy.fft",
+    "scipy.linalg",
+    "numba",
+    "llvmlite",
+)
 
 
 def loaded_after(code: str) -> set[str]:
@@ -27,8 +35,9 @@ def loaded_after(code: str) -> set[str]:
     probe = (
         f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     )
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
     return set(json.loads(run.stdout.strip().splitlines()[-1]))
 
 

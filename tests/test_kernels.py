@@ -26,8 +26,8 @@ from astropy.utils.exceptions import AstropyUserWarning
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask import kernels
-from mdark_dask.kernels import Bounds, clip_mask, global_clip_bounds
+from mdark_dask.numerics import steps
+from mdark_dask.numerics.steps import Bounds, clip_mask, global_clip_bounds
 
 F32 = npt.NDArray[np.float32]
 MAD_TO_STD = 1.482602218505602
@@ -201,8 +201,8 @@ def test_clip_order_is_c_order() -> None:
     assert t == oracle_soxspipe(np.ascontiguousarray(img.T), 3.0, 3)
 
 
-@pytest.mark.parametrize("numerics", kernels.NUMERICS)
-def test_all_nonfinite_image_is_fully_masked(numerics: kernels.Numerics) -> None:
+@pytest.mark.parametrize("numerics", steps.NUMERICS)
+def test_all_nonfinite_image_is_fully_masked(numerics: steps.Numerics) -> None:
     img = np.full((5, 7), np.nan, dtype=np.float32)
     img[0, 0] = np.inf
     bounds = global_clip_bounds(img, 3.0, 3, numerics)
@@ -262,10 +262,10 @@ def _astropy_mask(img: F32, sigma: float, maxiters: int) -> npt.NDArray[np.bool_
     shape=st.sampled_from([(5, 7), (1, 61), (61, 1), (9, 11)]),
     sigma=st.sampled_from([1.5, 2.0, 3.0]),
     maxiters=st.integers(1, 5),
-    numerics=st.sampled_from(kernels.NUMERICS),
+    numerics=st.sampled_from(steps.NUMERICS),
 )
 def test_global_clip_matches_installed_astropy_when_well_conditioned(
-    seed: int, shape: tuple[int, int], sigma: float, maxiters: int, numerics: kernels.Numerics
+    seed: int, shape: tuple[int, int], sigma: float, maxiters: int, numerics: steps.Numerics
 ) -> None:
     """Small integer data near 0: float32 and float64 sums are exact, so any astropy
     (bottleneck or not) must give the same mask as either numerics."""
@@ -279,9 +279,9 @@ def test_global_clip_matches_installed_astropy_when_well_conditioned(
     np.testing.assert_array_equal(clip_mask(img, bounds), _astropy_mask(img, sigma, maxiters))
 
 
-@pytest.mark.parametrize("numerics", kernels.NUMERICS)
+@pytest.mark.parametrize("numerics", steps.NUMERICS)
 @pytest.mark.parametrize("seed", range(8))
-def test_global_clip_matches_installed_astropy_fixed(numerics: kernels.Numerics, seed: int) -> None:
+def test_global_clip_matches_installed_astropy_fixed(numerics: steps.Numerics, seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
     img = rng.integers(-20, 21, (5, 7)).astype(np.float32)
     img[seed % 5, seed % 7] = 250.0
@@ -295,8 +295,8 @@ def test_global_clip_matches_installed_astropy_fixed(numerics: kernels.Numerics,
 
 def test_frame_level_statistics_are_numpy_masked_stats() -> None:
     img = pedestal_image((37, 53), seed=5)
-    for numerics in kernels.NUMERICS:
-        level = kernels.frame_level(img, 3.0, 3, numerics)
+    for numerics in steps.NUMERICS:
+        level = steps.frame_level(img, 3.0, 3, numerics)
         bounds = global_clip_bounds(img, 3.0, 3, numerics)
         assert (level.lo, level.hi) == (bounds.lo, bounds.hi)
         masked = np.ma.array(img, mask=clip_mask(img, bounds))
@@ -381,7 +381,7 @@ def test_stack_clip_mask_is_astropy_median_mad_clip(n: int, shape: tuple[int, in
     rng = np.random.default_rng(n * 100 + shape[0])
     for sigma, maxiters in [(3.0, 3), (5.0, 5), (1.0, 1), (2.0, 10)]:
         stack = small_stack(rng, n, shape)
-        got = kernels.stack_clip_mask(stack, sigma, maxiters)
+        got = steps.stack_clip_mask(stack, sigma, maxiters)
         np.testing.assert_array_equal(got, astropy_stack_clip(stack, sigma, maxiters))
         np.testing.assert_array_equal(got, oracle_stack_clip(stack, sigma, maxiters))
 
@@ -390,7 +390,7 @@ def test_stack_clip_with_two_frames_never_clips() -> None:
     """Reference §4.7: with N = 2 the MAD clip can never clip a finite value."""
     rng = np.random.default_rng(2)
     stack = rng.normal(0, 100, (2, 37, 53)).astype(np.float32)
-    assert not kernels.stack_clip_mask(stack, 3.0, 3).any()
+    assert not steps.stack_clip_mask(stack, 3.0, 3).any()
 
 
 # ------------------------------------------------------------------------------------------
@@ -463,8 +463,8 @@ def test_stack_strip_matches_appendix_a(
     n: int, shape: tuple[int, int], sigma: float, maxiters: int
 ) -> None:
     e, levels = dark_stack(n, shape, seed=n * 7 + shape[0])
-    out = kernels.stack_strip(e, levels, 3.8, sigma, maxiters)
-    assert out.dtype == kernels.STRIP_DTYPE
+    out = steps.stack_strip(e, levels, 3.8, sigma, maxiters)
+    assert out.dtype == steps.STRIP_DTYPE
     assert out.shape == shape
     comb, unc, mask = oracle_stack_strip(e, levels, 3.8, sigma, maxiters)
     np.testing.assert_array_equal(out["flux"], comb)
@@ -480,14 +480,14 @@ def test_stack_strip_matches_appendix_a(
 @pytest.mark.parametrize("n", [3, 5])
 def test_stack_strip_matches_its_numpy_reference(n: int) -> None:
     """The compiled strip kernel and the package's numpy reference agree bit for bit."""
-    reference = getattr(kernels, "stack_strip_reference", None)
+    reference = getattr(steps, "stack_strip_reference", None)
     if reference is None:
         pytest.skip("no stack_strip_reference in this version")
     e, levels = dark_stack(n, (37, 53), seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         ref = reference(e, levels, 3.8, 3.0, 3)
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     for field in ("flux", "errs", "mask"):
         np.testing.assert_array_equal(out[field], ref[field])
 
@@ -495,10 +495,10 @@ def test_stack_strip_matches_its_numpy_reference(n: int) -> None:
 def test_stack_strip_is_per_pixel_so_strips_tile() -> None:
     """Any row split of the strip gives the same bytes as the whole (the tiling promise)."""
     e, levels = dark_stack(5, (37, 53), seed=9)
-    whole = kernels.stack_strip(e, levels, 3.8, 3.0, 3)
+    whole = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     for rows in (1, 7, 36):
         parts = [
-            kernels.stack_strip(np.ascontiguousarray(e[:, r : r + rows]), levels, 3.8, 3.0, 3)
+            steps.stack_strip(np.ascontiguousarray(e[:, r : r + rows]), levels, 3.8, 3.0, 3)
             for r in range(0, 37, rows)
         ]
         joined = np.concatenate(parts)
@@ -536,15 +536,16 @@ def test_frame_order_does_not_matter(
     stack = small_stack(rng, n, shape)
     perm = np.asarray(data.draw(st.permutations(range(n))), dtype=np.int64)
     permuted = np.ascontiguousarray(stack[perm])
-    mask = kernels.stack_clip_mask(stack, sigma, maxiters)
-    np.testing.assert_array_equal(kernels.stack_clip_mask(permuted, sigma, maxiters), mask[perm])
+    mask = steps.stack_clip_mask(stack, sigma, maxiters)
+    np.testing.assert_array_equal(steps.stack_clip_mask(permuted, sigma, maxiters), mask[perm])
 
     e = (stack + np.float32(2000.0)).astype(np.float32)
     means = 2000.0 + rng.normal(0, 0.5, n)
     levels = np.stack([means - 200.0, means + 200.0, means, np.full(n, 5.0)], axis=1)
-    a = kernels.stack_strip(e, levels, 3.8, sigma, maxiters)
-    b = kernels.stack_strip(np.ascontiguousarray(e[perm]), _perm_levels(levels, perm), 3.8, sigma,
-                            maxiters)  # fmt: skip
+    a = steps.stack_strip(e, levels, 3.8, sigma, maxiters)
+    b = steps.stack_strip(
+        np.ascontiguousarray(e[perm]), _perm_levels(levels, perm), 3.8, sigma, maxiters
+    )
     np.testing.assert_array_equal(a["mask"], b["mask"])
     # the float32 sum over frames is order dependent in the last bits only
     scale = float(np.max(np.abs(e - means[:, None, None].astype(np.float32))))
@@ -569,8 +570,8 @@ def test_adding_a_constant_keeps_the_clip_mask(
     stack = small_stack(rng, n, shape)
     shifted = (stack + np.float32(c)).astype(np.float32)
     np.testing.assert_array_equal(
-        kernels.stack_clip_mask(shifted, sigma, maxiters),
-        kernels.stack_clip_mask(stack, sigma, maxiters),
+        steps.stack_clip_mask(shifted, sigma, maxiters),
+        steps.stack_clip_mask(stack, sigma, maxiters),
     )
     # through stack_strip: a frame and its level shifted together give the same stack
     means = rng.integers(-100, 100, n).astype(np.float64)
@@ -578,8 +579,8 @@ def test_adding_a_constant_keeps_the_clip_mask(
     e = (stack + means[:, None, None]).astype(np.float32)
     e_c = (e + np.float32(c)).astype(np.float32)
     levels_c = levels + np.asarray([c, c, c, 0.0])
-    a = kernels.stack_strip(e, levels, 3.8, sigma, maxiters)
-    b = kernels.stack_strip(e_c, levels_c, 3.8, sigma, maxiters)
+    a = steps.stack_strip(e, levels, 3.8, sigma, maxiters)
+    b = steps.stack_strip(e_c, levels_c, 3.8, sigma, maxiters)
     np.testing.assert_array_equal(a["mask"], b["mask"])
     np.testing.assert_array_equal(a["flux"], b["flux"])
 
@@ -608,13 +609,13 @@ def test_lone_strong_outlier_is_clipped(
     x = data.draw(st.integers(0, shape[1] - 1))
     stack = base.copy()
     stack[f, y, x] = np.float32(sign * 1e6)
-    mask = kernels.stack_clip_mask(stack, 3.0, maxiters)
+    mask = steps.stack_clip_mask(stack, 3.0, maxiters)
     assert mask[f, y, x]
 
     means = np.full(n, 2000.0)
     levels = np.stack([means - 50.0, means + 50.0, means, np.full(n, 5.0)], axis=1)
     e = (stack + np.float32(2000.0)).astype(np.float32)
-    out = kernels.stack_strip(e, levels, 3.8, 3.0, maxiters)
+    out = steps.stack_strip(e, levels, 3.8, 3.0, maxiters)
     others = np.delete(base[:, y, x], f)
     assert others.min() <= out["flux"][y, x] <= others.max()
     assert out["mask"][y, x] == 0
@@ -643,7 +644,7 @@ def test_electrons_is_float32_of_float64_product(
         raw = rng.integers(info.min, int(info.max) + 1, shape, dtype=np.int64).astype(dtype)
     else:
         raw = (rng.normal(0, 1e4, shape)).astype(dtype)
-    out = kernels.electrons(raw.astype(np.float64), gain)
+    out = steps.electrons(raw.astype(np.float64), gain)
     expected = np.array(
         [np.float32(float(v) * gain) for v in raw.ravel().tolist()], dtype=np.float32
     ).reshape(shape)
@@ -664,7 +665,7 @@ def test_deviation_properties(seed: int, shape: tuple[int, int], ron: float) -> 
     e = rng.normal(0.0, 200.0, shape).astype(np.float32)
     e.reshape(-1)[0] = np.float32(0.0)
     e.reshape(-1)[-1] = np.float32(-0.0)
-    dev = kernels.deviation(e, ron)
+    dev = steps.deviation(e, ron)
     assert dev.dtype == np.float32
     assert dev.shape == shape
     floor = np.sqrt(np.float32(float(ron) ** 2), dtype=np.float32)
@@ -685,7 +686,7 @@ def test_deviation_properties(seed: int, shape: tuple[int, int], ron: float) -> 
 
 def make_strip(shape: tuple[int, int], seed: int) -> npt.NDArray[np.void]:
     rng = np.random.default_rng(seed)
-    strip = np.zeros(shape, dtype=kernels.STRIP_DTYPE)
+    strip = np.zeros(shape, dtype=steps.STRIP_DTYPE)
     flux = rng.normal(0.0, 3.0, shape).astype(np.float32)
     flat = flux.reshape(-1)
     flat[rng.choice(flat.size, 6, replace=False)] = np.float32(800.0)  # hot
@@ -708,11 +709,11 @@ LEVELS = np.asarray(
 )
 
 
-@pytest.mark.parametrize("numerics", kernels.NUMERICS)
+@pytest.mark.parametrize("numerics", steps.NUMERICS)
 @pytest.mark.parametrize("shape", [(37, 53), (5, 7), (1, 61)])
-def test_finalize_on_constructed_strip(numerics: kernels.Numerics, shape: tuple[int, int]) -> None:
+def test_finalize_on_constructed_strip(numerics: steps.Numerics, shape: tuple[int, int]) -> None:
     strip = make_strip(shape, seed=shape[0])
-    master = kernels.finalize(strip, LEVELS, 3.0, 3, numerics)
+    master = steps.finalize(strip, LEVELS, 3.0, 3, numerics)
     comb = strip["flux"]
     oracle = oracle_soxspipe if numerics == "soxspipe-0.17.4" else oracle_accurate
     lo, hi = oracle(comb, 3.0, 3)
@@ -758,21 +759,21 @@ def test_finalize_on_constructed_strip(numerics: kernels.Numerics, shape: tuple[
 @given(
     seed=st.integers(0, 2**32 - 1),
     shape=st.sampled_from([(5, 7), (1, 61), (61, 1), (13, 17)]),
-    numerics=st.sampled_from(kernels.NUMERICS),
+    numerics=st.sampled_from(steps.NUMERICS),
     n_nan=st.integers(1, 5),
 )
 def test_finalize_masks_every_nan_pixel(
-    seed: int, shape: tuple[int, int], numerics: kernels.Numerics, n_nan: int
+    seed: int, shape: tuple[int, int], numerics: steps.Numerics, n_nan: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    strip = np.zeros(shape, dtype=kernels.STRIP_DTYPE)
+    strip = np.zeros(shape, dtype=steps.STRIP_DTYPE)
     flux = rng.normal(0.0, 5.0, shape).astype(np.float32)
     nan_at = rng.choice(flux.size, min(n_nan, flux.size - 1), replace=False)
     flux.reshape(-1)[nan_at] = np.nan
     strip["flux"] = flux
     strip["errs"] = np.float32(np.nan)
     strip["errs"][~np.isnan(flux)] = np.float32(1.0)
-    master = kernels.finalize(strip, LEVELS, 3.0, 3, numerics)
+    master = steps.finalize(strip, LEVELS, 3.0, 3, numerics)
     nan = np.isnan(flux)
     assert master.qual[nan].all()
     assert (master.flux[nan] == np.float32(master.master_mean)).all()

@@ -1,6 +1,6 @@
-"""The fused level clip (:func:`mdark_dask.frameclip.level_stats`) against the step-by-step
-form it replaced (:func:`mdark_dask.kernels.frame_level_reference`: the clip's bounds, its
-mask, then the numpy 2.1 masked mean and std of :mod:`mdark_dask.npsum`).
+"""The fused level clip (:func:`mdark_dask.numerics.levelclip.level_stats`) against the step-by-step
+form it replaced (:func:`mdark_dask.numerics.steps.frame_level_reference`: the clip's bounds, its
+mask, then the numpy 2.1 masked mean and std of :mod:`mdark_dask.numerics.masked`).
 
 Both numerics must give the same four float64 numbers bit for bit: on dark-like images
 with outliers and non-finite values, on odd sizes around the 8192-value buffers of the
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask import kernels
-from mdark_dask.frameclip import _float32_bounds
-from mdark_dask.npsum import BUFFER, pairwise_buffer
+from mdark_dask.numerics import steps
+from mdark_dask.numerics.levelclip import _float32_bounds
+from mdark_dask.numerics.masked import BUFFER, pairwise_buffer
 
 F32 = npt.NDArray[np.float32]
 
@@ -33,16 +33,16 @@ HYP = settings(
 SIZES = [1, 2, 7, 8, 9, 127, 128, 129, 1000, 8191, 8192, 8193, 16384 + 129, 3 * 8192 + 7]
 
 
-def same(a: kernels.FrameLevel, b: kernels.FrameLevel) -> bool:
+def same(a: steps.FrameLevel, b: steps.FrameLevel) -> bool:
     """Equal bit for bit, NaN included."""
     return bool(np.array(a, dtype=np.float64).tobytes() == np.array(b, dtype=np.float64).tobytes())
 
 
 def check(img: F32, sigma: float, maxiters: int) -> None:
-    for numerics in kernels.NUMERICS:
-        got = kernels.frame_level(img, sigma, maxiters, numerics)
-        ref = kernels.frame_level_reference(img, sigma, maxiters, numerics)
-        assert isinstance(got, kernels.FrameLevel)
+    for numerics in steps.NUMERICS:
+        got = steps.frame_level(img, sigma, maxiters, numerics)
+        ref = steps.frame_level_reference(img, sigma, maxiters, numerics)
+        assert isinstance(got, steps.FrameLevel)
         assert same(got, ref), (numerics, got, ref)
 
 
@@ -67,9 +67,16 @@ def dark(rng: np.random.Generator, n: int, level: float, scale: float) -> F32:
     width=st.integers(1, 9),
 )
 def test_fused_level_equals_the_reference(
-    seed: int, n: int, sigma: float, maxiters: int, level: float, scale: float,
-    nonfinite: int, negzero: bool, width: int,
-) -> None:  # fmt: skip
+    seed: int,
+    n: int,
+    sigma: float,
+    maxiters: int,
+    level: float,
+    scale: float,
+    nonfinite: int,
+    negzero: bool,
+    width: int,
+) -> None:
     rng = np.random.default_rng(seed)
     img = dark(rng, n, level, scale)
     if nonfinite:
@@ -186,7 +193,7 @@ def test_accurate_sums_are_numpys_float64_sums(
     """Accurate mode's kept sum is ``np.sum(np.where(kept, x, 0), dtype=np.float64)`` bit
     for bit (numpy casts in 8192-value buffers, each summed pairwise), and the squared
     anomalies are summed the same way: an exact definition, with a numpy oracle."""
-    from mdark_dask.frameclip import _kept_squares, _kept_sum
+    from mdark_dask.numerics.levelclip import _kept_squares, _kept_sum
 
     rng = np.random.default_rng(seed)
     x = dark(rng, n, 100.0, 5.0)
@@ -209,7 +216,7 @@ def test_infinite_bounds_count_infinite_values_as_the_reference_does() -> None:
     clip (NaN, not inf, for the std here)."""
     img = np.array([3e19, -3e19, np.inf, 1.0, 2.0, 4.0, 5.0, 7.0], dtype=np.float32)
     check(img.reshape(2, 4), 3.0, 3)
-    level = kernels.frame_level(img, 3.0, 3, "soxspipe-0.17.4")
+    level = steps.frame_level(img, 3.0, 3, "soxspipe-0.17.4")
     assert (level.lo, level.hi) == (-math.inf, math.inf)
     assert math.isnan(level.std)
 
@@ -226,7 +233,7 @@ def test_soxspipe_sums_are_sequential_float32_sums(
 ) -> None:
     """soxspipe mode's kept sum and squares are bottleneck's sequential float32 sums from
     +0.0 over the kept values in C order (``np.add.accumulate`` is that chain)."""
-    from mdark_dask.frameclip import _kept_squares, _kept_sum
+    from mdark_dask.numerics.levelclip import _kept_squares, _kept_sum
 
     rng = np.random.default_rng(seed)
     x = dark(rng, n, 100.0, 5.0)
@@ -247,12 +254,12 @@ def test_soxspipe_sums_are_sequential_float32_sums(
 def test_the_compiled_clip_refuses_what_it_cannot_read() -> None:
     """The C loops read one contiguous float32 axis: anything else is an error, not a
     crash or a silent copy in another dtype."""
-    from mdark_dask import frameclip
+    from mdark_dask.numerics import levelclip
 
     img = dark(np.random.default_rng(1), 64, 2300.0, 7.7)
     unreadable: list[F32] = [img.astype(np.float64), img.reshape(8, 8), img[::2]]
     for bad in unreadable:
-        for fn in (frameclip.clip_bounds, frameclip.level_bounds, frameclip.level_stats):
+        for fn in (levelclip.clip_bounds, levelclip.level_bounds, levelclip.level_stats):
             with pytest.raises(ValueError):
                 fn(bad, 3.0, 3, True)
     with pytest.raises(ValueError):

@@ -23,16 +23,22 @@ def _tool(name: str) -> str:
 def test_ruff_clean() -> None:
     run = subprocess.run(
         [_tool("ruff"), "check", "mdark_dask", "tests", "benchmarks", "notebooks", "conftest.py"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
 
 
 def test_ruff_format_clean() -> None:
     run = subprocess.run(
         [_tool("ruff"), "format", "--check", "mdark_dask", "tests", "benchmarks", "conftest.py"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-1000:]
 
 

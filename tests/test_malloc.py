@@ -42,8 +42,13 @@ CHURN = textwrap.dedent(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_frame_sized_arrays_leave_the_process() -> None:
     def churn(mode: str) -> tuple[float, float, float]:
-        run = subprocess.run([sys.executable, "-c", CHURN, mode], capture_output=True,
-                             text=True, check=True, timeout=120)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", CHURN, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
         before, held, after = map(float, run.stdout.split())
         return before, held, after
 

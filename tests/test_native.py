@@ -1,4 +1,4 @@
-"""The compiled-kernel loader (:mod:`mdark_dask.native`): every library the recipe needs
+"""The compiled-kernel loader (:mod:`mdark_dask.numerics.native`): every library the recipe needs
 is built and loads; a missing one is one clear error, not a traceback from ctypes."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mdark_dask import native
+from mdark_dask.numerics import native
 
 LIBRARIES = sorted(p.stem for p in native.HERE.glob("*.c"))
 
@@ -19,8 +19,9 @@ def test_every_c_source_has_its_built_library() -> None:
         assert native.library(name) is native.library(name)  # loaded once per process
 
 
-def test_a_missing_library_is_one_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:  # fmt: skip
+def test_a_missing_library_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     native.library.cache_clear()
     monkeypatch.setattr(native, "HERE", tmp_path)
     try:
@@ -56,7 +57,11 @@ def test_bind_types_the_function_by_its_signature() -> None:
 def test_float_suffix_names_the_c_function_and_refuses_what_c_cannot_read() -> None:
     assert native.float_suffix(np.zeros(3, np.float32)) == "f32"
     assert native.float_suffix(np.zeros(0, np.float64)) == "f64"
-    for bad in (np.zeros(3, np.int16), np.zeros((2, 2), np.float32),
-                np.zeros(6, np.float32)[::2], np.zeros(3, ">f8")):  # fmt: skip
+    for bad in (
+        np.zeros(3, np.int16),
+        np.zeros((2, 2), np.float32),
+        np.zeros(6, np.float32)[::2],
+        np.zeros(3, ">f8"),
+    ):
         with pytest.raises(ValueError):
             native.float_suffix(bad)

@@ -29,7 +29,7 @@ import pytest
 from astropy.io import fits
 
 from mdark_dask.cli import main
-from mdark_dask.night import plan_night, write_sofs
+from mdark_dask.plan.night import plan_night, write_sofs
 from mdark_dask.scheduler import plan_sets, run_plans
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 
@@ -39,12 +39,11 @@ from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 VIS_SMALL: dict[str, Any] = {"binning": (2, 2), "shape": (2048, 429)}
 UVB_SMALL: dict[str, Any] = {"binning": (2, 2), "shape": (1500, 1048)}
 
-VIS5 = DarkSetSpec("soxs", "VIS", exptime=5.0, start="2026-01-11T08:29:24.123", seed=0,
-                   **VIS_SMALL)  # fmt: skip
-VIS10 = DarkSetSpec("soxs", "VIS", exptime=10.0, start="2026-01-11T09:00:00.000", seed=1,
-                    **VIS_SMALL)  # fmt: skip
-UVB5 = DarkSetSpec("xsh", "UVB", exptime=5.0, start="2026-01-11T10:00:00.000", seed=2,
-                   **UVB_SMALL)  # fmt: skip
+VIS5 = DarkSetSpec("soxs", "VIS", exptime=5.0, start="2026-01-11T08:29:24.123", seed=0, **VIS_SMALL)
+VIS10 = DarkSetSpec(
+    "soxs", "VIS", exptime=10.0, start="2026-01-11T09:00:00.000", seed=1, **VIS_SMALL
+)
+UVB5 = DarkSetSpec("xsh", "UVB", exptime=5.0, start="2026-01-11T10:00:00.000", seed=2, **UVB_SMALL)
 SPECS = (VIS5, VIS10, UVB5)
 PRODUCTS = Path("products") / "soxs_mdark"
 OLD_NS = 1_600_000_000 * 10**9  # 2020-09-13: an mtime no run of these tests can produce
@@ -193,11 +192,12 @@ def test_arms_and_instruments_make_separate_sets(tmp_path: Path) -> None:
     start = "2026-01-12T08:00:00.000"
     specs = [
         DarkSetSpec("xsh", "UVB", exptime=30.0, start=start, seed=3, **UVB_SMALL),
-        DarkSetSpec("xsh", "VIS", exptime=30.0, start=start, seed=3, binning=(2, 2),
-                    shape=(2000, 1029)),
+        DarkSetSpec(
+            "xsh", "VIS", exptime=30.0, start=start, seed=3, binning=(2, 2), shape=(2000, 1029)
+        ),
         DarkSetSpec("xsh", "NIR", exptime=30.0, start=start, seed=3, shape=(1076, 2044)),
         DarkSetSpec("soxs", "VIS", exptime=30.0, start=start, seed=3, **VIS_SMALL),
-    ]  # fmt: skip
+    ]
     for spec in specs:  # same DATE-OBS, so one directory per arm (file names would clash)
         simulate_set(spec, tmp_path / "raw" / f"{spec.instrument}_{spec.arm}")
     plan = plan_night([str(tmp_path / "raw")])
@@ -217,8 +217,9 @@ def test_exptimes_closer_than_a_hundredth_group_then_fail_exact_check(
     """60.001 s and 60.002 s round to the same organiser exposure (0.01 s), so they form one
     set, but the recipe compares EXPTIME exactly (reference §2.6): that set fails with the
     recipe's reason and the other sets of the night still get their products."""
-    spec = DarkSetSpec("soxs", "VIS", exptime=60.001, start="2026-01-11T12:00:00.000", seed=7,
-                       **VIS_SMALL)  # fmt: skip
+    spec = DarkSetSpec(
+        "soxs", "VIS", exptime=60.001, start="2026-01-11T12:00:00.000", seed=7, **VIS_SMALL
+    )
     frames = simulate_set(spec, night.raw / "close")
     fits.setval(frames[-1], "EXPTIME", value=60.002)
 
@@ -250,19 +251,49 @@ def many_arms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Dark
     """One set of every arm, readout mode and binning flavour (headers matter, not pixels)."""
     raw = tmp_path_factory.mktemp("many_arms")
     specs = [
-        DarkSetSpec("soxs", "NIR", exptime=5.0, start="2026-01-11T08:29:24.123", seed=10,
-                    shape=(2044, 2044)),
-        DarkSetSpec("soxs", "VIS", exptime=600.0, start="2026-01-11T09:00:00.000", seed=11,
-                    binning=(1, 2), shape=(2048, 858)),
-        DarkSetSpec("soxs", "VIS", exptime=0.5, start="2026-01-11T09:30:00.000", seed=12,
-                    read_speed=2, **VIS_SMALL),
-        DarkSetSpec("xsh", "UVB", exptime=5.0, start="2026-01-11T10:00:00.000", seed=13,
-                    **UVB_SMALL),
-        DarkSetSpec("xsh", "VIS", exptime=0.5, start="2026-01-11T10:30:00.000", seed=14,
-                    binning=(2, 2), shape=(2000, 1029), read_speed="1pt/100k/hg"),
-        DarkSetSpec("xsh", "NIR", exptime=120.0, start="2026-01-11T11:00:00.000", seed=15,
-                    shape=(1076, 2044)),
-    ]  # fmt: skip
+        DarkSetSpec(
+            "soxs", "NIR", exptime=5.0, start="2026-01-11T08:29:24.123", seed=10, shape=(2044, 2044)
+        ),
+        DarkSetSpec(
+            "soxs",
+            "VIS",
+            exptime=600.0,
+            start="2026-01-11T09:00:00.000",
+            seed=11,
+            binning=(1, 2),
+            shape=(2048, 858),
+        ),
+        DarkSetSpec(
+            "soxs",
+            "VIS",
+            exptime=0.5,
+            start="2026-01-11T09:30:00.000",
+            seed=12,
+            read_speed=2,
+            **VIS_SMALL,
+        ),
+        DarkSetSpec(
+            "xsh", "UVB", exptime=5.0, start="2026-01-11T10:00:00.000", seed=13, **UVB_SMALL
+        ),
+        DarkSetSpec(
+            "xsh",
+            "VIS",
+            exptime=0.5,
+            start="2026-01-11T10:30:00.000",
+            seed=14,
+            binning=(2, 2),
+            shape=(2000, 1029),
+            read_speed="1pt/100k/hg",
+        ),
+        DarkSetSpec(
+            "xsh",
+            "NIR",
+            exptime=120.0,
+            start="2026-01-11T11:00:00.000",
+            seed=15,
+            shape=(1076, 2044),
+        ),
+    ]
     for i, spec in enumerate(specs):
         simulate_set(spec, raw / f"set{i}")
     return raw, specs
@@ -298,8 +329,16 @@ def test_left_out_files_and_groups_are_reported(
 ) -> None:
     raw = night.raw
     # a bias frame
-    bias_spec = DarkSetSpec("soxs", "VIS", n_frames=1, exptime=5.0, dpr_type="BIAS",
-                            start="2026-01-11T11:00:00.000", seed=20, **VIS_SMALL)  # fmt: skip
+    bias_spec = DarkSetSpec(
+        "soxs",
+        "VIS",
+        n_frames=1,
+        exptime=5.0,
+        dpr_type="BIAS",
+        start="2026-01-11T11:00:00.000",
+        seed=20,
+        **VIS_SMALL,
+    )
     (bias,) = simulate_set(bias_spec, raw / "bias")
     # a non-FITS file with a FITS name (found by the directory search)
     not_fits = raw / "notes.fits"
@@ -312,12 +351,26 @@ def test_left_out_files_and_groups_are_reported(
     data = night.frames[name_of(VIS5)][0].read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     # a complete template of only 2 frames
-    two_spec = DarkSetSpec("soxs", "VIS", n_frames=2, exptime=20.0,
-                           start="2026-01-11T12:00:00.000", seed=21, **VIS_SMALL)  # fmt: skip
+    two_spec = DarkSetSpec(
+        "soxs",
+        "VIS",
+        n_frames=2,
+        exptime=20.0,
+        start="2026-01-11T12:00:00.000",
+        seed=21,
+        **VIS_SMALL,
+    )
     simulate_set(two_spec, raw / "two")
     # an incomplete template: 3 of its NEXP 4 frames
-    four_spec = DarkSetSpec("soxs", "VIS", n_frames=4, exptime=30.0,
-                            start="2026-01-11T13:00:00.000", seed=22, **VIS_SMALL)  # fmt: skip
+    four_spec = DarkSetSpec(
+        "soxs",
+        "VIS",
+        n_frames=4,
+        exptime=30.0,
+        start="2026-01-11T13:00:00.000",
+        seed=22,
+        **VIS_SMALL,
+    )
     four = simulate_set(four_spec, raw / "four")
     four[-1].unlink()
     missing = tmp_path / "no_such_dir"
@@ -369,8 +422,9 @@ def test_directory_and_sofs_together(
     """Frames named by a sof are reduced as that sof's set, not a second time by grouping."""
     vis5 = night.frames[name_of(VIS5)]
     sof = write_sof(tmp_path / "sofs" / "my_vis_darks.sof", vis5)
-    extra_spec = DarkSetSpec("soxs", "VIS", exptime=15.0, start="2026-01-11T14:00:00.000",
-                             seed=30, **VIS_SMALL)  # fmt: skip
+    extra_spec = DarkSetSpec(
+        "soxs", "VIS", exptime=15.0, start="2026-01-11T14:00:00.000", seed=30, **VIS_SMALL
+    )
     extra = simulate_set(extra_spec, tmp_path / "elsewhere")
     other_sof = write_sof(tmp_path / "sofs" / "other.sof", extra)
 

@@ -28,5 +28,7 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
 
 def test_there_are_three_notebooks() -> None:
     assert [p.name for p in NOTEBOOKS] == [
-        "01-quickstart.ipynb", "02-clipping.ipynb", "03-cluster.ipynb",
-    ]  # fmt: skip
+        "01-quickstart.ipynb",
+        "02-clipping.ipynb",
+        "03-cluster.ipynb",
+    ]

@@ -1,4 +1,4 @@
-"""numpy 2.1's summation order, replayed by :mod:`mdark_dask.npsum`.
+"""numpy 2.1's summation order, replayed by :mod:`mdark_dask.numerics.masked`.
 
 Up to 8192 elements (one ufunc buffer) the installed numpy sums in the same pairwise order
 as numpy 2.1, so ``np.sum`` and ``np.ma.mean``/``np.ma.std`` are exact oracles there.
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask.npsum import masked_mean_std, sum32, sum64
+from mdark_dask.numerics.masked import masked_mean_std, sum32, sum64
 
 BUFFER = 8192
 SIZES = [1, 2, 7, 8, 9, 15, 16, 17, 127, 128, 129, 255, 256, 1000, 1961, 4097, 8191, 8192]

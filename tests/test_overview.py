@@ -21,9 +21,15 @@ SPECS = (
     DarkSetSpec("xsh", "NIR", 3, 120.0, start="2026-01-11T03:00:00.000", seed=3),
 )
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +66,30 @@ def test_page_loads_in_headless_chromium(night: Path, tmp_path: Path) -> None:
     profile = tmp_path / "profile"
     dom = subprocess.run(
         [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     for spec in SPECS:
         assert sof_name(spec)[:-4] in dom.stdout
     shot = tmp_path / "page.png"
     run = subprocess.run(
-        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1200,1600",
-         "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", url],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        [
+            exe,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1200,1600",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     console_errors = [
         line for line in run.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line

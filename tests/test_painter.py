@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mdark_dask import drawing, painter
+from mdark_dask import painter
 from mdark_dask.cli import main
-from mdark_dask.figures import (
+from mdark_dask.report import draw
+from mdark_dask.report.figures import (
     DarkPanel,
     DistributionFigure,
     FramesFigure,
@@ -31,7 +32,7 @@ from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 FIGURES = textwrap.dedent(
     """
     import numpy as np
-    from mdark_dask.figures import *
+    from mdark_dask.report.figures import *
 
     def figures(d):
         rng = np.random.default_rng(3)
@@ -59,8 +60,9 @@ FIGURES = textwrap.dedent(
 def run(body: str, tmp_path: Path) -> dict[str, object]:
     """Run ``body`` (which sets ``result``) in a fresh single-threaded interpreter."""
     code = FIGURES + textwrap.dedent(body) + "\nimport json; print(json.dumps(result))\n"
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     out: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
@@ -70,7 +72,8 @@ def test_the_drawing_process_draws_what_the_thread_draws(tmp_path: Path) -> None
     result = run(
         """
         import sys, os
-        from mdark_dask import painter, drawing
+        from mdark_dask import painter
+        from mdark_dask.report import draw
         with painter.forked() as forked:
             pid = painter._process.pid
             paths = painter.draw(figures("proc"))
@@ -80,7 +83,7 @@ def test_the_drawing_process_draws_what_the_thread_draws(tmp_path: Path) -> None
             reaped = False
         except ChildProcessError:
             reaped = True
-        here = drawing.draw_all(figures("thread"))
+        here = draw.draw_all(figures("thread"))
         result = dict(forked=forked, alive=alive, reaped=reaped, paths=paths, here=here,
                       drawing_after=painter.drawing())
         """,
@@ -151,7 +154,7 @@ def test_a_figure_that_fails_otherwise_is_a_drawing_error(tmp_path: Path) -> Non
         """
         import numpy as np
         from mdark_dask import painter
-        from mdark_dask.figures import HistogramFigure
+        from mdark_dask.report.figures import HistogramFigure
         bad = HistogramFigure("bad/h.png", "B", np.linspace(0, 1, 5), np.zeros(9, np.int64),
                               (0.2, 0.8))
         with painter.forked():
@@ -221,16 +224,20 @@ def test_no_fork_beside_other_threads(tmp_path: Path) -> None:
         str(tmp_path / "x" / "a.png"), rng.integers(0, 255, (3, 5, 3), dtype=np.uint8)
     )
     (path,) = painter.draw([figure])
-    assert Path(path).read_bytes() == Path(drawing.draw_all([figure])[0]).read_bytes()
+    assert Path(path).read_bytes() == Path(draw.draw_all([figure])[0]).read_bytes()
     edges = np.linspace(0.0, 1.0, 3)
     panel = NoisePanel(edges, (), 0)
     # a panel of no image (all NaN) draws no curve and no legend, without warnings
-    dist = DistributionFigure(str(tmp_path / "d.png"), "E",
-                              DarkPanel(edges, np.zeros(2, dtype=np.int64), 1.0, 2.0, 0),
-                              panel)  # fmt: skip
+    dist = DistributionFigure(
+        str(tmp_path / "d.png"),
+        "E",
+        DarkPanel(edges, np.zeros(2, dtype=np.int64), 1.0, 2.0, 0),
+        panel,
+    )
     frames = FramesFigure(str(tmp_path / "f.png"), "E", np.zeros(1), np.zeros(1), np.zeros(1))
-    hist = HistogramFigure(str(tmp_path / "h.png"), "E", edges, np.zeros(2, dtype=np.int64),
-                           (0.2, 0.8))  # fmt: skip
+    hist = HistogramFigure(
+        str(tmp_path / "h.png"), "E", edges, np.zeros(2, dtype=np.int64), (0.2, 0.8)
+    )
     assert all(Path(p).stat().st_size > 0 for p in painter.draw([dist, frames, hist]))
 
 
@@ -242,8 +249,12 @@ def test_the_command_draws_in_its_own_process_what_a_thread_draws(tmp_path: Path
     sof = write_sof(tmp_path / "set.sof", simulate_set(spec, tmp_path / "raw"))
     exe = Path(sys.executable).with_name("mdark-dask")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
-    done = subprocess.run([*cmd, "mdark", str(sof), "-o", str(tmp_path / "cli")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [*cmd, "mdark", str(sof), "-o", str(tmp_path / "cli")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     release = threading.Event()
     other = threading.Thread(target=release.wait, daemon=True)

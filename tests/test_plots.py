@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.image import imread
 
-from mdark_dask import drawing, plots
-from mdark_dask.hotpix import HOT, NOISY, find_hot_pixels
-from mdark_dask.kernels import Bounds, Master
+from mdark_dask.numerics.hotpix import HOT, NOISY, find_hot_pixels
+from mdark_dask.numerics.steps import Bounds, Master
+from mdark_dask.report import draw, figures
 
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -77,7 +77,7 @@ def test_bin_counts_on_even_edges_are_numpys(
     if shift == -1000.0:
         v = (v + np.asarray(1000.0, dtype=dtype)).astype(dtype)
     edges = np.linspace(lo, lo + width, bins + 1)
-    got = plots.bin_counts(v, shift, edges, clip=clip)
+    got = figures.bin_counts(v, shift, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, shift, edges, clip))
     # and numpy's even-bin path, the one the histogram plot used
     finite = np.asarray(v, dtype=np.float64).ravel()
@@ -112,7 +112,7 @@ def test_bin_counts_on_the_dark_panels_edges_are_numpys(
             ]
         )
     )
-    got = plots.bin_counts(v, 0.0, edges, clip=clip)
+    got = figures.bin_counts(v, 0.0, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, 0.0, edges, clip))
     if clip:
         assert got.sum() == np.isfinite(v).sum()
@@ -121,25 +121,25 @@ def test_bin_counts_on_the_dark_panels_edges_are_numpys(
 def test_bin_counts_edges_of_every_kind() -> None:
     """No even leading bins, one bin, values exactly on every edge, and bad edges."""
     edges = np.array([0.0, 1.0, 3.0, 3.5, 10.0, 100.0])
-    assert plots.even_run(edges) == (0, 1)
+    assert figures.even_run(edges) == (0, 1)
     v = np.concatenate([edges, edges - 1e-12, edges + 1e-12, [np.nan, np.inf, -np.inf]])
     for clip in (False, True):
         np.testing.assert_array_equal(
-            plots.bin_counts(v, 0.0, edges, clip=clip), reference_counts(v, 0.0, edges, clip)
+            figures.bin_counts(v, 0.0, edges, clip=clip), reference_counts(v, 0.0, edges, clip)
         )
     geometric = np.geomspace(1.0, 1e6, 13)
-    assert plots.even_run(geometric) == (0, 1)
+    assert figures.even_run(geometric) == (0, 1)
     np.testing.assert_array_equal(
-        plots.bin_counts(v * 1e4, 0.0, geometric, clip=True),
+        figures.bin_counts(v * 1e4, 0.0, geometric, clip=True),
         reference_counts(v * 1e4, 0.0, geometric, True),
     )
     one = np.array([2.0, 4.0])
     np.testing.assert_array_equal(
-        plots.bin_counts(v, 0.0, one, clip=True), [v[np.isfinite(v)].size]
+        figures.bin_counts(v, 0.0, one, clip=True), [v[np.isfinite(v)].size]
     )
     for bad in (np.array([1.0]), np.array([0.0, 0.0, 1.0]), np.array([0.0, np.nan])):
         with pytest.raises(ValueError, match="edges"):
-            plots.bin_counts(v, 0.0, bad, clip=False)
+            figures.bin_counts(v, 0.0, bad, clip=False)
 
 
 def reference_block_or(mask: npt.NDArray, step: int) -> npt.NDArray[np.uint8]:
@@ -158,14 +158,14 @@ def test_block_or_keeps_every_flag(shape: tuple[int, int], step: int) -> None:
     rng = np.random.default_rng(shape[0] * 7 + step)
     bpm = (rng.random(shape) < 0.02) * np.uint8(HOT) | (rng.random(shape) < 0.02) * np.uint8(NOISY)
     bpm = bpm.astype(np.uint8)
-    got = plots.block_or(bpm, step)
+    got = figures.block_or(bpm, step)
     np.testing.assert_array_equal(got, reference_block_or(bpm, step))
     assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
     # booleans and wider integers: any non-zero pixel flags its block
     qual = rng.random(shape) < 0.05
-    np.testing.assert_array_equal(plots.block_or(qual, step) != 0, reference_block_or(qual, step))
+    np.testing.assert_array_equal(figures.block_or(qual, step) != 0, reference_block_or(qual, step))
     wide = qual.astype(np.int32) * 256  # non-zero, yet zero in its low byte
-    np.testing.assert_array_equal(plots.block_or(wide, step) != 0, reference_block_or(qual, step))
+    np.testing.assert_array_equal(figures.block_or(wide, step) != 0, reference_block_or(qual, step))
 
 
 @HYP
@@ -182,7 +182,7 @@ def test_quantile_bound_bounds_numpys_percentile(
     v = (rng.gamma(3.0, scale / 3.0, size)).astype(np.float32)
     v[rng.random(size) < 0.05] = np.nan
     finite = v[np.isfinite(v)].astype(np.float64)
-    bound = plots.quantile_bound(v, q)
+    bound = figures.quantile_bound(v, q)
     if not finite.size:
         assert math.isnan(bound)
         return
@@ -193,11 +193,11 @@ def test_quantile_bound_bounds_numpys_percentile(
 
 def test_quantile_and_range_of_nothing() -> None:
     empty = np.full((3, 4), np.nan, dtype=np.float32)
-    assert math.isnan(plots.quantile_bound(empty, 0.5))
-    assert all(math.isnan(x) for x in plots.finite_range(empty))
+    assert math.isnan(figures.quantile_bound(empty, 0.5))
+    assert all(math.isnan(x) for x in figures.finite_range(empty))
     v = np.array([[np.inf, -3.0], [np.nan, 8.5]], dtype=np.float32)
-    assert plots.finite_range(v) == (-3.0, 8.5)
-    assert plots.finite_range(np.array([1.0, -np.inf, np.nan])) == (1.0, 1.0)
+    assert figures.finite_range(v) == (-3.0, 8.5)
+    assert figures.finite_range(np.array([1.0, -np.inf, np.nan])) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -206,24 +206,24 @@ def test_range_scan_keeps_the_first_zeros_sign(dtype: type) -> None:
     running extreme only by a value strictly beyond it: of equal zeros, the first one's sign
     (as the numba scan it replaced gave)."""
     for first, second in ((-0.0, 0.0), (0.0, -0.0)):
-        lo, hi = plots.finite_range(np.array([np.inf, first, second], dtype=dtype))
+        lo, hi = figures.finite_range(np.array([np.inf, first, second], dtype=dtype))
         assert math.copysign(1.0, lo) == math.copysign(1.0, hi) == math.copysign(1.0, first)
 
 
 def test_block_or_of_empty_masks() -> None:
     for shape, step in (((0, 5), 2), ((3, 0), 2), ((0, 0), 1)):
-        got = plots.block_or(np.zeros(shape, dtype=np.uint8), step)
+        got = figures.block_or(np.zeros(shape, dtype=np.uint8), step)
         assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
 
 
 def test_symlog_is_continuous_and_increasing() -> None:
     x = np.concatenate([-np.geomspace(1e6, 1e-3, 200), [0.0], np.geomspace(1e-3, 1e6, 200)])
     for linthresh in (0.5, 17.1, 1e3):
-        y = drawing.symlog(x, linthresh)
+        y = draw.symlog(x, linthresh)
         assert np.all(np.diff(y) > 0)
-        at = drawing.symlog(np.array([linthresh, -linthresh]), linthresh)
+        at = draw.symlog(np.array([linthresh, -linthresh]), linthresh)
         np.testing.assert_allclose(at, [linthresh, -linthresh])
-        ticks = drawing.symlog_ticks(-2500.0, 1.5e5, linthresh)
+        ticks = draw.symlog_ticks(-2500.0, 1.5e5, linthresh)
         assert np.all(np.diff(ticks) > 0) and ticks[0] >= -2500.0 and ticks[-1] <= 1.5e5
         assert 0.0 in ticks and 1e5 in ticks
 
@@ -254,17 +254,22 @@ def test_plot_files_and_their_images(shape: tuple[int, int], tmp_path: Path) -> 
     hot = find_hot_pixels(master.combined, master.qual, noise, peel, 600.0, 5.0, None, 6.0, 5)
     assert hot.bpm[0, 0] & HOT and hot.bpm[1, 2] & NOISY
     qc_dir = tmp_path / "qc" / "soxs_mdark"
-    image, hist = drawing.draw_all(plots.master_figures(master, qc_dir, "M"))
+    image, hist = draw.draw_all(figures.master_figures(master, qc_dir, "M"))
     levels = np.tile([0.0, 1.0, 1200.0, 2.0], (4, 1))
-    (frames,) = drawing.draw_all(
-        plots.frames_figures(60000.0 + np.arange(4) / 1440, levels, qc_dir, "M")
+    (frames,) = draw.draw_all(
+        figures.frames_figures(60000.0 + np.arange(4) / 1440, levels, qc_dir, "M")
     )
-    hot_map, dist = drawing.draw_all(plots.hotpix_figures(hot, noise, peel, qc_dir, "M"))
+    hot_map, dist = draw.draw_all(figures.hotpix_figures(hot, noise, peel, qc_dir, "M"))
     names = [Path(p).name for p in (image, hist, frames, hot_map, dist)]
-    assert names == ["M_image.png", "M_histogram.png", "M_frames.png", "M_hotpix_map.png",
-                     "M_dark_current.png"]  # fmt: skip
+    assert names == [
+        "M_image.png",
+        "M_histogram.png",
+        "M_frames.png",
+        "M_hotpix_map.png",
+        "M_dark_current.png",
+    ]
     assert sorted(p.name for p in qc_dir.iterdir()) == sorted(names)  # no temporary left
-    step = max(1, -(-max(shape) // plots.IMAGE_SIDE))
+    step = max(1, -(-max(shape) // figures.IMAGE_SIDE))
     expect = (-(-shape[0] // step), -(-shape[1] // step))
     # the plain images: row 0 at the bottom, a flagged pixel's block coloured
     img = imread(image)
@@ -272,7 +277,7 @@ def test_plot_files_and_their_images(shape: tuple[int, int], tmp_path: Path) -> 
     np.testing.assert_allclose(img[-1, 0, :3], [1.0, 0.0, 0.0])  # (0, 0) masked: red
     pix = imread(hot_map)
     assert pix.shape[:2] == expect
-    flags = plots.block_or(hot.bpm, step)[::-1]
+    flags = figures.block_or(hot.bpm, step)[::-1]
     red = np.all(np.isclose(pix[..., :3], [216 / 255, 0, 0]), axis=-1)
     blue = np.all(np.isclose(pix[..., :3], [0, 51 / 255, 229 / 255]), axis=-1)
     magenta = np.all(np.isclose(pix[..., :3], [204 / 255, 0, 204 / 255]), axis=-1)
@@ -292,7 +297,7 @@ def test_plots_of_nothing_finite(tmp_path: Path) -> None:
     nan = np.full(shape, np.nan, dtype=np.float32)
     hot = find_hot_pixels(nan, master.qual, nan, nan, 600.0, 5.0, None, 6.0, 5)
     assert math.isnan(hot.noise.threshold) and not hot.bpm.any()
-    paths = drawing.draw_all(plots.hotpix_figures(hot, nan, nan, tmp_path, "E"))
+    paths = draw.draw_all(figures.hotpix_figures(hot, nan, nan, tmp_path, "E"))
     assert all(Path(p).stat().st_size > 0 for p in paths)
 
 
@@ -312,21 +317,21 @@ def test_bin_counts_on_symlog_edges_with_even_bins_in_the_middle(
     has a pixel far below its level, even within, logarithmic above. The even run is
     found in the middle (so the pass computes most bins) and the counts are numpy's."""
     linthresh = 10 * spread
-    edges = plots.symlog_edges(low * spread, high * spread, linthresh)
-    first, m = plots.even_run(edges)
+    edges = figures.symlog_edges(low * spread, high * spread, linthresh)
+    first, m = figures.even_run(edges)
     assert m >= 1
     assert np.allclose(np.diff(edges[first : first + m + 1]), np.diff(edges)[first])
     v = awkward(kind, 2000, seed, np.float32) * np.float32(spread)
     v[:4] = np.asarray([low * spread, high * spread, 0.0, linthresh], dtype=np.float32)
-    got = plots.bin_counts(v, 0.0, edges, clip=clip)
+    got = figures.bin_counts(v, 0.0, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, 0.0, edges, clip))
 
 
 def test_even_run_finds_the_longest_even_stretch() -> None:
     log_lin_log = np.concatenate([[-1000.0, -100.0], np.linspace(-10, 10, 41), [100.0, 1e3]])
-    assert plots.even_run(log_lin_log) == (2, 40)
-    assert plots.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
-    assert plots.even_run(np.array([0.0, 1.0])) == (0, 1)
+    assert figures.even_run(log_lin_log) == (2, 40)
+    assert figures.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
+    assert figures.even_run(np.array([0.0, 1.0])) == (0, 1)
 
 
 @HYP
@@ -341,12 +346,12 @@ def test_bin_counts_round32_counts_the_dark_image_without_making_it(
 ) -> None:
     """The dark panel bins ``float32(combined - median)`` straight from the master: the
     same counts as the dark-current image itself."""
-    from mdark_dask.hotpix import dark_image
+    from mdark_dask.numerics.hotpix import dark_image
 
     combined = (awkward(kind, 3001, seed, np.float32) + np.float32(median)).astype(np.float32)
     dark = dark_image(combined, median)
-    edges = plots.symlog_edges(-40.0, 3000.0, 5.0)
+    edges = figures.symlog_edges(-40.0, 3000.0, 5.0)
     np.testing.assert_array_equal(
-        plots.bin_counts(combined, -median, edges, clip=clip, round32=True),
-        plots.bin_counts(dark, 0.0, edges, clip=clip),
+        figures.bin_counts(combined, -median, edges, clip=clip, round32=True),
+        figures.bin_counts(dark, 0.0, edges, clip=clip),
     )

@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from mdark_dask import plots, recipe
+from mdark_dask import recipe
 from mdark_dask.io.fits import write_atomic
-from mdark_dask.product import build_noise_hdul
+from mdark_dask.io.product import build_noise_hdul
+from mdark_dask.report import figures
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 
 SPEC = DarkSetSpec("soxs", "VIS", n_frames=3, exptime=5.0, binning=(2, 2), shape=(2048, 429))
@@ -107,8 +108,11 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
     write = recipe.write_atomic
 
     def write_named(hdul: Any, dest: Path) -> Path:
-        kind = "noise" if dest.name.endswith("_NOISE.fits") else (
-            "hotpix" if dest.name.endswith("_HOTPIX.fits") else "master")  # fmt: skip
+        kind = (
+            "noise"
+            if dest.name.endswith("_NOISE.fits")
+            else ("hotpix" if dest.name.endswith("_HOTPIX.fits") else "master")
+        )
         for hdu in hdul:
             assert hdu.data.dtype == np.uint8 or not hdu.data.flags.writeable, (kind, hdu.name)
         return timed(f"write {kind}", write, 0.05)(hdul, dest)  # type: ignore[no-any-return]
@@ -116,7 +120,10 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
     monkeypatch.setattr(recipe, "write_atomic", write_named)
     # each plotting step (reduce to figures, draw), named by the figures it builds
     draw = recipe._draw
-    steps = {plots.master_figures: ("master plots", 0.2), plots.hotpix_figures: ("hotpix plots", 0)}
+    steps = {
+        figures.master_figures: ("master plots", 0.2),
+        figures.hotpix_figures: ("hotpix plots", 0),
+    }
 
     def draw_named(build: Any, *args: Any) -> Any:
         name, pause = steps.get(build, ("frames plot", 0))
@@ -152,7 +159,7 @@ def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
         time.sleep(0.2)  # after the master's write
         raise OSError("no space left for the plot")
 
-    monkeypatch.setattr(plots, "hotpix_figures", broken)
+    monkeypatch.setattr(figures, "hotpix_figures", broken)
     with pytest.raises(OSError, match="no space left"):
         recipe.finalize_product(strip, frame_levels, plan)
     assert not plan.product_path.exists()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdark_dask.io.fits import _DISK_DTYPE, FrameReader, RawFrame, StackReader, scan_frame
-from mdark_dask.kernels import electrons
+from mdark_dask.numerics.steps import electrons
 
 HYP = settings(
     max_examples=150,
@@ -45,11 +45,15 @@ GAINS = [1.0, 2.3, 1.61, 2.12, 0.5, 1.0 / 3.0]
 
 
 def old_formula(
-    stored: npt.NDArray[Any], k: int, region: tuple[int, int, int, int], window: Any,
-    offset: float, gain: float,
-) -> npt.NDArray[np.float32]:  # fmt: skip
+    stored: npt.NDArray[Any],
+    k: int,
+    region: tuple[int, int, int, int],
+    window: Any,
+    offset: float,
+    gain: float,
+) -> npt.NDArray[np.float32]:
     """The reader's former conversion: float64 block, ``+= offset`` when non-zero, then
-    :func:`mdark_dask.kernels.electrons` (float64 product rounded once)."""
+    :func:`mdark_dask.numerics.steps.electrons` (float64 product rounded once)."""
     rs, re_, cs, ce = region
     view = np.rot90(stored, k)[rs:re_, cs:ce][window]
     block = np.empty(view.shape, dtype=np.float64)

@@ -31,10 +31,10 @@ from astropy.io import fits
 
 from mdark_dask.cli import main
 from mdark_dask.errors import InputError
-from mdark_dask.frameset import SCAN_KEYWORDS
 from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import RawFrame, scan_frame
-from mdark_dask.night import classify, plan_night
+from mdark_dask.plan.frameset import SCAN_KEYWORDS
+from mdark_dask.plan.night import classify, plan_night
 from mdark_dask.recipe import plan_product
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"

@@ -113,9 +113,13 @@ def test_home_directory_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     "name",
-    ["SOXS.2026-01-11T08:29:24.123.fits.gz", "SOXS.2026-01-11T08:29:24.123.fits.fz",
-     "folder.fits/frame.fits", "a.fits.fits"],
-)  # fmt: skip
+    [
+        "SOXS.2026-01-11T08:29:24.123.fits.gz",
+        "SOXS.2026-01-11T08:29:24.123.fits.fz",
+        "folder.fits/frame.fits",
+        "a.fits.fits",
+    ],
+)
 def test_names_kept_whole(name: str, tmp_path: Path) -> None:
     """Unlike soxspipe 0.17.4 the path is the whole first field, not cut after ``.fits``."""
     frame = touch(tmp_path / name)

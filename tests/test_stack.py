@@ -23,9 +23,10 @@ import xarray as xr
 from astropy.io import fits
 
 import mdark_dask.io.fits as mfits
-from mdark_dask.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
 from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import FrameReader, StackReader, scan_frame
+from mdark_dask.io.stack import frame_stack, prepared_stack, stack_reader, strip_stack
+from mdark_dask.plan.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
 from mdark_dask.recipe import (
     level_groups,
     level_tasks,
@@ -35,7 +36,6 @@ from mdark_dask.recipe import (
     strip_tasks,
 )
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
-from mdark_dask.stack import frame_stack, prepared_stack, stack_reader, strip_stack
 
 F32 = npt.NDArray[np.float32]
 
@@ -438,8 +438,9 @@ def test_row_blocks_are_the_rows_of_the_strip(
         assert mapped == (frames[0].raw.offset is not None)
         assert firsts == list(range(rows[0], rows[1], step if mapped else max(span, 1)))
         if span:
-            np.testing.assert_array_equal(np.concatenate([b for _, b in got], axis=1),
-                                          whole[:, rows[0] : rows[1]])  # fmt: skip
+            np.testing.assert_array_equal(
+                np.concatenate([b for _, b in got], axis=1), whole[:, rows[0] : rows[1]]
+            )
         assert all(b.flags.c_contiguous and b.dtype == np.float32 for _, b in got)
 
 

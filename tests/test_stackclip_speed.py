@@ -1,11 +1,11 @@
-"""The tiled strip kernel (:mod:`mdark_dask.stackclip`) against the astropy-based oracle.
+"""The tiled strip kernel (:mod:`mdark_dask.numerics.stackclip`) against the astropy-based oracle.
 
-:func:`mdark_dask.stackclip.stack_strip_kernel` sorts whole tiles of columns with one
+:func:`mdark_dask.numerics.stackclip.stack_strip_kernel` sorts whole tiles of columns with one
 comparator network, runs the first clip iteration across the columns, regroups the
 columns still clipping by their count of values, and sums with the values left out added
 as ``+0.0``. Each of these must give the bytes of the one-pixel-at-a-time computation, so
 every field of the strip (NaNs and the sign of zero included) is compared byte for byte
-with :func:`mdark_dask.kernels.stack_strip_reference` on data made to hit the corners:
+with :func:`mdark_dask.numerics.steps.stack_strip_reference` on data made to hit the corners:
 ties (MAD = 0), NaN and infinities (fewer values in some columns), ``-0.0``, outliers
 that take several iterations, frame counts around the network's powers of two and tile
 widths that split the columns unevenly.
@@ -24,7 +24,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mdark_dask import kernels, stackclip
+from mdark_dask.numerics import stackclip, steps
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -40,18 +40,18 @@ def reference(e: F32, levels: F64, ron: float, sigma: float, maxiters: int) -> n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        out: npt.NDArray[np.void] = kernels.stack_strip_reference(e, levels, ron, sigma, maxiters)
+        out: npt.NDArray[np.void] = steps.stack_strip_reference(e, levels, ron, sigma, maxiters)
     return out
 
 
 def kernel(
     e: F32, levels: F64, ron: float, sigma: float, maxiters: int, tile_bytes: int
 ) -> npt.NDArray[np.void]:
-    """``kernels.stack_strip`` with the tile width of the kernel chosen."""
+    """``steps.stack_strip`` with the tile width of the kernel chosen."""
     shape = e.shape[1:]
     fields = {
-        name: np.empty(shape, dtype=kernels.STRIP_DTYPE[name])
-        for name in kernels.STRIP_DTYPE.names or ()
+        name: np.empty(shape, dtype=steps.STRIP_DTYPE[name])
+        for name in steps.STRIP_DTYPE.names or ()
     }
     stackclip.stack_strip_kernel(
         np.ascontiguousarray(e, dtype=np.float32),
@@ -67,10 +67,10 @@ def kernel(
         fields["noise"],
         fields["noise_peel"],
         float(ron),
-        kernels.PEEL_SIGMA,
+        steps.PEEL_SIGMA,
         tile_bytes,
     )
-    out = np.empty(shape, dtype=kernels.STRIP_DTYPE)
+    out = np.empty(shape, dtype=steps.STRIP_DTYPE)
     for name, values in fields.items():
         out[name] = values
     return out
@@ -86,9 +86,9 @@ def assert_same_bytes(got: npt.NDArray[np.void], want: npt.NDArray[np.void]) -> 
     ``errs`` of pixels with nothing kept: numpy's ``0 / 0`` there is the x86 default NaN
     (sign bit set); the kernel writes the quiet NaN with the sign bit clear, as it always
     has, and that is checked instead."""
-    assert got.dtype == want.dtype == kernels.STRIP_DTYPE
+    assert got.dtype == want.dtype == steps.STRIP_DTYPE
     assert got.shape == want.shape
-    for name in kernels.STRIP_DTYPE.names or ():
+    for name in steps.STRIP_DTYPE.names or ():
         a = np.ascontiguousarray(got[name])
         b = np.ascontiguousarray(want[name])
         if name in ("flux", "errs"):
@@ -162,7 +162,7 @@ def test_kernel_bytes_equal_the_reference(
     want = reference(e, levels, ron, sigma, maxiters)
     assert_same_bytes(kernel(e, levels, ron, sigma, maxiters, tile_bytes), want)
     if tile_bytes == stackclip.TILE_BYTES:
-        assert_same_bytes(kernels.stack_strip(e, levels, ron, sigma, maxiters), want)
+        assert_same_bytes(steps.stack_strip(e, levels, ron, sigma, maxiters), want)
 
 
 @pytest.mark.parametrize("n", [5, 19, 20, 21, 64])
@@ -181,7 +181,7 @@ def test_dark_like_strip_bytes_equal_the_reference(n: int) -> None:
     means = 2300.0 + rng.normal(0.0, 0.5, n)
     levels = np.stack([means - 40.0, means + 40.0, means, np.full(n, 7.0)], axis=1)
     want = reference(e, levels, 7.3, 3.0, 3)
-    assert_same_bytes(kernels.stack_strip(e, levels, 7.3, 3.0, 3), want)
+    assert_same_bytes(steps.stack_strip(e, levels, 7.3, 3.0, 3), want)
     assert_same_bytes(kernel(e, levels, 7.3, 3.0, 3, 1), want)
 
 
@@ -192,7 +192,7 @@ def test_empty_strips() -> None:
     assert (out["mask"] == 1).all()
     for shape in [(3, 0, 5), (3, 4, 0)]:
         e = np.empty(shape, dtype=np.float32)
-        assert kernels.stack_strip(e, np.zeros((3, 4)), 7.3, 3.0, 3).shape == shape[1:]
+        assert steps.stack_strip(e, np.zeros((3, 4)), 7.3, 3.0, 3).shape == shape[1:]
 
 
 @pytest.mark.parametrize("n", range(1, 17))
@@ -280,7 +280,7 @@ def test_kernel_checks_its_arrays_and_fills_strided_outputs() -> None:
     rng = np.random.default_rng(3)
     e, levels = corner_stack(rng, 7, (3, 21), 2, 0.05, 0.1, False)
     want = kernel(e, levels, 7.3, 3.0, 3, stackclip.TILE_BYTES)
-    out = np.zeros(e.shape[1:], dtype=kernels.STRIP_DTYPE)
+    out = np.zeros(e.shape[1:], dtype=steps.STRIP_DTYPE)
     good: dict[str, Any] = {
         "e": e,
         "level_lo": np.ascontiguousarray(levels[:, 0]),
@@ -291,7 +291,7 @@ def test_kernel_checks_its_arrays_and_fills_strided_outputs() -> None:
         "maxiters": 3,
         **{name: out[name] for name in ("flux", "errs", "mask", "noise", "noise_peel")},
         "ron": 7.3,
-        "peel_sigma": kernels.PEEL_SIGMA,
+        "peel_sigma": steps.PEEL_SIGMA,
     }
     assert not good["flux"].flags.c_contiguous
     stackclip.stack_strip_kernel(**good)

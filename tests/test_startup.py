@@ -1,4 +1,4 @@
-"""The console script's process settings (:mod:`mdark_dask.startup`)."""
+"""The console script's process settings (:mod:`mdark_dask.process`)."""
 
 from __future__ import annotations
 
@@ -9,46 +9,52 @@ import subprocess
 import sys
 import textwrap
 
-from mdark_dask import startup
+from mdark_dask import process
 
 PROBE = textwrap.dedent(
     """
     import gc, json, os, sys
-    from mdark_dask import startup
+    from mdark_dask import process
 
-    owned_before = startup.tuned()
-    startup.tune()
+    owned_before = process.tuned()
+    process.tune()
     paused = not gc.isenabled()
     import numpy  # after tune(), as the console script imports it
     objects = [[i] for i in range(1000)]  # objects made before settle() are frozen
-    startup.settle()
-    startup.settle()  # a second call changes nothing
+    process.settle()
+    process.settle()  # a second call changes nothing
     print(json.dumps({
         "paused": paused,
-        "owned": [owned_before, startup.tuned()],
+        "owned": [owned_before, process.tuned()],
         "enabled_after": gc.isenabled(),
         "frozen": gc.get_freeze_count(),
-        "blas": {k: os.environ.get(k) for k in startup.BLAS_THREAD_VARIABLES},
+        "blas": {k: os.environ.get(k) for k in process.BLAS_THREAD_VARIABLES},
     }))
     """
 )
 
 
 def _probe(env: dict[str, str]) -> dict[str, object]:
-    run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                         check=True, timeout=120, env=env)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
     result: dict[str, object] = json.loads(run.stdout)
     return result
 
 
 def test_tune_pauses_the_collector_until_settle_and_sets_one_blas_thread() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in startup.BLAS_THREAD_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in process.BLAS_THREAD_VARIABLES}
     got = _probe(env)
     assert got["paused"] is True
     assert got["owned"] == [False, True]  # the process is the command's own once tuned
     assert got["enabled_after"] is True
     assert isinstance(got["frozen"], int) and got["frozen"] > 1000
-    assert got["blas"] == dict.fromkeys(startup.BLAS_THREAD_VARIABLES, "1")
+    assert got["blas"] == dict.fromkeys(process.BLAS_THREAD_VARIABLES, "1")
 
 
 def test_tune_keeps_the_users_own_thread_counts() -> None:
@@ -67,20 +73,21 @@ def test_settle_without_tune_leaves_the_host_collector_alone() -> None:
     before = gc.get_freeze_count()
     gc.disable()
     try:
-        startup.settle()
+        process.settle()
         assert not gc.isenabled()  # not re-enabled: tune() did not pause it
     finally:
         gc.enable()
-    startup.settle()
+    process.settle()
     assert gc.isenabled()
     assert gc.get_freeze_count() == before
-    assert not startup.tuned()  # so the command never forks its host (mdark_dask.painter)
+    assert not process.tuned()  # so the command never forks its host (mdark_dask.painter)
 
 
 OWN_WORKER = textwrap.dedent(
     """
     import gc, json, sys, threading
-    from mdark_dask import startup, warmup
+    from mdark_dask import warmup
+    from mdark_dask import process
 
     warmup.in_background("accurate", plots=False, own=sys.argv[1] == "own")
     paused = not gc.isenabled()
@@ -94,8 +101,13 @@ OWN_WORKER = textwrap.dedent(
 
 def test_a_worker_of_our_own_cluster_loads_tuned_then_resumes_the_collector() -> None:
     def run(mode: str) -> dict[str, bool]:
-        done = subprocess.run([sys.executable, "-c", OWN_WORKER, mode], capture_output=True,
-                              text=True, check=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", OWN_WORKER, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
         got: dict[str, bool] = json.loads(done.stdout)
         return got
 

@@ -70,7 +70,7 @@ def test_load_writer_imports_the_fits_writer() -> None:
     import sys
 
     warmup.load_writer()
-    assert "astropy.io.fits" in sys.modules and "mdark_dask.product" in sys.modules
+    assert "astropy.io.fits" in sys.modules and "mdark_dask.io.product" in sys.modules
 
 
 def test_in_background_returns_at_once_and_loads_in_a_thread(

@@ -134,8 +134,16 @@ def _read_scan(
     wait for astropy's import; anything else is read by astropy."""
     plain = read_plain_header(path, keywords)
     if plain is not None:
-        return (0, plain.shape, plain.bitpix, plain.bzero, plain.bscale, plain.data_offset,
-                False, plain.cards)  # fmt: skip
+        return (
+            0,
+            plain.shape,
+            plain.bitpix,
+            plain.bzero,
+            plain.bscale,
+            plain.data_offset,
+            False,
+            plain.cards,
+        )
     return read_scan_astropy(path, keywords)
 
 
@@ -230,7 +238,7 @@ class FrameReader:
 
     The conversion is one compiled pass from the stored values to float32 electrons
     (:func:`mdark_dask.io.prepare.prepare_window`; the numbers of
-    :func:`mdark_dask.kernels.electrons` after the pseudo-unsigned offset), so reading
+    :func:`mdark_dask.numerics.steps.electrons` after the pseudo-unsigned offset), so reading
     allocates nothing but its result.
 
     Has ``shape``, ``dtype``, ``ndim`` and ``__getitem__``, so ``dask.array.from_array``
@@ -258,9 +266,12 @@ class FrameReader:
             if raw.offset is not None:
                 # the map is released when its last view is garbage collected
                 return np.memmap(
-                    raw.path, dtype=_DISK_DTYPE[raw.bitpix], mode="r", offset=raw.offset,
+                    raw.path,
+                    dtype=_DISK_DTYPE[raw.bitpix],
+                    mode="r",
+                    offset=raw.offset,
                     shape=raw.shape,
-                )  # fmt: skip
+                )
             from astropy.io import fits
 
             with warnings.catch_warnings():
@@ -293,8 +304,9 @@ class FrameReader:
         """
         parts = key if isinstance(key, tuple) else (key,)
         drop = tuple(i for i, k in enumerate(parts) if isinstance(k, int | np.integer))
-        window = tuple(slice(int(k), int(k) + 1 or None) if i in drop else k
-                       for i, k in enumerate(parts))  # fmt: skip
+        window = tuple(
+            slice(int(k), int(k) + 1 or None) if i in drop else k for i, k in enumerate(parts)
+        )
         if not all(isinstance(k, slice) or k is Ellipsis for k in window):
             # advanced indexing: the whole frame, indexed as numpy does
             picked = np.asarray(self.read(slice(None))[window], dtype=np.float32)
@@ -310,8 +322,14 @@ class FrameReader:
         if view.size:
             size = native.itemsize
             first = view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
-            self._prepare(flat, first // size, view.strides[0] // size,
-                          view.strides[1] // size, not values.dtype.isnative, result)  # fmt: skip
+            self._prepare(
+                flat,
+                first // size,
+                view.strides[0] // size,
+                view.strides[1] // size,
+                not values.dtype.isnative,
+                result,
+            )
         return result.reshape([n for i, n in enumerate(result.shape) if i not in drop])
 
     def _layout(
@@ -338,8 +356,9 @@ class FrameReader:
         scan is an :class:`InputError`."""
         offset = self.raw.bzero if self.raw.offset is not None else 0.0
         try:
-            prepare_window(flat, start, row_step, col_step, swap, float(offset),
-                           float(self.gain), out)  # fmt: skip
+            prepare_window(
+                flat, start, row_step, col_step, swap, float(offset), float(self.gain), out
+            )
         except (OSError, ValueError) as exc:
             raise InputError(f"{self.raw.path}: cannot read pixel data ({exc})") from None
 
@@ -504,13 +523,14 @@ def datasum(data: npt.NDArray[Any]) -> int:
     zero-padded; one compiled pass with the GIL released, no copy unless ``data`` is not
     C-ordered. (int8 and the unsigned 16-64-bit types are stored through BZERO, as other
     words: :func:`add_checksum` leaves those to astropy.)"""
-    from mdark_dask.native import bind
+    from mdark_dask.numerics.native import bind
 
     src = np.ascontiguousarray(data)
     if not src.dtype.isnative:
         src = src.astype(src.dtype.newbyteorder("="))
-    total = int(bind("fitsio", "md_datasum", "n:pnn")(src.ctypes.data, src.nbytes,
-                                                      src.dtype.itemsize))  # fmt: skip
+    total = int(
+        bind("fitsio", "md_datasum", "n:pnn")(src.ctypes.data, src.nbytes, src.dtype.itemsize)
+    )
     if total < 0:
         raise ValueError(f"cannot store {src.dtype} words")
     return total

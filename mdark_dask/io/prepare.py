@@ -2,7 +2,7 @@
 
 Apart from :mod:`mdark_dask.io.fits` (which imports astropy) so that the kernel, the
 first thing every run needs, does not wait for astropy's import. The loop itself is C
-(``_native/prepare.c``), called through :mod:`mdark_dask.native` with the GIL released.
+(``_native/prepare.c``), called through :mod:`mdark_dask.numerics.native` with the GIL released.
 """
 
 from __future__ import annotations
@@ -12,14 +12,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind
+from mdark_dask.numerics.native import bind
 
 #: The C function per stored word type (native byte order; ``swap`` reverses it).
 _FUNCTIONS = {
-    "u1": "prepare_u8", "i1": "prepare_i8", "u2": "prepare_u16", "i2": "prepare_i16",
-    "u4": "prepare_u32", "i4": "prepare_i32", "u8": "prepare_u64", "i8": "prepare_i64",
-    "f4": "prepare_f32", "f8": "prepare_f64",
-}  # fmt: skip
+    "u1": "prepare_u8",
+    "i1": "prepare_i8",
+    "u2": "prepare_u16",
+    "i2": "prepare_i16",
+    "u4": "prepare_u32",
+    "i4": "prepare_i32",
+    "u8": "prepare_u64",
+    "i8": "prepare_i64",
+    "f4": "prepare_f32",
+    "f8": "prepare_f64",
+}
 
 
 def _kernel(code: str) -> Any:
@@ -67,8 +74,16 @@ def prepare_window(
         raise ValueError("the window reaches outside the stored image")
     target = out if out.flags.c_contiguous else np.empty((ny, nx), dtype=np.float32)
     _kernel(code)(
-        flat.ctypes.data, start, row_step, col_step, int(bool(swap)), float(offset),
-        float(gain), target.ctypes.data, ny, nx,
-    )  # fmt: skip
+        flat.ctypes.data,
+        start,
+        row_step,
+        col_step,
+        int(bool(swap)),
+        float(offset),
+        float(gain),
+        target.ctypes.data,
+        ny,
+        nx,
+    )
     if target is not out:
         out[...] = target

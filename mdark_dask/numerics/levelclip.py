@@ -1,7 +1,7 @@
 """Compiled whole-image mean/std sigma clip (astropy ``sigma_clip(axis=None)``).
 
-The loops are C (``_native/frameclip.c``, the library of :mod:`mdark_dask.npsum`'s sums,
-whose order the accurate statistics use), called through :mod:`mdark_dask.native` with the
+The loops are C (``_native/frameclip.c``, the library of :mod:`mdark_dask.numerics.masked`'s sums,
+whose order the accurate statistics use), called through :mod:`mdark_dask.numerics.native` with the
 GIL released, so Dask threads clip frames in parallel. The wrappers check dtypes and
 contiguity before every call (a wrong pointer would crash the process, not raise).
 
@@ -18,7 +18,7 @@ order, with a byte of "still kept" state per pixel instead of astropy's shrinkin
   vectorises where a sequential chain cannot, and compares in float64.
 
 :func:`level_stats` is the per-frame level clip (reference §4.2) fused with the masked
-mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.npsum`):
+mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.numerics.masked`):
 the same bits as :func:`clip_bounds` followed by ``masked_mean_std``, with no per-pixel
 state at all, two passes per iteration and two for the statistics. :func:`level_bounds`
 is its clip alone.
@@ -32,8 +32,8 @@ import functools
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind
-from mdark_dask.npsum import LIBRARY
+from mdark_dask.numerics.masked import LIBRARY
+from mdark_dask.numerics.native import bind
 
 #: ``(x, size, sigma, maxiters, soxspipe, out)``: the three whole-image clips.
 _CLIP_SIGNATURE = "i:pndnip"
@@ -53,9 +53,13 @@ def _flat32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 def _clip(
-    function: str, x: npt.NDArray[np.float32], sigma: float, maxiters: int, soxspipe: bool,
+    function: str,
+    x: npt.NDArray[np.float32],
+    sigma: float,
+    maxiters: int,
+    soxspipe: bool,
     size: int,
-) -> list[float]:  # fmt: skip
+) -> list[float]:
     """Call one of the clips; its ``size`` float64 results. The results come back through
     a ctypes array rather than a numpy one: ``ndarray.ctypes.data`` costs more than the
     whole clip of a small image."""
@@ -63,7 +67,7 @@ def _clip(
     out = (ctypes.c_double * size)()
     status = _kernel(function, _CLIP_SIGNATURE)(
         flat.ctypes.data, flat.size, float(sigma), int(maxiters), int(bool(soxspipe)), out
-    )  # fmt: skip
+    )
     if status != 0:
         raise MemoryError(f"{function}: out of memory")
     return out[:]
@@ -109,7 +113,7 @@ def level_stats(
     """``(lo, hi, mean, std)`` of the level clip of the flat image ``x``.
 
     The bounds of :func:`clip_bounds`, then ``np.ma.mean`` and ``np.ma.std`` of the values
-    inside the final bounds (:func:`mdark_dask.npsum.masked_mean_std`), with the same
+    inside the final bounds (:func:`mdark_dask.numerics.masked.masked_mean_std`), with the same
     bits, without a mask in memory and in fewer passes:
 
     * the "still kept" state is the intersection of every bound so far (a value left the
@@ -159,26 +163,38 @@ def _kept_sum(
     flat = _flat32(x)
     total = ctypes.c_double()
     count = _kernel("md_kept_sum", "n:pnffip")(
-        flat.ctypes.data, flat.size, float(keep_lo), float(keep_hi), int(bool(soxspipe)),
+        flat.ctypes.data,
+        flat.size,
+        float(keep_lo),
+        float(keep_hi),
+        int(bool(soxspipe)),
         ctypes.byref(total),
-    )  # fmt: skip
+    )
     if count < 0:
         raise MemoryError("_kept_sum: out of memory")
     return float(total.value), int(count)
 
 
 def _kept_squares(
-    x: npt.NDArray[np.float32], keep_lo: np.float32, keep_hi: np.float32, mean: float,
+    x: npt.NDArray[np.float32],
+    keep_lo: np.float32,
+    keep_hi: np.float32,
+    mean: float,
     soxspipe: bool,
-) -> float:  # fmt: skip
+) -> float:
     """Sum of ``(x - mean) ** 2`` over the kept values: sequential in float32 with the
     float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
     flat = _flat32(x)
     out = ctypes.c_double()
     status = _kernel("md_kept_squares", "i:pnffdip")(
-        flat.ctypes.data, flat.size, float(keep_lo), float(keep_hi), float(mean),
-        int(bool(soxspipe)), ctypes.byref(out),
-    )  # fmt: skip
+        flat.ctypes.data,
+        flat.size,
+        float(keep_lo),
+        float(keep_hi),
+        float(mean),
+        int(bool(soxspipe)),
+        ctypes.byref(out),
+    )
     if status != 0:
         raise MemoryError("_kept_squares: out of memory")
     return float(out.value)

@@ -4,9 +4,9 @@ This fuses reference §4.2 step 4 and §4.3 B1-B4 for every pixel of a strip: le
 subtraction, the AND of the level-clip masks, the median / MAD-std stack clip, and the
 sequential float32 means of the data and of the per-frame uncertainties. In the same pass
 it measures the temporal scatter of the frames that survived the clip (the noise image of
-:mod:`mdark_dask.hotpix`), which takes no part in the soxspipe products.
+:mod:`mdark_dask.numerics.hotpix`), which takes no part in the soxspipe products.
 
-The work is C (``_native/stackclip.c``), called through :mod:`mdark_dask.native` (ctypes,
+The work is C (``_native/stackclip.c``), called through :mod:`mdark_dask.numerics.native` (ctypes,
 which releases the GIL, so Dask threads clip strips in parallel); this module checks the
 arrays and calls it. It was numba until a numba process's start-up (0.35-0.4 s, ~100 MB)
 outweighed the kernel; the C gives the same bytes.
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind
+from mdark_dask.numerics.native import bind
 
 MAD_TO_STD = 1.482602218505602  # astropy's constant, 1 / Phi^-1(3/4)
 
@@ -57,7 +57,7 @@ F64 = npt.NDArray[np.float64]
 
 
 def _c(function: str, signature: str) -> Any:
-    """The C function ``stackclip_<function>``, typed (:func:`mdark_dask.native.bind`
+    """The C function ``stackclip_<function>``, typed (:func:`mdark_dask.numerics.native.bind`
     binds it once per process)."""
     return bind("stackclip", f"stackclip_{function}", signature)
 
@@ -200,9 +200,16 @@ def _bounds_tile(
     _lanes(w, med, std, lo, hi)
     fn = _c("bounds_tile", "v:pnnndpppp")
     fn(
-        s.ctypes.data, s.shape[1], int(n), int(w), float(sigma),
-        med.ctypes.data, std.ctypes.data, lo.ctypes.data, hi.ctypes.data,
-    )  # fmt: skip
+        s.ctypes.data,
+        s.shape[1],
+        int(n),
+        int(w),
+        float(sigma),
+        med.ctypes.data,
+        std.ctypes.data,
+        lo.ctypes.data,
+        hi.ctypes.data,
+    )
 
 
 def stack_strip_kernel(
@@ -271,17 +278,19 @@ def stack_strip_kernel(
     nf, ny, nx = e.shape
     if nf >= 2**31:
         raise ValueError(f"{nf} frames: the kernel counts frames in 32 bits")
-    levels = [np.ascontiguousarray(x, dtype=np.float64).reshape(-1) for x in
-              (level_lo, level_hi, level_mean)]  # fmt: skip
+    levels = [
+        np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        for x in (level_lo, level_hi, level_mean)
+    ]
     if any(x.size < nf for x in levels):
         raise ValueError(f"level arrays shorter than the {nf} frames")
     outputs: list[npt.NDArray[Any]] = [flux, errs, mask, noise, noise_peel]
     targets: list[npt.NDArray[Any]] = []
-    for out, dtype in zip(outputs, (np.float32, np.float32, np.uint8, np.float32, np.float32),
-                          strict=True):  # fmt: skip
+    for out, dtype in zip(
+        outputs, (np.float32, np.float32, np.uint8, np.float32, np.float32), strict=True
+    ):
         if out.dtype != dtype or out.shape != (ny, nx) or not out.flags.writeable:
-            raise ValueError(f"output is {out.dtype} {out.shape}, not {np.dtype(dtype)} "
-                             f"{(ny, nx)}")  # fmt: skip
+            raise ValueError(f"output is {out.dtype} {out.shape}, not {np.dtype(dtype)} {(ny, nx)}")
         targets.append(out if out.flags.c_contiguous else np.empty((ny, nx), dtype=dtype))
     width = 0
     if nf > 0:
@@ -289,10 +298,21 @@ def stack_strip_kernel(
         width = max(16, width - width % 16)
     fn = _c("stack_strip", "i:pnnnpppfdnpppppddn")
     status = fn(
-        e.ctypes.data, nf, ny, nx, levels[0].ctypes.data, levels[1].ctypes.data,
-        levels[2].ctypes.data, float(ron2), float(sigma), int(maxiters),
-        *(t.ctypes.data for t in targets), float(ron), float(peel_sigma), width,
-    )  # fmt: skip
+        e.ctypes.data,
+        nf,
+        ny,
+        nx,
+        levels[0].ctypes.data,
+        levels[1].ctypes.data,
+        levels[2].ctypes.data,
+        float(ron2),
+        float(sigma),
+        int(maxiters),
+        *(t.ctypes.data for t in targets),
+        float(ron),
+        float(peel_sigma),
+        width,
+    )
     if status != 0:
         raise MemoryError("no memory for the stack kernel's tiles")
     for out, target in zip(outputs, targets, strict=True):

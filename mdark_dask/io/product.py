@@ -4,13 +4,13 @@ The layout is soxspipe's so products drop into soxspipe unchanged: FLUX float32 
 QUAL uint8, ERRS float32; the primary header is the earliest raw frame's, with ESO QC,
 PRO and PRO REC1 keywords, DPR keywords scrubbed, sorted alphabetically.
 
-Beside it, two mdark-dask products (:mod:`mdark_dask.hotpix`), whose headers are the
+Beside it, two mdark-dask products (:mod:`mdark_dask.numerics.hotpix`), whose headers are the
 master's with their own PRO CATG, QC and parameters:
 
 * the hot-pixel map, in the format of soxspipe's static bad-pixel maps (one uint8 image,
   non-zero = bad; bit 1 hot, bit 2 noisy), so it can serve where soxspipe reads one;
 * the noise image (float32 e-, NaN where undefined) with its peeled companion (isolated
-  extreme values peeled, :mod:`mdark_dask.hotpix`) as an image extension.
+  extreme values peeled, :mod:`mdark_dask.numerics.hotpix`) as an image extension.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask._version import __version__
-from mdark_dask.frameset import FrameSet
-from mdark_dask.hotpix import HOT, NOISY, HotPixels
-from mdark_dask.kernels import Master
-from mdark_dask.qc import QCRow
+from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
+from mdark_dask.numerics.qc import QCRow
+from mdark_dask.numerics.steps import Master
+from mdark_dask.plan.frameset import FrameSet
 from mdark_dask.settings import Settings
 
 PIPE_ID = f"mdark-dask/v{__version__}"
@@ -148,9 +148,11 @@ def hotpix_header(
     set_card(header, "MDARK HOT THRESHOLD", _finite(hot.hot_threshold), "[e-] hot above this")
     set_card(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
     set_card(
-        header, "MDARK NOISEPEEL THRESHOLD", _finite(hot.noise_peel.threshold),
+        header,
+        "MDARK NOISEPEEL THRESHOLD",
+        _finite(hot.noise_peel.threshold),
         "[e-] noisy above, peeled",
-    )  # fmt: skip
+    )
     header.add_comment("Bad-pixel map: 0 = good, non-zero = bad (soxspipe static BPM format).")
     header.add_comment(f"Bit {HOT}: hot pixel, dark current above MDARK HOT THRESHOLD.")
     header.add_comment(f"Bit {NOISY}: noisy pixel, temporal scatter along the stack of all")

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.npsum import masked_mean_std, sum64
+from mdark_dask.numerics.masked import masked_mean_std, sum64
 
 Numerics = Literal["accurate", "soxspipe-0.17.4"]
 NUMERICS: Final[tuple[Numerics, ...]] = ("accurate", "soxspipe-0.17.4")
@@ -35,7 +35,8 @@ Bool = npt.NDArray[np.bool_]
 #: unclipped frames, its uncertainty, the mask known so far (all-clipped or masked by the
 #: level clip in every frame), the temporal scatter of the unclipped frames (the noise
 #: image; population std, NaN with fewer than two frames kept) and the scatter of every
-#: finite frame once isolated extremes are peeled (``noise_peel``, :mod:`mdark_dask.stackclip`).
+#: finite frame once isolated extremes are peeled (``noise_peel``,
+#: :mod:`mdark_dask.numerics.stackclip`).
 STRIP_DTYPE: Final = np.dtype(
     [("flux", "<f4"), ("errs", "<f4"), ("mask", "u1"), ("noise", "<f4"), ("noise_peel", "<f4")]
 )
@@ -123,11 +124,10 @@ def global_clip_bounds(image: F32, sigma: float, maxiters: int, numerics: Numeri
     Notes
     -----
     Non-finite values take no part in the statistics and are always masked. The
-    compiled loops are in :mod:`mdark_dask.frameclip` (:func:`~mdark_dask.frameclip.
-    level_bounds`: the same bits as the step-by-step :func:`~mdark_dask.frameclip.
-    clip_bounds`, which :func:`frame_level_reference` uses, in a third of the time).
+    compiled loops are in :mod:`mdark_dask.numerics.levelclip` (:func:`level_bounds`: the
+    same bits as the step-by-step :func:`clip_bounds`).
     """
-    from mdark_dask.frameclip import level_bounds
+    from mdark_dask.numerics.levelclip import level_bounds
 
     flat = np.ascontiguousarray(image, dtype=np.float32).ravel()
     lo, hi = level_bounds(flat, float(sigma), int(maxiters), numerics == "soxspipe-0.17.4")
@@ -145,11 +145,11 @@ def frame_level(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> Fram
     """Level clip of one prepared frame (reference §4.2): bounds, clipped mean and std.
 
     The mean and std of the unmasked pixels are numpy 2.1 masked-array statistics (pairwise
-    float32 sum, float64 result; :mod:`mdark_dask.npsum`), exactly as soxspipe computes
-    them, in both numerics. One compiled call (:func:`mdark_dask.frameclip.level_stats`)
+    float32 sum, float64 result; :mod:`mdark_dask.numerics.masked`), exactly as soxspipe computes
+    them, in both numerics. One compiled call (:func:`mdark_dask.numerics.levelclip.level_stats`)
     with no mask in memory; the same bits as :func:`frame_level_reference` (tested).
     """
-    from mdark_dask.frameclip import level_stats
+    from mdark_dask.numerics.levelclip import level_stats
 
     flat = np.ascontiguousarray(e, dtype=np.float32).ravel()
     lo, hi, mean, std = level_stats(
@@ -160,8 +160,8 @@ def frame_level(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> Fram
 
 def frame_level_reference(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> FrameLevel:
     """:func:`frame_level` step by step: the clip's bounds (a "kept" byte per pixel,
-    :func:`mdark_dask.frameclip.clip_bounds`), its mask, the masked statistics."""
-    from mdark_dask.frameclip import clip_bounds
+    :func:`mdark_dask.numerics.levelclip.clip_bounds`), its mask, the masked statistics."""
+    from mdark_dask.numerics.levelclip import clip_bounds
 
     flat = np.ascontiguousarray(e, dtype=np.float32).ravel()
     lo, hi = clip_bounds(flat, float(sigma), int(maxiters), numerics == "soxspipe-0.17.4")
@@ -219,7 +219,7 @@ def stack_strip(
     """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
 
     The compiled one-pass form of :func:`stack_strip_reference` (same bytes, tested);
-    see :mod:`mdark_dask.stackclip`. Parameters and result as there; the fields of
+    see :mod:`mdark_dask.numerics.stackclip`. Parameters and result as there; the fields of
     :func:`stack_fields` in one structured array.
     """
     fields = new_fields(e.shape[1:])
@@ -246,7 +246,7 @@ def stack_fields(
     """:func:`stack_strip` into separate arrays: ``out[name]`` for each field of
     :data:`STRIP_DTYPE`, each of shape ``e.shape[1:]`` (C-contiguous rows of a larger
     array are written in place, as a task fills its strip a few rows at a time)."""
-    from mdark_dask.stackclip import stack_strip_kernel
+    from mdark_dask.numerics.stackclip import stack_strip_kernel
 
     stack_strip_kernel(
         np.ascontiguousarray(e, dtype=np.float32),
@@ -328,8 +328,8 @@ def stack_strip_reference(
 
 def _peeled_std_reference(subtracted: F32, ron: float) -> F32:
     """Per-pixel population std of the finite values once isolated extremes are peeled
-    (see :func:`mdark_dask.stackclip.stack_strip_kernel`); NaN below five values."""
-    from mdark_dask.stackclip import MAD_TO_STD
+    (see :func:`mdark_dask.numerics.stackclip.stack_strip_kernel`); NaN below five values."""
+    from mdark_dask.numerics.stackclip import MAD_TO_STD
 
     d = subtracted.astype(np.float64)
     out = np.full(d.shape[1:], np.nan, dtype=np.float32)

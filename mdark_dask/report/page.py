@@ -22,9 +22,14 @@ from mdark_dask.scheduler import SetOutcome
 
 TREND_QC = ("MDARK MEDIAN", "RAW RON")
 TABLE_QC = (
-    "HOTPIX NUM", "HOTPIX FRAC", "MDARK MEDIAN", "RAW RON", "MASTER RON",
-    "HOTPIX PHYS NUM", "NOISYPIX NUM",
-)  # fmt: skip
+    "HOTPIX NUM",
+    "HOTPIX FRAC",
+    "MDARK MEDIAN",
+    "RAW RON",
+    "MASTER RON",
+    "HOTPIX PHYS NUM",
+    "NOISYPIX NUM",
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -123,8 +128,10 @@ def _cell(o: SetOutcome, name: str) -> str:
 def render(outcomes: Sequence[SetOutcome], record: dict[str, Any]) -> str:
     """The whole page as a string."""
     ordered = sorted(outcomes, key=lambda o: o.name)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in
-                   ("set", "inst", "arm", "exptime s", "frames", "status", *TABLE_QC))  # fmt: skip
+    head = "".join(
+        f"<th>{html.escape(h)}</th>"
+        for h in ("set", "inst", "arm", "exptime s", "frames", "status", *TABLE_QC)
+    )
     rows = []
     for o in ordered:
         status = html.escape(o.status + (f": {o.reason}" if o.reason else ""))

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from mdark_dask.errors import InputError
-from mdark_dask.frameset import MIN_FRAMES, scan_frames
 from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
 from mdark_dask.io.fits import RawFrame, is_fits_name
 from mdark_dask.io.sof import format_sof, read_sof
-from mdark_dask.naming import night_of_mjd, organiser_sof_name, rospeed_field
+from mdark_dask.plan.frameset import MIN_FRAMES, scan_frames
+from mdark_dask.plan.names import night_of_mjd, organiser_sof_name, rospeed_field
 
 
 @dataclass(frozen=True)
@@ -206,8 +206,9 @@ def plan_night(
             skipped.append(Skipped(sof, bad[0][1] if bad else "no frames"))
             continue
         one = _set_of(Path(sof).name[: -len(".sof")], good, sof)
-        sets.append(NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm,
-                             one.exptime, sof))  # fmt: skip
+        sets.append(
+            NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm, one.exptime, sof)
+        )
     good, bad = scan_frames([p for p in raw_paths if p not in in_sofs], progress)
     skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
     groups: dict[tuple[Any, ...], list[RawFrame]] = {}

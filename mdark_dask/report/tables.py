@@ -17,7 +17,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from mdark_dask.qc import QCRow
+from mdark_dask.numerics.qc import QCRow
 from mdark_dask.recipe import ProductResult
 from mdark_dask.scheduler import SetOutcome
 
@@ -113,10 +113,16 @@ def skipped_table(skipped: Sequence[tuple[str, str]]) -> str:
 def night_table(outcomes: Sequence[SetOutcome]) -> str:
     """The end-of-night summary: set, frames, product, QC, status, time."""
     body = [
-        [o.name, o.frames, os.path.basename(o.product) if o.product else "--", o.qc_flag,
-         o.status + (f": {o.reason}" if o.reason else ""), f"{o.seconds:.1f}"]
+        [
+            o.name,
+            o.frames,
+            os.path.basename(o.product) if o.product else "--",
+            o.qc_flag,
+            o.status + (f": {o.reason}" if o.reason else ""),
+            f"{o.seconds:.1f}",
+        ]
         for o in sorted(outcomes, key=lambda o: o.name)
-    ]  # fmt: skip
+    ]
     return tabulate(
         body,
         headers=["set", "frames", "product", "QC", "status", "done at s"],

@@ -10,7 +10,7 @@ the stack, iteratively clipped with median/MAD, outliers into a noise bad-pixel 
   of the unmasked master) above ``sigma`` times the robust spread of the master (the
   MAD-std of the same pixels) and, when a rate is given, above ``rate * EXPTIME``;
 * **noisy pixels**: high-side outliers of an iterative median/MAD clip of a noise image.
-  Two noise images come out of the stack pass (:mod:`mdark_dask.stackclip`): the noise
+  Two noise images come out of the stack pass (:mod:`mdark_dask.numerics.stackclip`): the noise
   image proper, the temporal scatter of the frames kept by the stack clip (the primary
   image of the ``_NOISE.fits`` product), and the *peeled* noise image, the scatter of every
   finite frame once isolated extreme values are peeled off (defined from five frames; the
@@ -22,7 +22,7 @@ that jumps between two levels (a telegraph pixel) the majority level sets the me
 MAD near the read noise, so the frames at the other level are clipped like cosmic rays and
 the survivors' scatter is normal (it finds about a third of the telegraph pixels of
 ten-frame sets). Peeling removes a pixel's lowest or highest value only while a gap of
-more than :data:`mdark_dask.kernels.PEEL_SIGMA` times its noise scale isolates it: each
+more than :data:`mdark_dask.numerics.steps.PEEL_SIGMA` times its noise scale isolates it: each
 cosmic-ray hit carries its own charge and is peeled, however many hit the pixel, while two
 or more frames at the same jumped level hold each other in and keep the scatter high.
 Conversely a weak cosmic-ray hit can survive the stack clip (X-shooter clips at 5 sigma)
@@ -37,7 +37,7 @@ values: :data:`HOT` (1) and :data:`NOISY` (2); a pixel can carry both.
 
 Nothing here knows about files, settings objects or dask. The passes over the images
 (selection, dark image, map) are plain C (``_native/hotpix.c``) called through ctypes
-(:mod:`mdark_dask.native`): a JIT would cost every process its start-up, and ctypes
+(:mod:`mdark_dask.numerics.native`): a JIT would cost every process its start-up, and ctypes
 releases the GIL, so other threads keep working while a pass runs.
 """
 
@@ -50,7 +50,7 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind, float_suffix
+from mdark_dask.numerics.native import bind, float_suffix
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -150,7 +150,7 @@ def master_level(combined: F32, qual: npt.NDArray[np.integer | np.bool_]) -> Rob
     ----------
     combined : ndarray of float32
         The stacked, level-subtracted master before masked pixels are filled
-        (:attr:`mdark_dask.kernels.Master.combined`; NaN where every frame was clipped).
+        (:attr:`mdark_dask.numerics.steps.Master.combined`; NaN where every frame was clipped).
         Filling would hide the hot pixels: soxspipe's post-stack clip masks them.
     qual : ndarray
         The master's mask (non-zero = masked); the level and spread come from the unmasked
@@ -323,16 +323,23 @@ def _middle_pair(
     its pages are touched once. The selection is C (``_native/hotpix.c``), GIL released.
     """
     suffix = float_suffix(v)
-    if masked.size and (masked.size != v.size or masked.dtype != np.uint8
-                        or not masked.flags.c_contiguous):  # fmt: skip
+    if masked.size and (
+        masked.size != v.size or masked.dtype != np.uint8 or not masked.flags.c_contiguous
+    ):
         raise ValueError("the mask must be empty or one contiguous byte per value")
     if hist.dtype != np.int64 or hist.size != _BUCKETS + 1 or not hist.flags.c_contiguous:
         raise ValueError("the histogram must come from _histogram()")
     out = np.empty(2, dtype=np.float64)
     n = _kernel(f"middle_pair_{suffix}", "n:pnpddnpp")(
-        v.ctypes.data, v.size, masked.ctypes.data if masked.size else None, float(cap),
-        float(center), int(stop), hist.ctypes.data, out.ctypes.data,
-    )  # fmt: skip
+        v.ctypes.data,
+        v.size,
+        masked.ctypes.data if masked.size else None,
+        float(cap),
+        float(center),
+        int(stop),
+        hist.ctypes.data,
+        out.ctypes.data,
+    )
     if n < 0:
         raise MemoryError("no memory for the selection's buffer")
     return int(n), float(out[0]), float(out[1])
@@ -373,9 +380,16 @@ def _flags(
     if bpm.dtype != np.uint8 or bpm.size != combined.size or not bpm.flags.c_contiguous:
         raise ValueError("bpm must be contiguous uint8 of the images' size")
     _kernel(f"flags_{suffix}", "v:pdppdddpn")(
-        arrays[0].ctypes.data, float(median), arrays[1].ctypes.data, arrays[2].ctypes.data,
-        float(hot_above), float(noise_above), float(peel_above), bpm.ctypes.data, bpm.size,
-    )  # fmt: skip
+        arrays[0].ctypes.data,
+        float(median),
+        arrays[1].ctypes.data,
+        arrays[2].ctypes.data,
+        float(hot_above),
+        float(noise_above),
+        float(peel_above),
+        bpm.ctypes.data,
+        bpm.size,
+    )
 
 
 def find_hot_pixels(
@@ -397,7 +411,7 @@ def find_hot_pixels(
         The stacked master before filling and its mask (see :func:`dark_current`).
     noise, noise_peel : ndarray of float32
         The noise images of the stack pass (fields ``noise`` and ``noise_peel`` of
-        :data:`mdark_dask.kernels.STRIP_DTYPE`). A pixel is noisy when ``noise_peel`` is
+        :data:`mdark_dask.numerics.steps.STRIP_DTYPE`). A pixel is noisy when ``noise_peel`` is
         above its clip threshold, or, where ``noise_peel`` is NaN, when ``noise`` is above
         its own; NaN in both is never noisy.
     exptime : float
@@ -422,6 +436,14 @@ def find_hot_pixels(
     clip_surv = clip_high(surv, noise_sigma, noise_iterations)
     clip_peel = clip_high(peel, noise_sigma, noise_iterations)
     bpm = np.empty(shape, dtype=np.uint8)
-    _flags(_flat(comb), level.median, surv, peel, threshold, clip_surv.threshold,
-           clip_peel.threshold, bpm.reshape(-1))  # fmt: skip
+    _flags(
+        _flat(comb),
+        level.median,
+        surv,
+        peel,
+        threshold,
+        clip_surv.threshold,
+        clip_peel.threshold,
+        bpm.reshape(-1),
+    )
     return HotPixels(bpm, comb, level, threshold, clip_surv, clip_peel)

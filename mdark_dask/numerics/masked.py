@@ -8,8 +8,8 @@ releases sum large float32 arrays differently, which changes the level by a few 
 so every FLUX pixel. The sums here replay the 2.1 order so the ``soxspipe-0.17.4``
 numerics are bit-identical whatever numpy is installed.
 
-The loops are C (``_native/frameclip.c``, shared with :mod:`mdark_dask.frameclip`, whose
-clip sums in the same order), called through :mod:`mdark_dask.native` with the GIL
+The loops are C (``_native/frameclip.c``, shared with :mod:`mdark_dask.numerics.levelclip`, whose
+clip sums in the same order), called through :mod:`mdark_dask.numerics.native` with the GIL
 released. The wrappers check dtypes, contiguity and sizes before every call: a wrong
 pointer would crash the process, not raise.
 """
@@ -23,7 +23,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.native import bind
+from mdark_dask.numerics.native import bind
 
 BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-loop chunk
 

@@ -21,7 +21,7 @@ from mdark_dask.instruments import (
     instrument_of,
 )
 from mdark_dask.io.fits import RawFrame, scan_frame
-from mdark_dask.kernels import Numerics
+from mdark_dask.numerics.steps import Numerics
 
 MIN_FRAMES: Final = 3
 

@@ -1,4 +1,4 @@
-"""Load the compiled kernels (``mdark_dask/_native/*.c``) and call them through ctypes.
+"""Load the compiled kernels (``mdark_dask/numerics/_native/*.c``) and call them through ctypes.
 
 Why C through ctypes rather than numba: the kernels were numba functions, and a numba
 process pays 0.35-0.4 s of interpreter time (numba's import, its first-call initialisation

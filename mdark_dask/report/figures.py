@@ -1,46 +1,185 @@
-"""QC plots of a master dark: the image with its flagged pixels, and the pixel histogram;
-the per-frame levels; the hot-pixel map, and the distributions of dark current and noise
-with their thresholds.
+"""What each QC plot shows: the images of a master dark reduced to small frozen values.
 
-This module reduces the whole-frame images to what each figure shows
-(:mod:`mdark_dask.figures`: thumbnails, histogram counts, bounds); :mod:`mdark_dask.drawing`
-draws those with matplotlib, in this thread or in the command's drawing process
-(:mod:`mdark_dask.painter`). The reductions are compiled single passes over the float32
-images (:func:`bin_counts`: the counts of :func:`numpy.histogram`, without its float64
-copies and sorts; C in ``_native/plots.c``, called through :mod:`mdark_dask.native` with
-the GIL released). Written into ``<workspace>/qc/soxs_mdark/``.
+The QC plots are made in two steps. This module reduces the whole-frame images to what
+each figure shows (thumbnails, histogram counts, bounds), by compiled single passes over
+the float32 images (:func:`bin_counts`: the counts of :func:`numpy.histogram` without its
+float64 copies and sorts; C in ``numerics/_native/plots.c``, called with the GIL released);
+:mod:`mdark_dask.report.draw` draws the values with matplotlib. A value is a few hundred
+kilobytes at most, so the drawing can run in another thread while the products are
+written.
+
+The values compare by identity (``eq=False``): a field-wise ``==`` of arrays has no single
+truth value, and nothing needs figures as dictionary keys.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.figures import (
-    DarkPanel,
-    DistributionFigure,
-    Figure,
-    FramesFigure,
-    HistogramFigure,
-    NoiseCurve,
-    NoisePanel,
-    PlainImage,
-)
-from mdark_dask.hotpix import HOT, NOISY, HotPixels
-from mdark_dask.kernels import Master
-from mdark_dask.native import bind, float_suffix
+from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
+from mdark_dask.numerics.native import bind, float_suffix
+from mdark_dask.numerics.steps import Master
+
+U8 = npt.NDArray[np.uint8]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 #: Display pixels of the long side of the plain images.
 IMAGE_SIDE: Final = 600
 #: Quantile of the noise images that the noise panel shows at least (its upper end).
 NOISE_QUANTILE: Final = 0.9999
 
-U8 = npt.NDArray[np.uint8]
+
+@dataclass(frozen=True, eq=False)
+class PlainImage:
+    """An RGB image without axes, one display pixel per sampled block.
+
+    Attributes
+    ----------
+    path : str
+        The PNG file to write.
+    rgb : ndarray of uint8, shape (rows, cols, 3)
+        Row 0 is the image's first row, drawn at the bottom (as DS9 shows it).
+    """
+
+    path: str
+    rgb: U8
+
+
+@dataclass(frozen=True, eq=False)
+class FramesFigure:
+    """Each input frame's clipped level and scatter against time.
+
+    Attributes
+    ----------
+    path, name : str
+        The PNG file; the product's name (the title).
+    minutes, level, scatter : ndarray of float64
+        Minutes since the first frame's MJD-OBS; per-frame clipped mean and standard
+        deviation, in frame order.
+    """
+
+    path: str
+    name: str
+    minutes: F64
+    level: F64
+    scatter: F64
+
+
+@dataclass(frozen=True, eq=False)
+class HistogramFigure:
+    """The stacked master's pixel histogram with the post-stack clip bounds.
+
+    Attributes
+    ----------
+    path, name : str
+        The PNG file; the product's name.
+    edges : ndarray of float64
+        Bin edges, electrons.
+    counts : ndarray of int64
+        Pixels per bin (``edges.size - 1`` of them).
+    bounds : tuple of float
+        The post-stack clip's lower and upper bound, electrons.
+    """
+
+    path: str
+    name: str
+    edges: F64
+    counts: I64
+    bounds: tuple[float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class DarkPanel:
+    """The dark-current distribution: bins even in the symmetric-log coordinate.
+
+    Attributes
+    ----------
+    edges : ndarray of float64
+        Bin edges in electrons (not yet in the symmetric-log coordinate).
+    counts : ndarray of int64
+        Pixels per bin.
+    linthresh : float
+        Half-width of the linear part of the symmetric-log coordinate.
+    hot_threshold : float
+        Dark current above which a pixel is hot.
+    n_hot : int
+        Hot pixels found.
+    """
+
+    edges: F64
+    counts: I64
+    linthresh: float
+    hot_threshold: float
+    n_hot: int
+
+
+@dataclass(frozen=True, eq=False)
+class NoiseCurve:
+    """One noise image's distribution.
+
+    Attributes
+    ----------
+    counts : ndarray of int64
+        Pixels per bin of :attr:`NoisePanel.edges`.
+    threshold : float
+        Its noisy-pixel threshold (NaN: none, not drawn).
+    colour, label : str
+        How it is drawn and named in the legend.
+    """
+
+    counts: I64
+    threshold: float
+    colour: str
+    label: str
+
+
+@dataclass(frozen=True, eq=False)
+class NoisePanel:
+    """The two noise images' distributions on common bins.
+
+    Attributes
+    ----------
+    edges : ndarray of float64
+        Bin edges from 0, electrons.
+    curves : tuple of NoiseCurve
+        The images that have any counted pixel, in drawing order.
+    n_noisy : int
+        Noisy pixels found.
+    """
+
+    edges: F64
+    curves: tuple[NoiseCurve, ...]
+    n_noisy: int
+
+
+@dataclass(frozen=True, eq=False)
+class DistributionFigure:
+    """Dark current above, noise below.
+
+    Attributes
+    ----------
+    path, name : str
+        The PNG file; the product's name.
+    dark : DarkPanel
+    noise : NoisePanel
+    """
+
+    path: str
+    name: str
+    dark: DarkPanel
+    noise: NoisePanel
+
+
+#: Any of the QC figures; :func:`mdark_dask.report.draw.draw` draws each to its path.
+Figure = PlainImage | FramesFigure | HistogramFigure | DistributionFigure
 
 
 def master_figures(master: Master, directory: Path, name: str) -> tuple[Figure, ...]:
@@ -63,8 +202,9 @@ def master_figures(master: Master, directory: Path, name: str) -> tuple[Figure, 
     span = max(b_hi - b_lo, 1e-3)
     edges = np.linspace(b_lo - span, b_hi + span, 201)
     counts = bin_counts(master.combined, level, edges, clip=False)
-    hist = HistogramFigure(str(directory / f"{name}_histogram.png"), name, edges, counts,
-                           (float(b_lo), float(b_hi)))  # fmt: skip
+    hist = HistogramFigure(
+        str(directory / f"{name}_histogram.png"), name, edges, counts, (float(b_lo), float(b_hi))
+    )
     return image, hist
 
 
@@ -78,8 +218,15 @@ def frames_figures(
     """
     minutes = (np.asarray(mjd, dtype=np.float64) - float(np.min(mjd))) * 24 * 60
     values = np.asarray(levels, dtype=np.float64)
-    return (FramesFigure(str(directory / f"{name}_frames.png"), name, minutes,
-                         values[:, 2].copy(), values[:, 3].copy()),)  # fmt: skip
+    return (
+        FramesFigure(
+            str(directory / f"{name}_frames.png"),
+            name,
+            minutes,
+            values[:, 2].copy(),
+            values[:, 3].copy(),
+        ),
+    )
 
 
 def hotpix_figures(
@@ -102,8 +249,12 @@ def hotpix_figures(
     rgb[(flags & (HOT | NOISY)) == HOT | NOISY] = (204, 0, 204)
     # hot red, noisy blue, both magenta; a plain image (no axes), row 0 at the bottom
     hot_map = PlainImage(str(directory / f"{name}_hotpix_map.png"), rgb)
-    dist = DistributionFigure(str(directory / f"{name}_dark_current.png"), name,
-                              dark_panel(hot), noise_panel(hot, noise, noise_peel))  # fmt: skip
+    dist = DistributionFigure(
+        str(directory / f"{name}_dark_current.png"),
+        name,
+        dark_panel(hot),
+        noise_panel(hot, noise, noise_peel),
+    )
     return hot_map, dist
 
 
@@ -150,7 +301,7 @@ def noise_panel(
 
 
 def symlog_edges(lo: float, hi: float, linthresh: float) -> npt.NDArray[np.float64]:
-    """Histogram edges even in the symmetric-log coordinate (:func:`mdark_dask.drawing.symlog`):
+    """Histogram edges even in the symmetric-log coordinate (:func:`mdark_dask.report.draw.symlog`):
     60 linear bins within ``±linthresh`` and 40 per side, logarithmic, beyond it (only on
     the sides the range reaches), so every bin is as wide on the plot. Linear bins from a
     far negative outlier up would be hundreds of electrons wide at the level.
@@ -198,8 +349,9 @@ def block_or(mask: npt.NDArray[Any], step: int) -> U8:
     ny, nx = m.shape
     out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
     if out.size:  # (so step >= 1: a step below 1 leaves nothing, or fails above)
-        _kernel("block_or", "v:pnnnpn")(m.ctypes.data, ny, nx, int(step), out.ctypes.data,
-                                        out.shape[1])  # fmt: skip
+        _kernel("block_or", "v:pnnnpn")(
+            m.ctypes.data, ny, nx, int(step), out.ctypes.data, out.shape[1]
+        )
     return out
 
 
@@ -298,9 +450,17 @@ def _bin_counts(
         raise ValueError(f"no run of {m} bins from bin {first} in edges of shape {edges.shape}")
     counts = np.zeros(nb, dtype=np.int64)
     _kernel(f"bin_counts_{float_suffix(v)}", "v:pndpnnniip")(
-        v.ctypes.data, v.size, shift, edges.ctypes.data, edges.size, first, m,
-        int(clip), int(round32), counts.ctypes.data,
-    )  # fmt: skip
+        v.ctypes.data,
+        v.size,
+        shift,
+        edges.ctypes.data,
+        edges.size,
+        first,
+        m,
+        int(clip),
+        int(round32),
+        counts.ctypes.data,
+    )
     return counts
 
 

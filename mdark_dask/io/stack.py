@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
-from mdark_dask.frameset import FrameSet
 from mdark_dask.io.fits import FrameReader, StackReader
+from mdark_dask.plan.frameset import FrameSet
 
 if TYPE_CHECKING:
     import dask.array as da

@@ -9,9 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mdark_dask.frameset import FrameSet
-from mdark_dask.hotpix import HotPixels
-from mdark_dask.kernels import Master
+from mdark_dask.numerics.hotpix import HotPixels
+from mdark_dask.numerics.steps import Master
+from mdark_dask.plan.frameset import FrameSet
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,22 @@ def qc_rows(master: Master, frameset: FrameSet, hot: HotPixels | None = None) ->
     rows = [
         QCRow("HOTPIX NUM", n_bad, "", "Number of hot pixels", True),
         QCRow(
-            "HOTPIX FRAC", float(f"{n_bad / master.qual.size:.6f}"), "",
-            "Fraction of hot pixels", True,
+            "HOTPIX FRAC",
+            float(f"{n_bad / master.qual.size:.6f}"),
+            "",
+            "Fraction of hot pixels",
+            True,
         ),
         QCRow(
-            "MDARK MEDIAN", master.mdark_median, "electrons",
-            "[e-] Median flux level of master dark", True,
+            "MDARK MEDIAN",
+            master.mdark_median,
+            "electrons",
+            "[e-] Median flux level of master dark",
+            True,
         ),
         QCRow("RAW RON", master.raw_ron, "electrons", "[e-] RON in single DARK", True),
         QCRow("MASTER RON", master.master_ron, "electrons", "[e-] Combined RON in MDARK", True),
-    ]  # fmt: skip
+    ]
     if frameset.instrument == "soxs":
         kw = frameset.spec.keywords
         temp_kw = kw.detector_temp_nir if frameset.arm == "NIR" else kw.detector_temp_vis
@@ -65,7 +71,7 @@ HOTPIX_QC = ("HOTPIX PHYS NUM", "HOTPIX PHYS FRAC", "NOISYPIX NUM", "NOISYPIX FR
 
 
 def hotpix_rows(hot: HotPixels) -> tuple[QCRow, ...]:
-    """Physical hot- and noisy-pixel counts and fractions (:mod:`mdark_dask.hotpix`).
+    """Physical hot- and noisy-pixel counts and fractions (:mod:`mdark_dask.numerics.hotpix`).
 
     ``to_header`` is False: they go into the hot-pixel map's header, not the master's.
     Fractions are rounded to 6 decimals like soxspipe's HOTPIX FRAC.
@@ -75,15 +81,21 @@ def hotpix_rows(hot: HotPixels) -> tuple[QCRow, ...]:
     return (
         QCRow("HOTPIX PHYS NUM", n_hot, "", "Hot pixels by dark current", False),
         QCRow(
-            "HOTPIX PHYS FRAC", float(f"{n_hot / size:.6f}"), "",
-            "Fraction hot by dark current", False,
+            "HOTPIX PHYS FRAC",
+            float(f"{n_hot / size:.6f}"),
+            "",
+            "Fraction hot by dark current",
+            False,
         ),
         QCRow("NOISYPIX NUM", n_noisy, "", "Noisy pixels (temporal)", False),
         QCRow(
-            "NOISYPIX FRAC", float(f"{n_noisy / size:.6f}"), "",
-            "Fraction noisy (temporal)", False,
+            "NOISYPIX FRAC",
+            float(f"{n_noisy / size:.6f}"),
+            "",
+            "Fraction noisy (temporal)",
+            False,
         ),
-    )  # fmt: skip
+    )
 
 
 def apply_ranges(

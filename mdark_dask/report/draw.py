@@ -1,4 +1,4 @@
-"""Draw the QC figures (:mod:`mdark_dask.figures`) into PNG files with matplotlib.
+"""Draw the QC figures (:mod:`mdark_dask.report.figures`) into PNG files with matplotlib.
 
 Only matplotlib's object API and its Agg canvas are used, never pyplot's global state, so
 figures drawn in threads side by side cannot mix. The figures are drawn cheaply, as they
@@ -10,7 +10,7 @@ fast PNG compression.
 
 Imports numpy at once and matplotlib and Pillow on first use (:func:`preload` imports
 them ahead), nothing of the recipe: the drawing process of :mod:`mdark_dask.painter`
-loads this module, :mod:`mdark_dask.figures` and matplotlib only.
+loads this module, :mod:`mdark_dask.report.figures` and matplotlib only.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.figures import (
+from mdark_dask.report.figures import (
     DarkPanel,
     DistributionFigure,
     Figure,
@@ -87,8 +87,9 @@ def _frames(f: FramesFigure) -> Any:
     _few_ticks(bottom.xaxis)
     top.plot(f.minutes, f.level, "o-", color="tab:blue")
     top.set_ylabel("level [e-]")
-    top.set_title(f"{f.name}\nper-frame level (clipped mean) and scatter (RAW RON)",
-                  fontsize=9, y=1.0)  # fmt: skip
+    top.set_title(
+        f"{f.name}\nper-frame level (clipped mean) and scatter (RAW RON)", fontsize=9, y=1.0
+    )
     bottom.plot(f.minutes, f.scatter, "o-", color="tab:orange")
     bottom.set_ylabel("scatter [e-]")
     bottom.set_xlabel("minutes since the first frame (MJD-OBS)")
@@ -109,8 +110,12 @@ def _histogram(f: HistogramFigure) -> Any:
     ax.set_xlabel("master dark [e-]")
     ax.set_ylabel("pixels")
     # the bounds are named, with their values, in the title (no legend to lay out)
-    ax.set_title(f"{f.name}: stacked pixels (before filling)\npost-stack clip bounds (red "
-                 f"dashed) {b_lo:.6g} and {b_hi:.6g} e-", fontsize=9, y=1.0)  # fmt: skip
+    ax.set_title(
+        f"{f.name}: stacked pixels (before filling)\npost-stack clip bounds (red "
+        f"dashed) {b_lo:.6g} and {b_hi:.6g} e-",
+        fontsize=9,
+        y=1.0,
+    )
     return fig
 
 
@@ -134,8 +139,11 @@ def _dark_panel(ax: Any, p: DarkPanel, name: str) -> None:
     ax.axvline(float(symlog(np.array([p.hot_threshold]), t)[0]), color="red", ls="--")
     ax.set_xlabel(f"dark current: master - robust level [e-] (linear within ±{t:.3g})")
     ax.set_ylabel("pixels")
-    ax.set_title(f"{name}: {p.n_hot} hot pixels, above {p.hot_threshold:.3g} e- (red dashed)",
-                 fontsize=9, y=1.0)  # fmt: skip
+    ax.set_title(
+        f"{name}: {p.n_hot} hot pixels, above {p.hot_threshold:.3g} e- (red dashed)",
+        fontsize=9,
+        y=1.0,
+    )
 
 
 def _noise_panel(ax: Any, p: NoisePanel) -> None:
@@ -145,8 +153,12 @@ def _noise_panel(ax: Any, p: NoisePanel) -> None:
         shown = np.maximum(shown, curve.counts)
         _stairs(ax, curve.counts, p.edges, fill=False, color=curve.colour, label=curve.label)
         if np.isfinite(curve.threshold):
-            ax.axvline(curve.threshold, color=curve.colour, ls="--",
-                       label=f"threshold {curve.threshold:.3g} e-")  # fmt: skip
+            ax.axvline(
+                curve.threshold,
+                color=curve.colour,
+                ls="--",
+                label=f"threshold {curve.threshold:.3g} e-",
+            )
     n_hi = float(p.edges[-1])
     _log_counts(ax, shown)
     _few_ticks(ax.xaxis)
@@ -252,8 +264,7 @@ def _write_image(path: Path, rgb: npt.NDArray[np.uint8]) -> None:
     from PIL import Image
 
     with _replacing(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(tmp, format="PNG",
-                                                             **PNG_OPTIONS)  # fmt: skip
+        Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(tmp, format="PNG", **PNG_OPTIONS)
 
 
 def _write_figure(fig: Any, path: Path) -> None:
