@@ -45,7 +45,7 @@ from tabulate import tabulate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mdark_dask.recipe import plan_product  # noqa: E402
+from mdark_dask.plan.product import plan_product  # noqa: E402
 from mdark_dask.scheduler import compute_products  # noqa: E402
 from mdark_dask.simulate import (  # noqa: E402
     DarkSetSpec,
@@ -148,7 +148,8 @@ def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
 def final_task_inputs(sof: Path, root: Path) -> tuple[Any, ...]:
     """What the final task starts from, built in this process as the recipe builds it: the
     plan, the per-frame levels, the joined strips and the master (before hot pixels)."""
-    from mdark_dask.io.stack import stack_reader, strip_rows
+    from mdark_dask.io.stack import stack_reader
+    from mdark_dask.plan.sizing import strip_rows
     from mdark_dask.numerics import steps
     from mdark_dask.recipe import join_strips
 

@@ -256,7 +256,7 @@ def stage(args: argparse.Namespace) -> None:
 
     from mdark_dask.io.stack import stack_reader
     from mdark_dask.numerics import steps
-    from mdark_dask.recipe import plan_product, strip_bounds
+    from mdark_dask.plan.product import plan_product
 
     print(platform_line())
     sof = make_set(DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data)
@@ -269,7 +269,7 @@ def stage(args: argparse.Namespace) -> None:
                 for i in range(reader.shape[0])
             ]
         )
-        strips = [reader[:, a:b, :] for a, b in strip_bounds(plan)]
+        strips = [reader[:, a:b, :] for a, b in plan.strip_bounds()]
         mb = sum(x.nbytes for x in strips) / 1e6
 
         clip = functools.partial(

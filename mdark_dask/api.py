@@ -1,16 +1,18 @@
-"""Python API: the same code paths as the command line, lazy until asked, on xarray.
+"""Python API: the command line's code paths, lazy until asked, on xarray.
 
 ::
 
     import mdark_dask.api as md
-    stack = md.open_stack("ws/sof/20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof")  # lazy
-    master = md.master_dark(stack.attrs["inputs"]).compute()                  # one compute
-    md.write_master(master, "ws")                                           # CLI's writer
-    night = md.plan_night("raw/")                                           # headers only
-    outcomes = md.run_night(night, client, "ws")                            # any Client
 
-Every function here is documented with a runnable example in its docstring (doctests run
-on simulated frames in ``tests/test_api.py``).
+    ds = md.master_dark("ws/sof/20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof")  # lazy
+    ds = ds.compute()                         # one compute of the command line's graph
+    path = md.write_master(ds, "ws")          # its writer: master, hot-pixel map, noise
+    night = md.plan_night("raw/")             # headers only; print(night) is a summary
+    outcomes = md.run_night(night, None, "ws")  # None: in this process; or a Client
+
+A product written here is the command line's product, byte for byte, and a later
+``mdark-dask night`` over the same frames takes it as up to date. Every function has a
+runnable example in its docstring (the doctests run on simulated frames).
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from typing import TYPE_CHECKING, Any
 import dask
 import numpy as np
 
-from mdark_dask.io.fits import read_header, write_atomic
-from mdark_dask.io.product import build_hdul, primary_header, set_card
+from mdark_dask import app
+from mdark_dask.errors import InputError
+from mdark_dask.io.product import read_product
 from mdark_dask.io.stack import prepared_stack
-from mdark_dask.numerics import steps
-from mdark_dask.numerics.qc import apply_ranges, qc_rows
 from mdark_dask.plan.night import NightPlan
-from mdark_dask.recipe import ProductPlan, plan_product, stacked_graph
+from mdark_dask.plan.product import ProductPlan, plan_product
+from mdark_dask.recipe import Reduced, reduce_master, stacked_graph, write_products
 
 if TYPE_CHECKING:
     import dask.array as da
     import xarray as xr
+
+    from mdark_dask.plan.sets import SetOutcome
 
 # dask.array and xarray (which pull in pandas and SciPy) are imported by the functions
 # that build arrays, so importing the API stays cheap
@@ -44,6 +48,10 @@ def _inputs(inputs: str | Path | Sequence[str | Path]) -> list[str]:
     if isinstance(inputs, str | Path):
         return [str(inputs)]
     return [str(i) for i in inputs]
+
+
+def _silent(text: str = "", final: bool = False) -> None:
+    """A printer that prints nothing: the API returns what the commands print."""
 
 
 def plan(
@@ -88,24 +96,38 @@ def open_stack(
     return stack
 
 
+def _boxed(reduced: Reduced) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """``reduced`` as a 0-d object array (an array of its fields would be made of a tuple)."""
+    box = np.empty((), dtype=object)
+    box[()] = reduced
+    return box
+
+
+def _qc_value(reduced: Reduced, name: str) -> float:
+    return float(next(r.value for r in reduced.qc if r.name == name) or 0.0)
+
+
 def master_dark(
     inputs: str | Path | Sequence[str | Path],
     settings: str | Path | None = None,
     numerics: str | None = None,
     rows: int | None = None,
 ) -> xr.Dataset:
-    """Build one master dark lazily, as an ``xarray.Dataset``.
+    """Build one master dark lazily, as an ``xarray.Dataset``, with the command line's graph.
 
-    Data variables ``flux`` (e-), ``qual`` (1 = flagged) and ``errs`` (e-) and the QC values
-    as 0-d variables (``hotpix_num``, ``hotpix_frac``, ``mdark_median``, ``raw_ron``,
-    ``master_ron``) are dask-backed: one ``.compute()`` runs the same graph as the CLI.
-    Attributes: instrument, arm, numerics, the product name and the inputs.
+    Data variables, all dask-backed so that one ``.compute()`` runs the graph once:
+    ``flux`` (e-), ``qual`` (1 = flagged) and ``errs`` (e-) as in the product;
+    ``hotpix`` (the hot-pixel map: bit 1 hot, bit 2 noisy) and ``noise`` (e-); the QC
+    values as 0-d variables (``hotpix_num``, ``hotpix_frac``, ``mdark_median``,
+    ``raw_ron``, ``master_ron``); and ``reduced``, everything :func:`write_master` writes.
+    Attributes: instrument, arm, numerics, frames, exposure, the product name, the inputs
+    and the plan's fingerprint.
 
     Examples
     --------
     >>> ds = master_dark(SOF)
-    >>> sorted(ds.data_vars)[:3], ds.flux.shape
-    (['errs', 'flux', 'hotpix_frac'], (2040, 1056))
+    >>> sorted(ds.data_vars)[:4], ds.flux.shape
+    (['errs', 'flux', 'hotpix', 'hotpix_frac'], (2040, 1056))
     >>> ds = ds.compute()
     >>> int(ds.hotpix_num) == int(ds.qual.sum())
     True
@@ -115,41 +137,36 @@ def master_dark(
 
     p = plan(inputs, settings=settings, numerics=numerics)
     p = ProductPlan(p.name, p.frameset, p.settings, p.workspace, rows, plots=False)
-    s = p.settings
-    levels, strip = stacked_graph(p)
-    master = dask.delayed(steps.finalize, pure=True, nout=None)(
-        strip,
-        dask.delayed(np.concatenate, pure=True)(levels),
-        s.frame_sigma,
-        s.frame_iterations,
-        s.numerics,
-    )
-    shape = p.frameset.spec.trimmed_shape(*p.frameset.binning)
+    levels, joined = stacked_graph(p)
+    reduced = dask.delayed(reduce_master, pure=True)(joined, levels, p)
+    shape = p.shape[1:]
 
-    def image(field: str, dtype: Any) -> da.Array:
-        return da.from_delayed(getattr(master, field), shape=shape, dtype=dtype)
+    def image(value: Any, dtype: Any) -> da.Array:
+        return da.from_delayed(value, shape=shape, dtype=dtype)
 
-    def scalar(value: Any, dtype: Any) -> da.Array:
-        return da.from_delayed(value, shape=(), dtype=dtype)
+    def scalar(name: str) -> da.Array:
+        value = dask.delayed(_qc_value, pure=True)(reduced, name)
+        return da.from_delayed(value, shape=(), dtype=np.float64)
 
-    qual = image("qual", np.uint8)
-    n_bad = qual.sum(dtype=np.int64)
+    electrons = {"units": "electron"}
     data_vars = {
-        "flux": (("y", "x"), image("flux", np.float32), {"units": "electron"}),
-        "qual": (("y", "x"), qual, {"flag_meanings": "1 = flagged (soxspipe QUAL)"}),
-        "errs": (("y", "x"), image("errs", np.float32), {"units": "electron"}),
-        "hotpix_num": ((), n_bad),
-        "hotpix_frac": ((), da.round(n_bad / qual.size, 6)),
-        "mdark_median": ((), scalar(master.mdark_median, np.float64), {"units": "electron"}),
-        "raw_ron": ((), scalar(master.raw_ron, np.float64), {"units": "electron"}),
-        "master_ron": ((), scalar(master.master_ron, np.float64), {"units": "electron"}),
+        "flux": (("y", "x"), image(reduced.master.flux, np.float32), electrons),
+        "qual": (("y", "x"), image(reduced.master.qual, np.uint8), {"flag": "1 = flagged"}),
+        "errs": (("y", "x"), image(reduced.master.errs, np.float32), electrons),
+        "hotpix": (("y", "x"), image(reduced.hot.bpm, np.uint8), {"bits": "1 hot, 2 noisy"}),
+        "noise": (("y", "x"), image(reduced.noise, np.float32), electrons),
+        **{name.lower().replace(" ", "_"): ((), scalar(name)) for name in QC_NAMES},
+        "reduced": (
+            (),
+            da.from_delayed(dask.delayed(_boxed, pure=True)(reduced), shape=(), dtype=object),
+        ),
     }
     fs = p.frameset
     attrs = {
         "name": p.name,
         "instrument": fs.instrument,
         "arm": fs.arm,
-        "numerics": s.numerics,
+        "numerics": p.settings.numerics,
         "n_frames": len(fs.frames),
         "exptime": fs.exptime,
         "inputs": _inputs(inputs),
@@ -171,10 +188,17 @@ def qc(ds: xr.Dataset) -> dict[str, float]:
 
 
 def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
-    """Write a computed master-dark dataset with the CLI's product writer.
+    """Write a master-dark dataset of :func:`master_dark` with the command line's writer.
 
-    The header is rebuilt from the inputs' headers and the settings recorded in
-    ``ds.attrs``; the file goes to ``<workspace>/products/soxs_mdark/<name>.fits``.
+    The master dark, its hot-pixel map and its noise image go to
+    ``<workspace>/products/soxs_mdark/``, with the header the command line writes, so a
+    later ``mdark-dask night`` over the same frames and settings takes them as up to date.
+    A dataset not yet computed is computed first.
+
+    Raises
+    ------
+    InputError
+        The frames changed since the dataset was made (their fingerprint differs).
 
     Examples
     --------
@@ -182,28 +206,41 @@ def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
     >>> path.name
     '20260111T110000_NIR_MDARK_120_0S_XSHOOTER.fits'
     """
-    settings = ds.attrs.get("settings") or None
-    p = plan(ds.attrs["inputs"], workspace, settings, ds.attrs["numerics"])
-    flux = np.asarray(ds["flux"].values, dtype=np.float32)
-    qual = np.asarray(ds["qual"].values, dtype=np.uint8)
-    errs = np.asarray(ds["errs"].values, dtype=np.float32)
-    master = steps.Master(
-        flux=flux,
-        qual=qual,
-        errs=errs,
-        master_mean=float("nan"),
-        mdark_median=float(ds["mdark_median"]),
-        raw_ron=float(ds["raw_ron"]),
-        master_ron=float(ds["master_ron"]),
-        post_bounds=steps.Bounds(np.nan, np.nan),
-        combined=flux,
-    )
-    rows = apply_ranges(qc_rows(master, p.frameset), p.settings.qc_ranges)
-    header = primary_header(read_header(p.frameset.frames[0].path), p.frameset, p.settings, rows)
-    from mdark_dask.recipe import FINGERPRINT_KEY
+    p = plan(ds.attrs["inputs"], workspace, ds.attrs.get("settings") or None, ds.attrs["numerics"])
+    if p.fingerprint != ds.attrs["fingerprint"]:
+        raise InputError(f"the frames of {p.name} changed since the dataset was made")
+    reduced = ds["reduced"].values.item()
+    return Path(write_products(reduced, p).path)
 
-    set_card(header, FINGERPRINT_KEY, p.fingerprint, "frames+settings digest")
-    return write_atomic(build_hdul(master, header), p.product_path)
+
+def make_master(
+    inputs: str | Path | Sequence[str | Path],
+    workspace: str | Path,
+    settings: str | Path | None = None,
+    numerics: str | None = None,
+    overwrite: bool = True,
+    plots: bool = True,
+) -> Path:
+    """Make one master dark exactly as ``mdark-dask mdark`` does (its products, QC plots
+    and recipe log); the master's path.
+
+    Examples
+    --------
+    >>> make_master(SOF, WORKSPACE).name
+    '20260111T110000_NIR_MDARK_120_0S_XSHOOTER.fits'
+    """
+    made = app.mdark(
+        _inputs(inputs),
+        workspace,
+        settings=settings,
+        numerics=numerics,
+        overwrite=overwrite,
+        plots=plots,
+        out=_silent,
+    )
+    if made is None:
+        return plan(inputs, workspace, settings, numerics).product_path
+    return Path(made.path)
 
 
 def open_product(path: str | Path) -> xr.Dataset:
@@ -219,29 +256,18 @@ def open_product(path: str | Path) -> xr.Dataset:
     ('MASTER_DARK_NIR', ('y', 'x'))
     """
     import xarray as xr
-    from astropy.io import fits
 
-    with fits.open(path) as hdul:
-        header = hdul[0].header
-        attrs: dict[str, Any] = {
-            k: header[k] for k in header if k and k not in ("COMMENT", "HISTORY")
-        }
-        attrs["qc"] = {
-            k.removeprefix("ESO QC "): header[k] for k in header if k.startswith("ESO QC ")
-        }
-        data_vars = {
-            "flux": (
-                ("y", "x"),
-                np.asarray(hdul["FLUX"].data, dtype=np.float32),
-                {"units": "electron"},
-            ),
-            "qual": (("y", "x"), np.asarray(hdul["QUAL"].data, dtype=np.uint8)),
-            "errs": (
-                ("y", "x"),
-                np.asarray(hdul["ERRS"].data, dtype=np.float32),
-                {"units": "electron"},
-            ),
-        }
+    product = read_product(path)
+    attrs: dict[str, Any] = dict(product.cards)
+    attrs["qc"] = {
+        k.removeprefix("ESO QC "): v for k, v in product.cards.items() if k.startswith("ESO QC ")
+    }
+    electrons = {"units": "electron"}
+    data_vars = {
+        "flux": (("y", "x"), product.flux, electrons),
+        "qual": (("y", "x"), product.qual),
+        "errs": (("y", "x"), product.errs, electrons),
+    }
     return xr.Dataset(data_vars, attrs=attrs)
 
 
@@ -253,6 +279,9 @@ def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
     >>> night = plan_night(RAW_DIR)
     >>> [(s.arm, len(s.frames)) for s in night.sets]
     [('NIR', 3)]
+    >>> print(night)  # doctest: +ELLIPSIS
+    NightPlan: 1 set(s) of 3 dark frame(s); 0 left out
+      20260111T110000_NIR_MDARK_120_0S_XSHOOTER: XSH NIR, 3 frames of 120 s
     """
     from mdark_dask.plan.night import plan_night as _plan_night
 
@@ -260,15 +289,18 @@ def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
 
 
 def run_night(
-    night: NightPlan,
+    night: NightPlan | str | Path | Sequence[str | Path],
     client: Any,
     workspace: str | Path,
     settings: str | Path | None = None,
     numerics: str | None = None,
     overwrite: bool = False,
-) -> list[Any]:
-    """Reduce every set of a planned night on a ``distributed.Client`` (or ``None`` for
-    in-process); the same code path as ``mdark-dask night``. Returns one outcome per set.
+    plots: bool = True,
+) -> list[SetOutcome]:
+    """Reduce every set of a night, as ``mdark-dask night`` does (sofs, products, QC
+    plots, the run report and the night page), on ``client``: a ``distributed.Client``
+    the caller owns, a cluster spec such as ``"local"``, or None to compute in this
+    process one set at a time. Returns one outcome per set.
 
     Examples
     --------
@@ -276,11 +308,15 @@ def run_night(
     >>> [o.status for o in outcomes]
     ['done']
     """
-    from mdark_dask.plan.night import write_sofs
-    from mdark_dask.scheduler import plan_sets, run_plans
-
-    ws = Path(workspace)
-    path = Path(settings) if settings is not None else None
-    todo, settled = plan_sets(night, ws, path, numerics, overwrite)
-    write_sofs(night, ws / "sof")
-    return settled + run_plans(todo, client)
+    sets: Any = night if isinstance(night, NightPlan) else _inputs(night)
+    run = app.night(
+        sets,
+        workspace,
+        settings=settings,
+        numerics=numerics,
+        overwrite=overwrite,
+        plots=plots,
+        cluster="sync" if client is None else client,
+        out=_silent,
+    )
+    return list(run.outcomes)

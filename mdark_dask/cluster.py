@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,53 +239,52 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
             cluster.close()
 
 
-class Opening:
+class BackgroundCluster:
     """A cluster opened in a background thread, while the caller does other work.
 
-    Starting a LocalCluster (worker processes importing dask, numpy, astropy) and loading
-    the compiled kernels in every worker take seconds that a night used to spend after
-    its header scan; started early with :meth:`start`, they overlap the scan instead.
-    :meth:`get` starts it if nobody did, waits for the connection and raises what
-    :func:`connect` raised; :meth:`close` closes whatever was opened (nothing if it never
-    started), and :meth:`release` begins that in the background.
+    Starting a LocalCluster (worker processes importing dask, numpy and astropy) takes
+    seconds; started early with :meth:`start`, it overlaps the header scan instead of
+    following it. :meth:`get` starts it if nobody did, waits for the connection and
+    raises what :func:`connect` raised; :meth:`close` closes whatever was opened (nothing
+    if it never started), and :meth:`release` begins that in the background.
 
     Parameters
     ----------
     spec : str or None
         As for :func:`connect`.
-    warm : callable or None
-        Run once on every worker (``client.run``) after connecting, e.g. loading kernels;
-        its failure is ignored (tasks then load what they need themselves).
     """
 
-    def __init__(self, spec: str | None, warm: Any = None) -> None:
-        import threading
-
+    def __init__(self, spec: str | None) -> None:
         self._stack = contextlib.ExitStack()
         self._result: Connection | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._open, args=(spec, warm), name="mdark-open-cluster", daemon=True
+            target=self._open, args=(spec,), name="mdark-open-cluster", daemon=True
         )
         self._closer = threading.Thread(target=self._close, name="mdark-close-cluster")
 
-    def _open(self, spec: str | None, warm: Any) -> None:
+    @classmethod
+    def of(cls, connection: Connection) -> BackgroundCluster:
+        """A connection the caller already has (and closes): :meth:`get` returns it and
+        :meth:`close` leaves it open."""
+        opened = cls("sync")
+        opened._result = connection
+        opened._thread = threading.Thread(target=lambda: None)
+        opened._thread.start()
+        return opened
+
+    def _open(self, spec: str | None) -> None:
         try:
             self._result = self._stack.enter_context(connect(spec))
         except BaseException as exc:  # handed to the caller by get()
             self._error = exc
-            return
-        client = self._result.client
-        if warm is not None and client is not None:
-            with contextlib.suppress(Exception):
-                client.run(warm)
 
     @property
     def started(self) -> bool:
         """Whether the opening has begun."""
         return self._thread.ident is not None
 
-    def start(self) -> Opening:
+    def start(self) -> BackgroundCluster:
         """Begin opening in the background (once); returns ``self``."""
         if not self.started:
             self._thread.start()
@@ -300,8 +300,8 @@ class Opening:
 
     def release(self) -> None:
         """Begin closing in the background, once the caller has no more work for the
-        cluster: shutting down a LocalCluster's workers takes ~0.4 s that the caller can
-        spend writing its reports. :meth:`close` waits for it."""
+        cluster, so the workers shut down while the caller writes its reports;
+        :meth:`close` waits for it."""
         if self._closer.ident is None:
             self._closer.start()
 

@@ -1,32 +1,24 @@
-"""The scheduler module, and the only place that computes.
+"""The only place that computes: product graphs run on a local scheduler or a cluster.
 
-A night: sets (planned from headers by :mod:`mdark_dask.plan.night`) become product plans;
-every plan's lazy graph is submitted to the cluster at once and results are collected as
-they complete. A set that fails (a corrupt frame, a validation error, a worker that died
-too often) is reported with its reason; the others still complete. Products already up to
-date (same frames, settings and version, by fingerprint) are skipped unless overwriting.
+A night's plans (:mod:`mdark_dask.plan.sets`) are submitted to the cluster at once and
+their results collected as they complete. A set that fails (a corrupt frame, a
+validation error, a worker that died too often) is reported with its reason; the others
+still complete.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask
 
 from mdark_dask.errors import MdarkError
-from mdark_dask.numerics.qc import QCRow, apply_ranges, failed, header_qc
-from mdark_dask.plan.night import NightPlan, NightSet
-from mdark_dask.recipe import (
-    NIGHT_TASK_BYTES,
-    ProductPlan,
-    ProductResult,
-    master_graph,
-    plan_frames,
-)
+from mdark_dask.plan.night import NightSet
+from mdark_dask.plan.product import ProductPlan, ProductResult
+from mdark_dask.plan.sets import SetOutcome, outcome
+from mdark_dask.recipe import master_graph
 
 
 def local_scheduler(name: str) -> Callable[..., Any]:
@@ -72,83 +64,6 @@ def compute_products(
     return list(scheduler.gather(futures))
 
 
-@dataclass(frozen=True)
-class SetOutcome:
-    """What became of one set of a night."""
-
-    name: str
-    instrument: str
-    arm: str
-    exptime: float
-    frames: int
-    status: str  # "done", "up to date", "failed", "planned"
-    product: str | None
-    reason: str = ""
-    qc: tuple[QCRow, ...] = ()
-    seconds: float = 0.0
-    fingerprint: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Whether the set has its product."""
-        return self.status in ("done", "up to date", "planned")
-
-    @property
-    def qc_flag(self) -> str:
-        """``pass``, ``fail: <names>`` or ``--``."""
-        if not self.qc:
-            return "--"
-        names = failed(self.qc)
-        return "fail: " + ", ".join(names) if names else "pass"
-
-
-def _outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
-    return SetOutcome(s.name, s.instrument, s.arm, s.exptime, len(s.frames), status, **kw)
-
-
-def plan_sets(
-    night: NightPlan,
-    workspace: Path,
-    settings_path: Path | None,
-    numerics: str | None,
-    overwrite: bool,
-    plots: bool = True,
-) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
-    """Turn sets into product plans; sets that cannot be planned or are up to date
-    come back as outcomes straight away."""
-    todo: list[tuple[NightSet, ProductPlan]] = []
-    settled: list[SetOutcome] = []
-    for s in night.sets:
-        try:
-            plan = plan_frames(
-                s.frames,
-                s.bad,
-                s.name,
-                workspace,
-                settings_path,
-                numerics,
-                plots=plots,
-                task_bytes=NIGHT_TASK_BYTES,
-            )
-        except MdarkError as exc:
-            settled.append(_outcome(s, "failed", product=None, reason=str(exc)))
-            continue
-        if not overwrite and plan.up_to_date():
-            qc = apply_ranges(header_qc(plan.product_path), plan.settings.qc_ranges)
-            settled.append(
-                _outcome(
-                    s,
-                    "up to date",
-                    product=str(plan.product_path),
-                    qc=qc,
-                    fingerprint=plan.fingerprint,
-                )
-            )
-            continue
-        todo.append((s, plan))
-    return todo, settled
-
-
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -170,7 +85,7 @@ def run_plans(
 
     def record(s: NightSet, plan: ProductPlan, result: Any, error: BaseException | None) -> None:
         if error is None:
-            outcome = _outcome(
+            done = outcome(
                 s,
                 "done",
                 product=result.path,
@@ -179,16 +94,16 @@ def run_plans(
                 fingerprint=plan.fingerprint,
             )
         else:
-            outcome = _outcome(
+            done = outcome(
                 s,
                 "failed",
                 product=None,
                 reason=_reason(error),
                 seconds=time.perf_counter() - started,
             )
-        outcomes.append(outcome)
+        outcomes.append(done)
         if progress is not None:
-            progress(outcome, len(outcomes), total, time.perf_counter() - started)
+            progress(done, len(outcomes), total, time.perf_counter() - started)
 
     if client is None:
         for s, plan in todo:

@@ -21,11 +21,24 @@ import re
 import shutil
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from astropy.io import fits
+
+from mdark_dask.numerics.masked import masked_mean_std
+from mdark_dask.numerics.steps import (
+    PEEL_SIGMA,
+    STRIP_DTYPE,
+    Bounds,
+    FrameLevel,
+    Numerics,
+    clip_mask,
+)
 
 __all__ = ["OracleError", "OracleResult", "oracle_venv", "run_soxspipe_mdark"]
 
@@ -254,3 +267,161 @@ def run_soxspipe_mdark(
         seconds=seconds,
         stdout=stdout,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reference kernels: the recipe's compiled steps written out in numpy, step by step, as
+# soxspipe computes them; the tests hold the compiled kernels to these bit for bit.
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+Bool = npt.NDArray[np.bool_]
+
+#: astropy's MAD-to-std factor, 1 / Phi^-1(3/4).
+MAD_TO_STD = 1.482602218505602
+
+
+def frame_level_reference(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> FrameLevel:
+    """:func:`frame_level` step by step: the clip's bounds (a "kept" byte per pixel,
+    :func:`mdark_dask.numerics.levelclip.clip_bounds`), its mask, the masked statistics."""
+    from mdark_dask.numerics.levelclip import clip_bounds
+
+    flat = np.ascontiguousarray(e, dtype=np.float32).ravel()
+    lo, hi = clip_bounds(flat, float(sigma), int(maxiters), numerics == "soxspipe-0.17.4")
+    bounds = Bounds(float(lo), float(hi))
+    mean, std = masked_mean_std(e, clip_mask(e, bounds))
+    return FrameLevel(bounds.lo, bounds.hi, mean, std)
+
+
+def seq_mean_over_frames(values: F32, keep: Bool) -> F32:
+    """Per-pixel mean over axis 0 of the kept values, summed sequentially in float32.
+
+    This is bottleneck ``nanmean(axis=0)`` on the NaN-substituted stack (ccdproc's
+    ``average_combine``): pixels with nothing kept give NaN.
+    """
+    acc = np.zeros(values.shape[1:], dtype=np.float32)
+    for frame, k in zip(values, keep, strict=True):
+        acc += np.where(k, frame, np.float32(0.0))
+    count = keep.sum(axis=0, dtype=np.int64).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean: F32 = np.divide(acc, count, dtype=np.float32)
+    return mean
+
+
+def stack_clip_mask(stack: F32, sigma: float, maxiters: int) -> Bool:
+    """Per-pixel median / MAD-std sigma clip along the frame axis (reference §4.3 B2).
+
+    This is astropy's ``sigma_clip(axis=0, cenfunc="median", stdfunc="mad_std")``, its fast
+    C path in double precision, independent for every pixel.
+    """
+    from astropy.stats import sigma_clip
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        clipped = sigma_clip(
+            np.asarray(stack, dtype=np.float32),
+            sigma_lower=sigma,
+            sigma_upper=sigma,
+            axis=0,
+            copy=False,
+            maxiters=maxiters,
+            cenfunc="median",
+            stdfunc="mad_std",
+            masked=True,
+        )
+    return np.ma.getmaskarray(clipped)
+
+
+def stack_strip_reference(
+    e: F32,
+    levels: F64,
+    ron: float,
+    sigma: float,
+    maxiters: int,
+) -> npt.NDArray[np.void]:
+    """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
+
+    Parameters
+    ----------
+    e : ndarray of float32, shape (n_frames, rows, cols)
+        Prepared frames (electrons, before level subtraction), all frames of the strip.
+    levels : ndarray of float64, shape (n_frames, 4)
+        Per-frame ``(lo, hi, mean, std)`` of :func:`frame_level`, in frame order.
+    ron : float
+        Read noise in electrons, for the per-frame uncertainty.
+    sigma, maxiters : float, int
+        Stacked-clipping sigma and iterations.
+
+    Returns
+    -------
+    ndarray of STRIP_DTYPE, shape (rows, cols)
+        The mean of unclipped level-subtracted values, its uncertainty (mean of the
+        unclipped per-frame sigmas over ``sqrt(n_used)``, soxspipe's formula), the mask
+        so far (pixels clipped in every frame or masked by the level clip in every frame)
+        the noise: the float64 population std of the unclipped level-subtracted
+        values, NaN with fewer than two of them, and ``noise_peel``: the same over every
+        finite value once isolated extremes are peeled (see :data:`PEEL_SIGMA`), NaN with
+        fewer than five finite values.
+    """
+    n = e.shape[0]
+    level_masked = np.ones(e.shape[1:], dtype=bool)
+    subtracted = np.empty_like(e, dtype=np.float32)
+    for i in range(n):
+        lo, hi, mean, _ = levels[i]
+        level_masked &= clip_mask(e[i], Bounds(float(lo), float(hi)))
+        # float32(E - m) with m float64, as soxspipe's in-place subtraction
+        np.subtract(e[i], np.float64(mean), out=subtracted[i], casting="same_kind")
+    clipped = stack_clip_mask(subtracted, sigma, maxiters)
+    keep = ~clipped
+    n_clipped = clipped.sum(axis=0, dtype=np.int64)
+    flux = seq_mean_over_frames(subtracted, keep)
+    sig_mean = seq_mean_over_frames(deviation(e, ron), keep)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        errs = (sig_mean / np.sqrt(n - n_clipped)).astype(np.float32)
+    kept = n - n_clipped
+    values = np.where(keep, subtracted.astype(np.float64), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        noise = np.where(kept >= 2, np.nanstd(values, axis=0), np.nan)
+    out = np.empty(e.shape[1:], dtype=STRIP_DTYPE)
+    out["flux"] = flux
+    out["errs"] = errs
+    out["mask"] = (n_clipped == n) | level_masked
+    out["noise"] = noise.astype(np.float32)
+    out["noise_peel"] = peeled_std_reference(subtracted, ron)
+    return out
+
+
+def peeled_std_reference(subtracted: F32, ron: float) -> F32:
+    """Per-pixel population std of the finite values once isolated extremes are peeled
+    (see :func:`mdark_dask.numerics.stackclip.stack_strip_kernel`); NaN below five values."""
+    d = subtracted.astype(np.float64)
+    out = np.full(d.shape[1:], np.nan, dtype=np.float32)
+    for idx in np.ndindex(*d.shape[1:]):
+        v = np.sort(d[(slice(None), *idx)])
+        v = v[np.isfinite(v)]
+        if v.size < 5:
+            continue
+        med = float(np.median(v))
+        gap = PEEL_SIGMA * max(float(ron), float(np.median(np.abs(v - med))) * MAD_TO_STD)
+        while v.size > 4:
+            med = float(np.median(v))
+            top, bottom = v[-1] - v[-2] > gap, v[1] - v[0] > gap
+            if top and (v[-1] - med >= med - v[0] or not bottom):
+                v = v[:-1]
+            elif bottom:
+                v = v[1:]
+            else:
+                break
+        out[idx] = np.float32(np.std(v))
+    return out
+
+
+def deviation(e: F32, ron: float) -> F32:
+    """Per-pixel 1-sigma uncertainty ``sqrt(max(E, 0) + RON**2)`` in float32 (ref. §3.5).
+
+    ``RON**2`` is computed as a Python float and rounded once to float32 when added, as
+    in ccdproc's ``create_deviation``; negative signal counts as zero, not NaN.
+    """
+    signal = np.maximum(e, np.float32(0.0))
+    return np.sqrt(signal + np.float32(float(ron) ** 2), dtype=np.float32)

@@ -44,7 +44,7 @@ import pytest
 import yaml
 
 from mdark_dask.cli import main
-from mdark_dask.cluster import ClusterError, Opening, connect, load_definition
+from mdark_dask.cluster import BackgroundCluster, ClusterError, connect, load_definition
 from mdark_dask.instruments import ARMS
 from mdark_dask.plan.night import plan_night
 from mdark_dask.simulate import DarkSetSpec, simulate_set
@@ -848,40 +848,28 @@ def test_kubernetes_without_dask_kubernetes_names_the_extra() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Opening: a cluster opened in the background while the night scans its headers
-
-WARMED: list[str] = []
+# BackgroundCluster: a cluster opened in the background while the night scans its headers
 
 
-def _record_warm() -> None:
-    WARMED.append("warm")
-
-
-def _failing_warm() -> None:
-    raise RuntimeError("no kernels here")
-
-
-def test_opening_runs_the_warmup_on_every_worker_then_closes() -> None:
-    WARMED.clear()
-    opening = Opening("threads", _record_warm)
+def test_opening_connects_then_closes() -> None:
+    opening = BackgroundCluster("threads")
     conn = opening.get()
     assert conn.client is not None
-    assert WARMED == ["warm"]  # one in-process worker, warmed once
     assert conn.client.submit(sum, [1, 2]).result(timeout=30) == 3
     opening.close()
     assert conn.client.status == "closed"
 
 
-def test_opening_survives_a_failing_warmup() -> None:
-    opening = Opening("threads", _failing_warm)
-    try:
-        assert opening.get().client.submit(sum, [4]).result(timeout=30) == 4
-    finally:
+def test_opening_of_a_callers_connection_leaves_it_open() -> None:
+    with connect("threads") as conn:
+        opening = BackgroundCluster.of(conn)
+        assert opening.get() is conn
         opening.close()
+        assert conn.client.submit(sum, [4]).result(timeout=30) == 4
 
 
 def test_opening_hands_its_error_to_get_and_closes_cleanly(tmp_path: Path) -> None:
-    opening = Opening(str(tmp_path / "no-such-cluster.yaml"))
+    opening = BackgroundCluster(str(tmp_path / "no-such-cluster.yaml"))
     with pytest.raises(ClusterError) as exc:
         opening.get()
     assert "unknown cluster" in assert_one_line(exc)
@@ -889,17 +877,17 @@ def test_opening_hands_its_error_to_get_and_closes_cleanly(tmp_path: Path) -> No
 
 
 def test_opening_closes_a_cluster_nobody_asked_for() -> None:
-    opening = Opening("sync").start()
+    opening = BackgroundCluster("sync").start()
     opening.close()
     assert opening.get().client is None
 
 
 def test_opening_starts_only_when_started_or_asked() -> None:
-    idle = Opening("threads")
+    idle = BackgroundCluster("threads")
     assert not idle.started
     idle.close()  # never started: nothing opened, nothing to close
     assert not idle.started
-    asked = Opening("threads")
+    asked = BackgroundCluster("threads")
     try:
         assert asked.get().client is not None  # get() starts it
         assert asked.started
@@ -908,7 +896,7 @@ def test_opening_starts_only_when_started_or_asked() -> None:
 
 
 def test_opening_release_closes_in_the_background_and_close_waits_for_it() -> None:
-    opening = Opening("threads")
+    opening = BackgroundCluster("threads")
     conn = opening.get()
     assert conn.client is not None
     opening.release()  # returns at once; the shutdown runs in a thread

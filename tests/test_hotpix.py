@@ -23,7 +23,7 @@ from mdark_dask.errors import SettingsError
 from mdark_dask.numerics import hotpix, steps
 from mdark_dask.numerics.hotpix import HOT, NOISY, clip_high, find_hot_pixels, robust_level
 from mdark_dask.numerics.qc import HOTPIX_QC
-from mdark_dask.recipe import ProductResult, plan_product
+from mdark_dask.plan.product import ProductResult, plan_product
 from mdark_dask.scheduler import compute_products
 from mdark_dask.settings import HOTPIX_KEYS, load_settings
 from mdark_dask.simulate import (
@@ -34,6 +34,7 @@ from mdark_dask.simulate import (
     sof_name,
     write_sof,
 )
+from tests import oracle
 
 F32 = npt.NDArray[np.float32]
 HYP = settings(
@@ -64,7 +65,7 @@ def kept_values(
         np.subtract(e[i], np.float64(levels[i, 2]), out=sub[i], casting="same_kind")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy warns about the NaN pixels
-        clipped = steps.stack_clip_mask(sub, sigma, maxiters)
+        clipped = oracle.stack_clip_mask(sub, sigma, maxiters)
     return np.where(clipped, np.nan, sub.astype(np.float64))
 
 
@@ -97,7 +98,7 @@ def test_noise_peel_matches_its_reference(n: int) -> None:
     e[1, 3, 4] = np.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        ref = steps.stack_strip_reference(e, levels, 3.8, 3.0, 3)
+        ref = oracle.stack_strip_reference(e, levels, 3.8, 3.0, 3)
     out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     np.testing.assert_allclose(out["noise_peel"], ref["noise_peel"], rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(out["noise"], ref["noise"], rtol=2e-6, atol=1e-6)
@@ -114,7 +115,7 @@ def test_noise_fields_leave_the_soxspipe_fields_alone() -> None:
     e[2, 10, 10] += np.float32(3000.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
-        ref = steps.stack_strip_reference(e, levels, 3.8, 3.0, 3)
+        ref = oracle.stack_strip_reference(e, levels, 3.8, 3.0, 3)
     out = steps.stack_strip(e, levels, 3.8, 3.0, 3)
     for name in ("flux", "errs", "mask"):
         assert out[name].tobytes() == ref[name].tobytes(), name

@@ -48,8 +48,14 @@ def loaded_after(code: str) -> set[str]:
         "import mdark_dask.cli",
         "import mdark_dask.api",
         "import mdark_dask.recipe, mdark_dask.scheduler",
-        # every compiled kernel the recipe calls, called once
-        "from mdark_dask import warmup\nwarmup.load_kernels('accurate')",
+        "import mdark_dask.app, mdark_dask.plan.product, mdark_dask.plan.sets",
+        # the recipe's compiled kernels, called once
+        "import numpy as np\n"
+        "from mdark_dask.numerics import steps\n"
+        "frame = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)\n"
+        "steps.frame_level(frame, 3.0, 2, 'accurate')\n"
+        "levels = np.zeros((5, 4))\nlevels[:, 1] = 2.0\n"
+        "steps.stack_strip(np.stack([frame] * 5), levels, 3.0, 3.0, 2)",
     ],
 )
 def test_importing_pulls_in_nothing_heavy(code: str) -> None:

@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from mdark_dask.instruments import ARMS
 from mdark_dask.numerics.steps import NUMERICS
-from mdark_dask.recipe import ProductPlan, plan_product
+from mdark_dask.plan.product import ProductPlan, plan_product
 from mdark_dask.scheduler import compute_products
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 

@@ -1,5 +1,5 @@
 """The fused level clip (:func:`mdark_dask.numerics.levelclip.level_stats`) against the step-by-step
-form it replaced (:func:`mdark_dask.numerics.steps.frame_level_reference`: the clip's bounds, its
+form it replaced (:func:`mdark_dask.numerics.oracle.frame_level_reference`: the clip's bounds, its
 mask, then the numpy 2.1 masked mean and std of :mod:`mdark_dask.numerics.masked`).
 
 Both numerics must give the same four float64 numbers bit for bit: on dark-like images
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from mdark_dask.numerics import steps
 from mdark_dask.numerics.levelclip import _float32_bounds
 from mdark_dask.numerics.masked import BUFFER, pairwise_buffer
+from tests import oracle
 
 F32 = npt.NDArray[np.float32]
 
@@ -41,7 +42,7 @@ def same(a: steps.FrameLevel, b: steps.FrameLevel) -> bool:
 def check(img: F32, sigma: float, maxiters: int) -> None:
     for numerics in steps.NUMERICS:
         got = steps.frame_level(img, sigma, maxiters, numerics)
-        ref = steps.frame_level_reference(img, sigma, maxiters, numerics)
+        ref = oracle.frame_level_reference(img, sigma, maxiters, numerics)
         assert isinstance(got, steps.FrameLevel)
         assert same(got, ref), (numerics, got, ref)
 

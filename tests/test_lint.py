@@ -48,15 +48,3 @@ def test_mypy_strict_clean() -> None:
         [_tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False
     )  # config: [tool.mypy] strict, files = mdark_dask
     assert run.returncode == 0, run.stdout[-3000:]
-
-
-def test_only_cluster_module_makes_clients() -> None:
-    """Architecture: only cluster.py creates Client/LocalCluster objects."""
-    offenders = []
-    for path in (ROOT / "mdark_dask").rglob("*.py"):
-        if path.name == "cluster.py":
-            continue
-        text = path.read_text(encoding="utf-8")
-        if "LocalCluster(" in text or "Client(" in text:
-            offenders.append(path.name)
-    assert offenders == []

@@ -28,9 +28,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from mdark_dask.app import write_sofs
 from mdark_dask.cli import main
-from mdark_dask.plan.night import plan_night, write_sofs
-from mdark_dask.scheduler import plan_sets, run_plans
+from mdark_dask.plan.night import plan_night
+from mdark_dask.plan.sets import plan_sets
+from mdark_dask.scheduler import run_plans
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 
 # --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import RawFrame, scan_frame
 from mdark_dask.plan.frameset import SCAN_KEYWORDS
 from mdark_dask.plan.night import classify, plan_night
-from mdark_dask.recipe import plan_product
+from mdark_dask.plan.product import plan_product
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 FITS_NAME = re.compile(r"\.(fits|fit|fts)(\.gz|\.fz|\.z|\.bz2)?$", re.IGNORECASE)

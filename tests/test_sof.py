@@ -8,7 +8,7 @@ import pytest
 
 from mdark_dask.errors import InputError
 from mdark_dask.io.sof import SofEntry, format_sof, parse_sof, read_sof
-from mdark_dask.recipe import resolve_inputs
+from mdark_dask.plan.product import resolve_inputs
 from mdark_dask.simulate import write_sof
 
 

@@ -27,14 +27,8 @@ from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import FrameReader, StackReader, scan_frame
 from mdark_dask.io.stack import frame_stack, prepared_stack, stack_reader, strip_stack
 from mdark_dask.plan.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
-from mdark_dask.recipe import (
-    level_groups,
-    level_tasks,
-    master_graph,
-    plan_product,
-    strip_bounds,
-    strip_tasks,
-)
+from mdark_dask.plan.product import plan_product
+from mdark_dask.recipe import master_graph, stacked_graph
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 
 F32 = npt.NDArray[np.float32]
@@ -167,11 +161,11 @@ def test_building_stack_and_graph_reads_no_pixels(
     plan = plan_product([str(sof)], tmp_path / "ws", plots=False)
     xa = prepared_stack(plan.frameset)
     strip_stack(plan.frameset, 7)
-    levels = level_tasks(plan)
-    strips = strip_tasks(plan, levels)
+    levels, joined = stacked_graph(plan)
     graph = master_graph(plan)
-    assert graph is not None and len(levels) == len(level_groups(plan))
-    assert len(strips) == len(strip_bounds(plan))
+    assert graph is not None and len(levels) == len(plan.level_groups())
+    strip_keys = [k for k in joined.dask if isinstance(k, tuple) and k[0].startswith("strip-")]
+    assert len(strip_keys) == len(plan.strip_bounds())
     assert sum(pixel_reads.values()) == 0, dict(pixel_reads)
     assert not plan.product_path.exists()
     # ...and the counter does see reads once something is computed
@@ -392,7 +386,7 @@ def test_strip_bounds_cover_every_row_once(
 ) -> None:
     sof, _ = vis_set
     plan = plan_product([str(sof)], tmp_path / "ws", rows=rows, plots=False)
-    bounds = strip_bounds(plan)
+    bounds = plan.strip_bounds()
     ny = stack_reader(plan.frameset).shape[1]
     covered = [y for y0, y1 in bounds for y in range(y0, y1)]
     assert covered == list(range(ny))
@@ -404,7 +398,7 @@ def test_level_groups_cover_every_frame_once(
 ) -> None:
     sof, _ = vis_set
     plan = plan_product([str(sof)], tmp_path / "ws", plots=False)
-    groups = level_groups(plan)
+    groups = plan.level_groups()
     assert [i for a, b in groups for i in range(a, b)] == list(range(len(plan.frameset.frames)))
     assert all(b > a for a, b in groups)
 

@@ -5,7 +5,7 @@ comparator network, runs the first clip iteration across the columns, regroups t
 columns still clipping by their count of values, and sums with the values left out added
 as ``+0.0``. Each of these must give the bytes of the one-pixel-at-a-time computation, so
 every field of the strip (NaNs and the sign of zero included) is compared byte for byte
-with :func:`mdark_dask.numerics.steps.stack_strip_reference` on data made to hit the corners:
+with :func:`mdark_dask.numerics.oracle.stack_strip_reference` on data made to hit the corners:
 ties (MAD = 0), NaN and infinities (fewer values in some columns), ``-0.0``, outliers
 that take several iterations, frame counts around the network's powers of two and tile
 widths that split the columns unevenly.
@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdark_dask.numerics import stackclip, steps
+from tests import oracle
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -40,7 +41,7 @@ def reference(e: F32, levels: F64, ron: float, sigma: float, maxiters: int) -> n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyUserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        out: npt.NDArray[np.void] = steps.stack_strip_reference(e, levels, ron, sigma, maxiters)
+        out: npt.NDArray[np.void] = oracle.stack_strip_reference(e, levels, ron, sigma, maxiters)
     return out
 
 

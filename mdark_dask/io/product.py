@@ -1,4 +1,4 @@
-"""Master arrays + QC + provenance -> the product HDU list (reference §6.3-6.4). No disk.
+"""Product files: master arrays, QC and provenance to HDU lists, and products read back.
 
 The layout is soxspipe's so products drop into soxspipe unchanged: FLUX float32 primary,
 QUAL uint8, ERRS float32; the primary header is the earliest raw frame's, with ESO QC,
@@ -15,7 +15,10 @@ master's with their own PRO CATG, QC and parameters:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +32,8 @@ from mdark_dask.plan.frameset import FrameSet
 from mdark_dask.settings import Settings
 
 PIPE_ID = f"mdark-dask/v{__version__}"
+#: The header card of a product that records what it was made from (its plan's digest).
+FINGERPRINT_KEY = "MDARK FINGERPRINT"
 RECIPE_ID = "soxs-mdark"
 _SCRUB = ("ESO DPR TECH", "ESO DPR CATG", "ESO DPR TYPE", "ARCFILE")
 
@@ -227,3 +232,57 @@ def build_hdul(master: Master, header: fits.Header) -> fits.HDUList:
     errs_header["UTYPE"] = "StdDevUncertainty"
     errs = fits.ImageHDU(read_only(master.errs), errs_header, name="ERRS")
     return fits.HDUList([flux, qual, errs])
+
+
+def product_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded in a complete product, or None.
+
+    The product counts only if every HDU's DATASUM/CHECKSUM verifies, so a file cut short
+    or damaged under its final name is never taken as up to date.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # astropy warns on a failed checksum
+            with fits.open(path, checksum=True) as hdul:
+                for hdu in hdul:
+                    _ = hdu.data  # reading the data verifies DATASUM
+                return str(hdul[0].header[FINGERPRINT_KEY])
+    except (OSError, KeyError, IndexError, ValueError, TypeError, Warning):
+        return None
+
+
+def header_qc(path: Path) -> tuple[QCRow, ...]:
+    """The QC rows recorded in an existing product's header (its ``ESO QC`` cards)."""
+    header = fits.getheader(path, 0)
+    rows = []
+    for card in header.cards:
+        key = str(card.keyword)
+        if key.startswith("ESO QC "):
+            unit = "electrons" if "[e-]" in str(card.comment) else ""
+            rows.append(QCRow(key.removeprefix("ESO QC "), card.value, unit, card.comment, True))
+    return tuple(rows)
+
+
+class ProductImages(NamedTuple):
+    """A master dark read back: its images and its primary header's cards."""
+
+    flux: npt.NDArray[np.float32]
+    qual: npt.NDArray[np.uint8]
+    errs: npt.NDArray[np.float32]
+    cards: dict[str, Any]
+
+
+def read_product(path: str | Path) -> ProductImages:
+    """Read a master-dark product: FLUX, QUAL, ERRS and the primary header's cards
+    (without COMMENT and HISTORY)."""
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        cards = {k: header[k] for k in header if k and k not in ("COMMENT", "HISTORY")}
+        return ProductImages(
+            flux=np.asarray(hdul["FLUX"].data, dtype=np.float32),
+            qual=np.asarray(hdul["QUAL"].data, dtype=np.uint8),
+            errs=np.asarray(hdul["ERRS"].data, dtype=np.float32),
+            cards=cards,
+        )

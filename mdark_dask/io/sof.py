@@ -68,3 +68,22 @@ def format_sof(paths: Sequence[str], tags: Sequence[str]) -> str:
     """Format sof text: two-space separated, no trailing newline (the organiser's layout)."""
     width = max(len(p) for p in paths)
     return "\n".join(f"{p.ljust(width)}  {t}" for p, t in zip(paths, tags, strict=True))
+
+
+def write_sof_files(sets: Sequence[tuple[str, Sequence[str], str]], directory: Path) -> list[Path]:
+    """Write one sof per ``(name, frame paths, tag)`` into ``directory``, atomically.
+
+    A sof that already exists with the same content is left untouched (its mtime too),
+    so a rerun does not make its products look out of date.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, paths, tag in sets:
+        path = directory / f"{name}.sof"
+        text = format_sof(paths, [tag] * len(paths))
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        written.append(path)
+    return written

@@ -1,6 +1,6 @@
 """Lazy prepared stacks: raw frame paths to a dask-backed ``(frame, y, x)`` float32 array.
 
-The chunking policy is one pure function, :func:`strip_rows`; the reader never decides
+The chunking policy is :mod:`mdark_dask.plan.sizing`'s; the reader never decides
 chunks. Stacks are chunked in full-width row strips holding every frame of the strip, so
 the per-pixel stack clip needs no shuffle. The per-frame view (one chunk per whole
 frame) serves the whole-frame level statistics.
@@ -8,41 +8,17 @@ frame) serves the whole-frame level statistics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mdark_dask.io.fits import FrameReader, StackReader
 from mdark_dask.plan.frameset import FrameSet
+from mdark_dask.plan.sizing import strip_rows
 
 if TYPE_CHECKING:
     import dask.array as da
     import xarray as xr
-
-#: Target bytes of float32 stack per strip task. With the tiled kernel a 24 MB strip is
-#: ~50-70 ms of clipping on one core; two such inputs in flight (one per thread) are the
-#: strip phase's memory. 32 MB put the peak of a 10-frame SOXS VIS run at 356-371 MB,
-#: 24 MB at 335 MB (soxspipe: 1033 MB), at the same speed.
-TARGET_STRIP_BYTES: Final = 24 * 2**20
-
-
-#: Bytes of float32 stack a strip task reads and clips at a time (:meth:`StackReader.row_blocks`):
-#: a strip read whole was a fresh array the kernel zeroes page by page, and was clipped
-#: from memory rather than cache. 8 MiB blocks made a 20-frame NIR strip 10% faster than
-#: whole (1 MiB ones lose it again to the calls per block).
-BLOCK_BYTES: Final = 8 * 2**20
-
-
-def strip_rows(n_frames: int, rows: int, cols: int, target: int = TARGET_STRIP_BYTES) -> int:
-    """Rows per strip so that one strip of all frames is about ``target`` bytes.
-
-    >>> strip_rows(20, 2040, 2040)
-    154
-    >>> strip_rows(3, 37, 53)
-    37
-    """
-    per_row = max(1, n_frames * cols * 4)
-    return int(max(1, min(rows, target // per_row)))
 
 
 def stack_reader(frameset: FrameSet) -> StackReader:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from mdark_dask.numerics.hotpix import HotPixels
 from mdark_dask.numerics.steps import Master
-from mdark_dask.plan.frameset import FrameSet
 
 
 @dataclass(frozen=True)
@@ -28,11 +26,17 @@ class QCRow:
     hi: float | None = None
 
 
-def qc_rows(master: Master, frameset: FrameSet, hot: HotPixels | None = None) -> tuple[QCRow, ...]:
-    """QC rows in soxspipe's order of creation; temperatures for SOXS only.
+def qc_rows(
+    master: Master,
+    hot: HotPixels | None = None,
+    temperatures: tuple[float | None, float | None] | None = None,
+) -> tuple[QCRow, ...]:
+    """QC rows in soxspipe's order of creation.
 
-    With ``hot``, the physical hot- and noisy-pixel counts follow (:func:`hotpix_rows`);
-    they are not for the master's header, whose QC must stay soxspipe's.
+    ``temperatures``: the detector's and the common path's (SOXS only; None for
+    X-shooter, whose products carry none). With ``hot``, the physical hot- and
+    noisy-pixel counts follow (:func:`hotpix_rows`); they are not for the master's
+    header, whose QC must stay soxspipe's.
     """
     n_bad = int(master.qual.sum())
     rows = [
@@ -54,11 +58,8 @@ def qc_rows(master: Master, frameset: FrameSet, hot: HotPixels | None = None) ->
         QCRow("RAW RON", master.raw_ron, "electrons", "[e-] RON in single DARK", True),
         QCRow("MASTER RON", master.master_ron, "electrons", "[e-] Combined RON in MDARK", True),
     ]
-    if frameset.instrument == "soxs":
-        kw = frameset.spec.keywords
-        temp_kw = kw.detector_temp_nir if frameset.arm == "NIR" else kw.detector_temp_vis
-        det = frameset.last(temp_kw) if temp_kw else None
-        cpath = frameset.last(kw.cpath_temp) if kw.cpath_temp else None
+    if temperatures is not None:
+        det, cpath = temperatures
         rows.append(QCRow("DETECTOR TEMP", det, "kelvin", "[K] temp of detector", False))
         rows.append(QCRow("CPATH TEMP", cpath, "celsius", "[C] temp of common path", False))
     if hot is not None:
@@ -120,17 +121,3 @@ def apply_ranges(
 def failed(rows: tuple[QCRow, ...]) -> tuple[str, ...]:
     """Names of the failed QC rows."""
     return tuple(r.name for r in rows if r.flag == "fail")
-
-
-def header_qc(path: Path) -> tuple[QCRow, ...]:
-    """The QC rows recorded in an existing product's header (ESO QC cards)."""
-    from astropy.io import fits
-
-    header = fits.getheader(path, 0)
-    rows = []
-    for card in header.cards:
-        key = str(card.keyword)
-        if key.startswith("ESO QC "):
-            unit = "electrons" if "[e-]" in str(card.comment) else ""
-            rows.append(QCRow(key.removeprefix("ESO QC "), card.value, unit, card.comment, True))
-    return tuple(rows)

@@ -22,6 +22,7 @@ from mdark_dask.instruments import (
 )
 from mdark_dask.io.fits import RawFrame, scan_frame
 from mdark_dask.numerics.steps import Numerics
+from mdark_dask.plan.names import binning_of
 
 MIN_FRAMES: Final = 3
 
@@ -86,12 +87,24 @@ class FrameSet:
 
     @property
     def win_binning(self) -> tuple[int, int] | None:
-        """(binx, biny) from the window-binning keywords, None when absent or NIR."""
-        keys = XSH_WIN_BIN if self.instrument == "xsh" else ("ESO DET BINX", "ESO DET BINY")
-        x, y = self.first(keys[0]), self.first(keys[1])
-        if self.arm == "NIR" or x is None or y is None:
+        """(binx, biny) as the organiser names the set; None when absent or NIR."""
+        return binning_of(self.frames[0])
+
+    def temperatures(self) -> tuple[float | None, float | None] | None:
+        """The detector's and the common path's temperatures in the latest frame (as
+        soxspipe reads them), for SOXS; None for X-shooter."""
+        if self.instrument != "soxs":
             return None
-        return int(x), int(y)
+        kw = self.spec.keywords
+        det_kw = kw.detector_temp_nir if self.arm == "NIR" else kw.detector_temp_vis
+        det = self.last(det_kw) if det_kw else None
+        cpath = self.last(kw.cpath_temp) if kw.cpath_temp else None
+        return det, cpath
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(frames, rows, cols)`` of the prepared (trimmed, rotated) stack."""
+        return (len(self.frames), *self.spec.trimmed_shape(*self.binning))
 
 
 def _unique(values: Iterable[Any]) -> list[Any]:
@@ -160,10 +173,16 @@ def build_frameset(paths: Sequence[str], numerics: Numerics) -> FrameSet:
     return verify_frames(good, bad, numerics)
 
 
-def verify_frames(
-    good: Sequence[RawFrame], bad: Sequence[tuple[str, str]], numerics: Numerics
-) -> FrameSet:
-    """Verify scanned frames as one set (see :func:`build_frameset`)."""
+def identify(good: Sequence[RawFrame], bad: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The instrument and arm of scanned frames that may form one set: the first checks
+    of :func:`verify_frames`, which the settings (chosen by instrument and arm) need
+    before the set can be verified.
+
+    Raises
+    ------
+    InputError
+        No frames, unreadable frames, or a mix of instruments or arms.
+    """
     if not good and not bad:
         raise InputError("No image frames were passed to the recipe")
     not_fits = [reason for _, reason in bad if "truncated" not in reason]
@@ -181,7 +200,17 @@ def verify_frames(
         raise InputError(f"Input frames are a mix of {' and '.join(map(str, arms))}")
     if not arms:
         raise InputError(f"Input frames carry no arm ({kw.arm})")
-    spec = arm_spec(instrument, arms[0])
+    return instrument, str(arms[0])
+
+
+def verify_frames(
+    good: Sequence[RawFrame], bad: Sequence[tuple[str, str]], numerics: Numerics
+) -> FrameSet:
+    """Verify scanned frames as one set (see :func:`build_frameset`); ``numerics``
+    decides how the gain is read."""
+    instrument, arm = identify(good, bad)
+    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    spec = arm_spec(instrument, arm)
     binning = (1, 1)
     if spec.binned:
         xs = _unique(f.get(kw.binx) for f in good)

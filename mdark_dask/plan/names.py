@@ -1,14 +1,21 @@
-"""Names soxspipe gives things: organiser sof names and night dates (reference §6.1, §7.4),
-and the workspace's layout.
+"""Names soxspipe gives things: the data organiser's sof names and night dates, and the
+workspace's layout.
 
-Pure string and path functions, shared by the recipe (product names for directory and
-list inputs), the scheduler (sof files of a night) and the simulator.
+Pure string and path functions: the one place a set is named, shared by a single product
+(directory and list inputs), a night's sets and the simulator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
+
+if TYPE_CHECKING:
+    from mdark_dask.io.fits import RawFrame
 
 NIGHT_OFFSET = timedelta(hours=15)
 
@@ -82,6 +89,39 @@ def organiser_sof_name(
     return _clean("_".join(fields)) + ".sof"
 
 
+def binning_of(frame: RawFrame) -> tuple[int, int] | None:
+    """``(binx, biny)`` of a raw frame as the organiser names it: X-shooter's window
+    binning or SOXS's detector binning; None for NIR arms and frames without binning."""
+    instrument = instrument_of(frame.get("INSTRUME"))
+    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    keys = XSH_WIN_BIN if instrument == "xsh" else ("ESO DET BINX", "ESO DET BINY")
+    x, y = frame.get(keys[0]), frame.get(keys[1])
+    if str(frame.get(kw.arm)) == "NIR" or x is None or y is None:
+        return None
+    return int(x), int(y)
+
+
+def set_name(frames: Sequence[RawFrame]) -> str:
+    """The organiser's sof name of a set of raw darks of one setup, without ``.sof``.
+
+    The setup is read from the first frame and the time stamp from the earliest
+    ``DATE-OBS`` (``UNKNOWN`` when no frame has one).
+    """
+    first = frames[0]
+    instrument = instrument_of(first.get("INSTRUME"))
+    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    dates = sorted(str(f.get(kw.date_obs)) for f in frames if f.get(kw.date_obs))
+    name = organiser_sof_name(
+        date_obs=dates[0] if dates else "UNKNOWN",
+        arm=str(first.get(kw.arm)),
+        binning=binning_of(first),
+        rospeed=rospeed_field(instrument, first.get(kw.read_speed)),
+        exptime=float(first.get(kw.exptime)),
+        instrume=str(first.get(kw.instrume)),
+    )
+    return name[: -len(".sof")]
+
+
 def night_of_sof(name: str) -> str | None:
     """Night start date ``YYYY-MM-DD`` of a sof name's leading timestamp minus 15 h."""
     try:
@@ -98,7 +138,7 @@ def night_of_mjd(mjd: float) -> str:
 
 
 def product_dir(workspace: Path) -> Path:
-    """Where products and their logs go (the documented layout, CONTRACT §3)."""
+    """Where products and their logs go."""
     return workspace / "products" / "soxs_mdark"
 
 

@@ -1,6 +1,6 @@
 """Plan a night: find raw frames, classify them, group the darks into sets (headers only).
 
-Grouping follows soxspipe's data organiser (reference §7.2-7.4) so that a night organised
+Grouping follows soxspipe's data organiser so that a night organised
 by mdark-dask and by soxspipe gives the same sets and the same sof names: frames are one
 set when they share instrument, arm, DPR CATG/TECH/TYPE, exposure time to 0.01 s,
 readout mode, gain, binning, night (MJD-OBS - 15 h), template (ID, name, number of
@@ -14,14 +14,14 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mdark_dask.errors import InputError
-from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
+from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, instrument_of
 from mdark_dask.io.fits import RawFrame, is_fits_name
-from mdark_dask.io.sof import format_sof, read_sof
+from mdark_dask.io.sof import read_sof
 from mdark_dask.plan.frameset import MIN_FRAMES, scan_frames
-from mdark_dask.plan.names import night_of_mjd, organiser_sof_name, rospeed_field
+from mdark_dask.plan.names import binning_of, night_of_mjd, rospeed_field, set_name
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,19 @@ class NightPlan:
 
     sets: tuple[NightSet, ...]
     skipped: tuple[Skipped, ...]
+
+    def __str__(self) -> str:
+        """A summary: one line for the night, one per set."""
+        frames = sum(len(s.frames) for s in self.sets)
+        lines = [
+            f"NightPlan: {len(self.sets)} set(s) of {frames} dark frame(s); "
+            f"{len(self.skipped)} left out"
+        ]
+        lines += [
+            f"  {s.name}: {s.instrument.upper()} {s.arm}, {len(s.frames)} frames of {s.exptime:g} s"
+            for s in self.sets
+        ]
+        return "\n".join(lines)
 
 
 def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]]:
@@ -120,38 +133,56 @@ def classify(frame: RawFrame) -> str | None:
     return None
 
 
-def group_key(frame: RawFrame) -> tuple[Any, ...]:
-    """The organiser's grouping key of a raw dark (reference §7.3)."""
+class GroupKey(NamedTuple):
+    """What the organiser's frames of one set share."""
+
+    instrument: str
+    arm: str
+    dpr_catg: Any
+    dpr_tech: Any
+    dpr_type: Any
+    exptime: float
+    rospeed: str
+    gain: Any
+    binning: tuple[int, int] | None
+    night: str
+    tpl_id: Any
+    tpl_name: Any
+    tpl_nexp: Any
+    obs_name: Any
+    obs_id: Any
+    filter: Any
+    target: Any
+
+
+def group_key(frame: RawFrame) -> GroupKey:
+    """The organiser's grouping key of a raw dark."""
     kw = _kw(frame)
     inst = instrument_of(frame.get("INSTRUME"))
     if inst == "soxs":
         gain_values = [frame.get(kw.conad), frame.get(kw.gain)]
         present = [float(v) for v in gain_values if v is not None]
         gain = max(present) if len(present) == 2 else None
-        bins: tuple[Any, Any] = (frame.get("ESO DET BINX"), frame.get("ESO DET BINY"))
     else:
         gain = frame.get(kw.conad)
-        bins = (frame.get(XSH_WIN_BIN[0]), frame.get(XSH_WIN_BIN[1]))
-    arm = str(frame.get(kw.arm))
-    binning = None if arm == "NIR" or None in bins else (int(bins[0]), int(bins[1]))
-    return (
-        inst,
-        arm,
-        frame.get(kw.dpr_catg),
-        frame.get(kw.dpr_tech),
-        frame.get(kw.dpr_type),
-        round(float(frame.get(kw.exptime)), 2),
-        rospeed_field(inst, frame.get(kw.read_speed)),
-        gain,
-        binning,
-        night_of_mjd(float(frame.get(kw.mjd_obs))),
-        frame.get(kw.tpl_id),
-        frame.get(kw.tpl_name),
-        frame.get(kw.tpl_nexp),
-        frame.get(kw.obs_name),
-        frame.get(kw.obs_id),
-        frame.get("ESO INS ACFW ID"),
-        frame.get("OBJECT"),
+    return GroupKey(
+        instrument=inst,
+        arm=str(frame.get(kw.arm)),
+        dpr_catg=frame.get(kw.dpr_catg),
+        dpr_tech=frame.get(kw.dpr_tech),
+        dpr_type=frame.get(kw.dpr_type),
+        exptime=round(float(frame.get(kw.exptime)), 2),
+        rospeed=rospeed_field(inst, frame.get(kw.read_speed)),
+        gain=gain,
+        binning=binning_of(frame),
+        night=night_of_mjd(float(frame.get(kw.mjd_obs))),
+        tpl_id=frame.get(kw.tpl_id),
+        tpl_name=frame.get(kw.tpl_name),
+        tpl_nexp=frame.get(kw.tpl_nexp),
+        obs_name=frame.get(kw.obs_name),
+        obs_id=frame.get(kw.obs_id),
+        filter=frame.get("ESO INS ACFW ID"),
+        target=frame.get("OBJECT"),
     )
 
 
@@ -163,22 +194,6 @@ def _set_of(name: str, frames: Iterable[RawFrame], sof: str | None = None) -> Ni
     arm = str(first.get(kw.arm)) if kw is not None else "?"
     exptime = float(first.get(kw.exptime) or 0.0) if kw is not None else 0.0
     return NightSet(name, ordered, (), inst, arm, exptime, sof)
-
-
-def set_name(frames: Sequence[RawFrame]) -> str:
-    """The organiser's sof name of a group of raw darks, without ``.sof``."""
-    key = group_key(frames[0])
-    kw = _kw(frames[0])
-    dates = sorted(str(f.get(kw.date_obs)) for f in frames if f.get(kw.date_obs))
-    name = organiser_sof_name(
-        date_obs=dates[0] if dates else "UNKNOWN",
-        arm=key[1],
-        binning=key[8],
-        rospeed=key[6],
-        exptime=key[5],
-        instrume=str(frames[0].get(kw.instrume)),
-    )
-    return name[: -len(".sof")]
 
 
 def plan_night(
@@ -211,7 +226,7 @@ def plan_night(
         )
     good, bad = scan_frames([p for p in raw_paths if p not in in_sofs], progress)
     skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
-    groups: dict[tuple[Any, ...], list[RawFrame]] = {}
+    groups: dict[GroupKey, list[RawFrame]] = {}
     for frame in good:
         why = classify(frame)
         if why is not None:
@@ -220,7 +235,7 @@ def plan_night(
         groups.setdefault(group_key(frame), []).append(frame)
     for key, frames in groups.items():
         name = set_name(frames)
-        nexp = key[12]
+        nexp = key.tpl_nexp
         if len(frames) < MIN_FRAMES:
             why = f"only {len(frames)} frame(s); at least {MIN_FRAMES} needed"
             skipped.append(Skipped(name, why))
@@ -236,23 +251,3 @@ def plan_night(
         seen[one.name] = count + 1
         unique.append(one if count == 0 else replace(one, name=f"{one.name}_{count + 1}"))
     return NightPlan(tuple(unique), tuple(skipped))
-
-
-def write_sofs(plan: NightPlan, directory: Path) -> list[Path]:
-    """Write one sof per grouped set (``<path>  DARK_<ARM>`` lines, MJD order).
-
-    A sof that already exists with the same content is left untouched (its mtime too).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for s in plan.sets:
-        if s.sof is not None:
-            continue
-        path = directory / f"{s.name}.sof"
-        text = format_sof([f.path for f in s.frames], [f"DARK_{s.arm}"] * len(s.frames))
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        written.append(path)
-    return written

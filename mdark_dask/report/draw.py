@@ -8,9 +8,8 @@ and draw), plain-text tick labels (no mathtext parsing), fixed margins (no
 ``tight_layout``), a symmetric-log coordinate drawn on a linear axis (:func:`symlog`) and
 fast PNG compression.
 
-Imports numpy at once and matplotlib and Pillow on first use (:func:`preload` imports
-them ahead), nothing of the recipe: the drawing process of :mod:`mdark_dask.painter`
-loads this module, :mod:`mdark_dask.report.figures` and matplotlib only.
+Imports matplotlib and Pillow on first use; :func:`preload` imports them ahead, in a
+thread of the command's own while the frames are clipped.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from mdark_dask.errors import OutputError
 from mdark_dask.report.figures import (
     DarkPanel,
     DistributionFigure,
@@ -54,8 +54,18 @@ def preload() -> None:
 
 
 def draw_all(figures: Iterable[Figure]) -> tuple[str, ...]:
-    """:func:`draw` each figure, in order; their paths."""
-    return tuple(draw(f) for f in figures)
+    """:func:`draw` each figure, in order; their paths.
+
+    Raises
+    ------
+    OutputError
+        A figure cannot be written (a full or read-only disk, a directory that is a file).
+    """
+    try:
+        return tuple(draw(f) for f in figures)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise OutputError(f"cannot write the QC plots:{where}: {exc.strerror or exc}") from None
 
 
 def draw(figure: Figure) -> str:

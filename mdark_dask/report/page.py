@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mdark_dask.scheduler import SetOutcome
+from mdark_dask.plan.sets import SetOutcome
 
 TREND_QC = ("MDARK MEDIAN", "RAW RON")
 TABLE_QC = (
@@ -55,15 +55,15 @@ def _thumbnail(path: str) -> str | None:
     percentile of the unflagged ones, red where flagged, row 0 at the bottom): a
     matplotlib figure per product cost ~40 ms each for the same picture.
     """
-    from astropy.io import fits
     from PIL import Image
 
+    from mdark_dask.io.product import read_product
+
     try:
-        with fits.open(path) as hdul:
-            flux = np.asarray(hdul["FLUX"].data, dtype=np.float32)
-            qual = np.asarray(hdul["QUAL"].data) != 0
+        product = read_product(path)
     except (OSError, KeyError):
         return None
+    flux, qual = product.flux, product.qual != 0
     step = max(1, -(-max(flux.shape) // 256))
     small = flux[::step, ::step].astype(np.float64)
     bad = qual[::step, ::step]  # sampled like the image: a glance, not an inventory

@@ -18,8 +18,8 @@ from typing import Any
 from tabulate import tabulate
 
 from mdark_dask.numerics.qc import QCRow
-from mdark_dask.recipe import ProductResult
-from mdark_dask.scheduler import SetOutcome
+from mdark_dask.plan.product import ProductResult
+from mdark_dask.plan.sets import SetOutcome
 
 
 def _fmt(value: float | int | None) -> str:

@@ -1,20 +1,24 @@
-"""The console script's allocator setting: large freed arrays go back to the OS."""
+"""The console script's process settings (:mod:`mdark_dask.process`): one BLAS thread,
+and large freed arrays go back to the operating system."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from mdark_dask.malloc import release_large_frees
+from mdark_dask import process
+from mdark_dask.process import release_large_frees
 
 CHURN = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from mdark_dask.malloc import release_large_frees
+    from mdark_dask.process import release_large_frees
 
     def rss_mb():
         with open("/proc/self/statm") as f:
@@ -64,3 +68,52 @@ def test_freed_frame_sized_arrays_leave_the_process() -> None:
 def test_release_large_frees_reports_success_on_glibc() -> None:
     assert release_large_frees() is True
     assert release_large_frees(128 * 1024) is True  # restore glibc's initial threshold
+
+
+# --------------------------------------------------------------------------------------------
+# One BLAS thread, unless the user set their own thread counts
+
+BLAS_PROBE = textwrap.dedent(
+    """
+    import gc, json, os
+    from mdark_dask import process
+
+    enabled = gc.isenabled()
+    process.tune()
+    print(json.dumps({
+        "blas": {k: os.environ.get(k) for k in process.BLAS_THREAD_VARIABLES},
+        "collector_untouched": gc.isenabled() == enabled,
+    }))
+    """
+)
+
+
+def _blas_probe(env: dict[str, str]) -> dict[str, object]:
+    run = subprocess.run(
+        [sys.executable, "-c", BLAS_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+    result: dict[str, object] = json.loads(run.stdout)
+    return result
+
+
+def test_tune_sets_one_blas_thread_and_leaves_the_collector_alone() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in process.BLAS_THREAD_VARIABLES}
+    got = _blas_probe(env)
+    assert got["blas"] == dict.fromkeys(process.BLAS_THREAD_VARIABLES, "1")
+    assert got["collector_untouched"] is True
+
+
+def test_tune_keeps_the_users_own_thread_counts() -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "3"}
+    env.pop("MKL_NUM_THREADS", None)
+    got = _blas_probe(env)
+    assert got["blas"] == {
+        "OPENBLAS_NUM_THREADS": "4",
+        "MKL_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "3",
+    }

@@ -1,0 +1,426 @@
+"""The commands' bodies: one master dark, a night, the demo; called by the CLI and the API.
+
+Each command is a plain function of its options and an ``out`` printer, returning what it
+made (a result, or the night's outcomes and exit status). :mod:`mdark_dask.cli` only
+parses arguments and turns errors into exit codes; :mod:`mdark_dask.api` calls the same
+functions, so a product made through either is the same product.
+
+The flow of a set: inputs -> header scan (:mod:`mdark_dask.io`) -> plan
+(:mod:`mdark_dask.plan`) -> lazy graph (:mod:`mdark_dask.recipe`) -> computed
+(:mod:`mdark_dask.scheduler`, on a cluster from :mod:`mdark_dask.cluster`) -> tables,
+pages and reports (:mod:`mdark_dask.report`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mdark_dask._version import __version__
+from mdark_dask.errors import OutputError
+
+if TYPE_CHECKING:
+    from mdark_dask.plan.night import NightPlan
+    from mdark_dask.plan.product import ProductResult
+    from mdark_dask.plan.sets import SetOutcome
+
+
+class Printer(Protocol):
+    """Where a command's lines go: ``out(text, final=False)``; ``final`` marks the closing
+    table, which is printed even when the command is quiet."""
+
+    def __call__(self, text: str = "", final: bool = False) -> None: ...
+
+
+def plain_printer(text: str = "", final: bool = False) -> None:
+    """A :class:`Printer` that prints every line to standard output."""
+    print(text, flush=True)
+
+
+def ensure_workspace(path: Path) -> Path:
+    """Make ``path`` (a workspace or a directory in it) and check it can be written.
+
+    Raises
+    ------
+    OutputError
+        It cannot be made or written.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mdark-dask-write-test-{time.time_ns()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to workspace {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
+    """Import the product writer (astropy's FITS code) and, with ``plots``, matplotlib in
+    a daemon thread, once ``after`` is set.
+
+    The final task needs them; imported while the frames are clipped (by kernels that
+    release the GIL) they are off the run's critical path. ``after`` holds the imports
+    back until the command's own imports and header scan are done, so the two do not
+    take turns for the GIL. A failure here is ignored: the real import reports it.
+    """
+
+    def run() -> None:
+        if after is not None:
+            after.wait(30.0)
+        try:
+            import mdark_dask.io.product  # noqa: F401
+
+            if plots:
+                from mdark_dask.report.draw import preload as load_matplotlib
+
+                load_matplotlib()
+        except Exception:  # the import in the final task raises it again, with context
+            return
+
+    thread = threading.Thread(target=run, name="mdark-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def mdark(
+    inputs: Sequence[str],
+    workspace: str | Path,
+    *,
+    settings: str | Path | None = None,
+    numerics: str | None = None,
+    rows: int | None = None,
+    plots: bool = True,
+    overwrite: bool = False,
+    scheduler: Any = "threads",
+    verbose: bool = False,
+    command: Sequence[str] = (),
+    out: Printer = plain_printer,
+) -> ProductResult | None:
+    """``mdark-dask mdark``: one set of raw darks to one master dark, its maps and plots.
+
+    Returns the product's result, or None when the product exists and ``overwrite`` is
+    off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
+    the command that reruns it.
+    """
+    computing = threading.Event()
+    if scheduler in ("threads", "sync"):
+        preload(plots, after=computing)
+    from mdark_dask.plan.product import plan_product
+    from mdark_dask.report.tables import recipe_report, write_log
+    from mdark_dask.scheduler import compute_products
+
+    started = time.perf_counter()
+    out(f"Recipe Command: mdark-dask {' '.join(command)}")
+    out("# VERIFYING INPUT FRAMES")
+    settings_path = Path(settings) if settings is not None else None
+    plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots)
+    fs = plan.frameset
+    for path, reason in fs.dropped:
+        warning = f"WARNING: dropped {path}: {reason}"
+        print(warning, file=sys.stderr)
+        _lines(out).append(warning)  # into the recipe log, in order
+    out("# VERIFYING INPUT FRAMES - ALL GOOD")
+    s = plan.settings
+    out(
+        f"{len(fs.frames)} {fs.instrument.upper()} {fs.arm} DARK frames of {fs.exptime:g} s; "
+        f"gain {fs.gain:g} e-/ADU, RON {fs.ron:g} e-; numerics {s.numerics}; "
+        f"settings: {s.source}"
+    )
+    if plan.product_path.exists() and not overwrite:
+        out(
+            f"The product of this recipe already exists: {plan.product_path}. "
+            "To overwrite it, rerun with -x."
+        )
+        return None
+    ensure_workspace(plan.product_path.parent)
+    computing.set()
+    out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
+    (result,) = compute_products([plan], scheduler=scheduler)
+    out("")
+    out(recipe_report(result, verbose=verbose), final=True)
+    out("")
+    out(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
+    write_log(plan.log_path, "\n".join(_lines(out)), command)
+    return result
+
+
+def _lines(out: Printer) -> list[str]:
+    """The lines a recording printer (the CLI's) keeps for the recipe log; a new empty
+    list for a printer that keeps none."""
+    lines = getattr(out, "lines", None)
+    return lines if isinstance(lines, list) else []
+
+
+def write_sofs(night: NightPlan, directory: Path) -> list[Path]:
+    """Write one sof per set grouped from raw frames (sets given as sofs are left alone)."""
+    from mdark_dask.io.sof import write_sof_files
+
+    return write_sof_files(
+        [
+            (s.name, [f.path for f in s.frames], f"DARK_{s.arm}")
+            for s in night.sets
+            if s.sof is None
+        ],
+        directory,
+    )
+
+
+@dataclass(frozen=True)
+class NightRun:
+    """What a night command did: one outcome per set, the run record, the exit status."""
+
+    outcomes: tuple[SetOutcome, ...]
+    record: dict[str, Any]
+    status: int
+
+
+def night(
+    inputs: Sequence[str] | NightPlan,
+    workspace: str | Path,
+    *,
+    settings: str | Path | None = None,
+    numerics: str | None = None,
+    overwrite: bool = False,
+    plots: bool = True,
+    cluster: Any = None,
+    dry_run: bool = False,
+    performance_report: bool = False,
+    command: Sequence[str] = (),
+    out: Printer = plain_printer,
+) -> NightRun:
+    """``mdark-dask night``: plan a night from headers and make every master dark.
+
+    ``inputs``: directories, frames and sofs to scan, or a night planned already.
+    ``cluster`` is a cluster spec (:func:`mdark_dask.cluster.connect`) or a
+    ``distributed.Client`` that the caller owns. The local cluster starts while the
+    headers are scanned when there will surely be work (a fresh workspace, or
+    ``overwrite``); a batch cluster, or a rerun that may find everything up to date,
+    starts only once the plan says there is work.
+    """
+    from mdark_dask.cluster import BackgroundCluster, Connection
+    from mdark_dask.plan.names import product_dir
+
+    started = time.perf_counter()
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ws = Path(workspace)
+    if cluster is None or isinstance(cluster, str):
+        early = (
+            not dry_run
+            and cluster in (None, "local")
+            and (overwrite or not product_dir(ws).exists())
+        )
+        opening = BackgroundCluster(cluster)
+        if early:
+            opening.start()
+    else:
+        opening = BackgroundCluster.of(Connection(cluster, "the caller's client"))
+    try:
+        return _night(
+            inputs,
+            ws,
+            settings,
+            numerics,
+            overwrite,
+            plots,
+            cluster,
+            dry_run,
+            performance_report,
+            command,
+            out,
+            opening,
+            started,
+            stamp,
+        )
+    finally:
+        opening.close()
+
+
+def _night(
+    inputs: Sequence[str] | NightPlan,
+    workspace: Path,
+    settings: str | Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool,
+    cluster: Any,
+    dry_run: bool,
+    performance_report: bool,
+    command: Sequence[str],
+    out: Printer,
+    opening: Any,
+    started: float,
+    stamp: str,
+) -> NightRun:
+    from mdark_dask.plan.night import NightPlan, plan_night
+    from mdark_dask.plan.sets import plan_sets
+    from mdark_dask.report.page import write_overview
+    from mdark_dask.report.runstats import RunStats, profile
+    from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
+    from mdark_dask.scheduler import run_plans
+
+    last = [time.perf_counter()]
+
+    def scanned(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= 2.0 and done < total:  # a line every 2 s at most
+            last[0] = now
+            eta = (now - started) / done * (total - done)
+            out(f"scanned {done}/{total} files, ETA {eta:.0f}s")
+
+    if isinstance(inputs, NightPlan):
+        night = inputs
+    else:
+        out(f"# SCANNING {len(inputs)} INPUT(S)")
+        night = plan_night(list(inputs), scanned)
+    out(
+        f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
+        f"{len(night.skipped)} file(s) or group(s) left out"
+    )
+    if night.skipped:
+        out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    settings_path = Path(settings) if settings is not None else None
+    todo, settled = plan_sets(night, workspace, settings_path, numerics, overwrite, plots)
+    state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
+    paths = {s.name: str(p.product_path) for s, p in todo}
+    paths |= {o.name: o.product for o in settled if o.product}
+    rows = [
+        (
+            s.name,
+            s.instrument,
+            s.arm,
+            s.exptime,
+            len(s.frames),
+            paths.get(s.name, "--"),
+            state.get(s.name, "to do"),
+        )
+        for s in night.sets
+    ]
+    out(plan_table(rows))
+    if dry_run:
+        return NightRun(tuple(settled), {}, 0)
+    ensure_workspace(workspace)
+    write_sofs(night, workspace / "sof")
+
+    def progress(o: SetOutcome, done: int, total: int, elapsed: float) -> None:
+        eta = elapsed / done * (total - done)
+        tail = o.qc_flag if o.status == "done" else f"FAILED: {o.reason}"
+        out(f"[{done:>3}/{total}] {o.name}: {o.status} ({tail}); {elapsed:.0f}s, ETA {eta:.0f}s")
+
+    outcomes = list(settled)
+    cluster_name = "none needed"
+    stats = RunStats()
+    if todo:
+        conn = opening.get()
+        cluster_name = conn.description
+        out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
+        if conn.dashboard:
+            out(f"Dashboard: {conn.dashboard}")
+        html = workspace / "performance_report.html" if performance_report else None
+        if cluster in ("threads", "sync"):
+            preload(plots)  # the final tasks run in this process
+        with profile(conn.client, html) as stats:
+            outcomes += run_plans(todo, conn.client, progress)
+        opening.release()  # the workers shut down while the reports are written
+    out("")
+    out(night_table(outcomes), final=True)
+    record = {
+        "mdark_dask_version": __version__,
+        "started_utc": stamp,
+        "seconds": round(time.perf_counter() - started, 3),
+        "command": shlex.join(["mdark-dask", *command]),
+        "cluster": cluster_name,
+        "workspace": str(workspace.resolve()),
+        "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+        "compute": {
+            "wall_seconds": round(stats.wall, 3),
+            "worker_threads": stats.threads,
+            "busy_fraction": round(stats.busy_fraction, 4),
+            "tasks": stats.tasks,
+            "spilled_bytes": stats.spilled_bytes,
+            "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
+            "tasks_under_100ms_by_prefix": dict(stats.short_tasks),
+            "transfers": stats.transfers,
+            "transfer_seconds": round(stats.transfer_seconds, 3),
+        },
+    }
+    report = write_run_report(workspace / "night_report.json", record, outcomes)
+    page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
+    out(f"Night overview: {page}")
+    bad = [o for o in outcomes if not o.ok]
+    out(
+        f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
+        f"report: {report}; {time.perf_counter() - started:.1f}s"
+    )
+    if bad:
+        print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
+    return NightRun(tuple(outcomes), record, 1 if bad else 0)
+
+
+def demo_sets() -> tuple[Any, ...]:
+    """The demo's sets: one of every arm of SOXS and X-shooter."""
+    from mdark_dask.simulate import DarkSetSpec
+
+    return (
+        DarkSetSpec("soxs", "NIR", exptime=5.0, start="2026-01-11T08:29:24.123", seed=1),
+        DarkSetSpec("soxs", "VIS", exptime=600.0, start="2026-01-11T09:00:00.000", seed=2),
+        DarkSetSpec("xsh", "UVB", exptime=60.0, start="2026-01-11T10:00:00.000", seed=3),
+        DarkSetSpec("xsh", "VIS", exptime=60.0, start="2026-01-11T10:30:00.000", seed=4),
+        DarkSetSpec("xsh", "NIR", exptime=120.0, start="2026-01-11T11:00:00.000", seed=5),
+    )
+
+
+def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> int:
+    """``mdark-dask demo``: simulate one small set of darks per arm and reduce them all,
+    the same way ``mdark-dask mdark`` does; returns the exit status."""
+    from tabulate import tabulate
+
+    from mdark_dask.numerics.qc import failed
+    from mdark_dask.plan.product import plan_product
+    from mdark_dask.scheduler import compute_products
+    from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
+
+    started = time.perf_counter()
+    ensure_workspace(directory)
+    preload(True)
+    sofs = []
+    for spec in demo_sets():
+        spec = DarkSetSpec(**{**spec.__dict__, "n_frames": n_frames})
+        name = sof_name(spec)
+        frames = simulate_set(spec, directory / "raw" / name[: -len(".sof")])
+        sofs.append(write_sof(directory / "sof" / name, frames))
+        out(f"simulated {n_frames} {spec.instrument.upper()} {spec.arm} darks -> {sofs[-1]}")
+    plans = [plan_product([str(sof)], directory) for sof in sofs]
+    results = compute_products(plans, scheduler="threads")
+    rows = [
+        [
+            r.name,
+            r.instrument.upper(),
+            r.arm,
+            r.n_frames,
+            next(q.value for q in r.qc if q.name == "HOTPIX NUM"),
+            "fail: " + ", ".join(failed(r.qc)) if failed(r.qc) else "pass",
+            r.path,
+        ]
+        for r in results
+    ]
+    out("")
+    out(tabulate(rows, headers=["set", "inst", "arm", "frames", "hot px", "QC", "product"]))
+    raw = directory / "raw"
+    out(
+        f"\n{len(results)} master darks in {time.perf_counter() - started:.1f}s\n"
+        f"raw frames:  {raw}\n"
+        f"products:    {directory / 'products' / 'soxs_mdark'}\n"
+        f"QC plots:    {directory / 'qc' / 'soxs_mdark'}\n"
+        f"next, a whole night on a local cluster:\n"
+        f"  mdark-dask night {raw} -o {directory / 'night'}",
+        final=True,
+    )
+    return 0

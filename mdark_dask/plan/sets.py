@@ -1,0 +1,98 @@
+"""Which of a night's sets are to do: a product plan per set, or an outcome already.
+
+A set that cannot be planned (its frames do not verify, its settings are invalid) is
+failed at once with its reason; a set whose product is up to date (same frames, settings
+and version, by fingerprint, with its hot-pixel map and noise image) is settled unless
+overwriting. Both come back as :class:`SetOutcome` values, as the computed sets will.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mdark_dask.errors import MdarkError
+from mdark_dask.io.product import header_qc
+from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
+from mdark_dask.plan.night import NightPlan, NightSet
+from mdark_dask.plan.product import ProductPlan, plan_frames
+from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
+
+
+@dataclass(frozen=True)
+class SetOutcome:
+    """What became of one set of a night."""
+
+    name: str
+    instrument: str
+    arm: str
+    exptime: float
+    frames: int
+    status: str  # "done", "up to date", "failed", "planned"
+    product: str | None
+    reason: str = ""
+    qc: tuple[QCRow, ...] = ()
+    seconds: float = 0.0
+    fingerprint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the set has its product."""
+        return self.status in ("done", "up to date", "planned")
+
+    @property
+    def qc_flag(self) -> str:
+        """``pass``, ``fail: <names>`` or ``--``."""
+        if not self.qc:
+            return "--"
+        names = failed(self.qc)
+        return "fail: " + ", ".join(names) if names else "pass"
+
+
+def outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
+    """The outcome of set ``s`` with ``status``; ``kw``: the other fields."""
+    return SetOutcome(s.name, s.instrument, s.arm, s.exptime, len(s.frames), status, **kw)
+
+
+def plan_sets(
+    night: NightPlan,
+    workspace: Path,
+    settings_path: Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool = True,
+) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
+    """Turn sets into product plans; sets that cannot be planned or are up to date
+    come back as outcomes straight away."""
+    todo: list[tuple[NightSet, ProductPlan]] = []
+    settled: list[SetOutcome] = []
+    for s in night.sets:
+        try:
+            plan = plan_frames(
+                s.frames,
+                s.bad,
+                s.name,
+                workspace,
+                settings_path,
+                numerics,
+                plots=plots,
+                task_bytes=NIGHT_TASK_BYTES,
+            )
+        except MdarkError as exc:
+            settled.append(outcome(s, "failed", product=None, reason=str(exc)))
+            continue
+        if not overwrite and plan.up_to_date():
+            qc = apply_ranges(header_qc(plan.product_path), plan.settings.qc_ranges)
+            settled.append(
+                outcome(
+                    s,
+                    "up to date",
+                    product=str(plan.product_path),
+                    qc=qc,
+                    fingerprint=plan.fingerprint,
+                )
+            )
+            continue
+        todo.append((s, plan))
+    return todo, settled
