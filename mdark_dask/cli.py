@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rows",
         type=_positive_int,
         default=None,
+        metavar="N",
         help="rows per strip task (execution only: never changes the product)",
     )
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
@@ -107,10 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     night.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="directories, FITS frames, .sof files"
     )
-    _common(night)
+    _common(night, workspace_required=True)
     night.add_argument(
         "--cluster",
         default=None,
+        metavar="SPEC",
         help="local (default), threads, sync, tcp://HOST:PORT or a cluster/ YAML file",
     )
     night.add_argument("--dry-run", action="store_true", help="print the plan; compute nothing")
@@ -124,16 +126,33 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="simulate a small set of darks for every arm and reduce them"
     )
     demo.add_argument(
-        "-o", "--output", default="mdark-demo", help="demo directory (default: ./mdark-demo)"
+        "-o",
+        "--output",
+        default="mdark-demo",
+        metavar="DIR",
+        help="demo directory (default: ./mdark-demo)",
     )
     demo.add_argument("-V", "--verbose", action="store_true")
-    demo.add_argument("--frames", type=_positive_int, default=3, help="frames per set (default 3)")
+    demo.add_argument(
+        "--frames", type=_positive_int, default=3, metavar="N", help="frames per set (default 3)"
+    )
     return parser
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--output", default=".", help="workspace (default: current directory)")
-    p.add_argument("-s", "--settings", type=Path, default=None, help="settings YAML")
+def _common(p: argparse.ArgumentParser, workspace_required: bool = False) -> None:
+    if workspace_required:
+        p.add_argument("-o", "--output", required=True, metavar="WORKSPACE", help="workspace")
+    else:
+        p.add_argument(
+            "-o",
+            "--output",
+            default=".",
+            metavar="WORKSPACE",
+            help="workspace (default: current directory)",
+        )
+    p.add_argument(
+        "-s", "--settings", type=Path, default=None, metavar="SETTINGS", help="settings YAML"
+    )
     p.add_argument("-x", "--overwrite", action="store_true", help="redo existing products")
     p.add_argument("-V", "--verbose", action="store_true", help="verbose output, tracebacks")
     p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)

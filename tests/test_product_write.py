@@ -22,6 +22,7 @@ from astropy.io import fits
 from mdark_dask import recipe
 from mdark_dask.io.fits import write_atomic
 from mdark_dask.io.product import build_noise_hdul
+from mdark_dask.plan.product import plan_product
 from mdark_dask.report import figures
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 
@@ -76,9 +77,8 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sof = write_sof(tmp_path / "set.sof", simulate_set(SPEC, tmp_path / "raw"))
-    plan = recipe.plan_product([str(sof)], tmp_path / "ws")
-    levels = recipe.level_tasks(plan)
-    joined = dask.delayed(recipe.join_strips)(recipe.strip_tasks(plan, levels))
+    plan = plan_product([str(sof)], tmp_path / "ws")
+    levels, joined = recipe.stacked_graph(plan)
     strip, frame_levels = dask.compute(joined, levels, scheduler="sync")
     before = {k: v.copy() for k, v in strip.items()}
 
@@ -150,9 +150,8 @@ def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
     """The plots no longer hold up the writes, so the master may be in place when a plot
     fails: it is taken away again, so that a rerun does not find it up to date."""
     sof = write_sof(tmp_path / "set.sof", simulate_set(SPEC, tmp_path / "raw"))
-    plan = recipe.plan_product([str(sof)], tmp_path / "ws")
-    levels = recipe.level_tasks(plan)
-    joined = dask.delayed(recipe.join_strips)(recipe.strip_tasks(plan, levels))
+    plan = plan_product([str(sof)], tmp_path / "ws")
+    levels, joined = recipe.stacked_graph(plan)
     strip, frame_levels = dask.compute(joined, levels, scheduler="sync")
 
     def broken(*args: Any, **kwargs: Any) -> Any:

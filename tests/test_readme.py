@@ -1,0 +1,74 @@
+"""A newcomer's first hour works as written: the README's usage lines match the parser,
+its tables render, and its Python API example runs as printed (after the demo it names)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdark_dask.cli import _parser
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+EXE = str(Path(sys.executable).with_name("mdark-dask"))
+
+
+def _options(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
+
+
+def _usage(command: str) -> str:
+    """The README's usage lines of one command (its line and the indented ones after)."""
+    block = README.split("## Command line", 1)[1].split("\n\n", 2)[1]
+    lines = block.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"mdark-dask {command} " in line)
+    text = [lines[start]]
+    for line in lines[start + 1 :]:
+        if "mdark-dask " in line:
+            break
+        text.append(line)
+    return "\n".join(text)
+
+
+@pytest.mark.parametrize("command", ["mdark", "night", "demo"])
+def test_usage_lines_name_every_option_of_the_parser(command: str) -> None:
+    parser = _parser()
+    sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    ours = {
+        min(action.option_strings, key=len)
+        for action in sub._actions
+        if action.option_strings and "-h" not in action.option_strings
+    }
+    usage = _usage(command)
+    assert ours == _options(usage), usage
+    for action in sub._actions:
+        if action.required and action.option_strings:  # required options are not bracketed
+            assert f"[{min(action.option_strings, key=len)} " not in usage
+
+
+def test_tables_are_not_broken_by_blank_lines() -> None:
+    lines = README.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i >= 2 and not lines[i - 1].strip():
+            # a table starts here: its second line must be the header separator
+            assert re.match(r"^\|(\s*:?-+:?\s*\|)+$", lines[i + 1]), f"line {i + 1}: {line}"
+
+
+def test_the_api_example_runs_as_printed(tmp_path: Path) -> None:
+    code = README.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    demo = subprocess.run(
+        [EXE, "demo", "-o", "mdark-demo"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert demo.returncode == 0, demo.stderr
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    assert "HOTPIX NUM" in run.stdout
+    assert "NightPlan: 5 set(s)" in run.stdout
+    assert "'up to date'" in run.stdout and "'done'" in run.stdout
+    assert len(run.stdout) < 4000  # nothing prints kilobytes of header cards
