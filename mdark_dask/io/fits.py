@@ -479,58 +479,20 @@ def write_atomic(hdul: fits.HDUList, dest: Path) -> Path:
 #: The comment of the CHECKSUM and DATASUM cards (astropy's default is the write time).
 CHECKSUM_COMMENT = "data unit checksum"
 
-#: Image dtypes whose stored words are their own bytes, big-endian (no BZERO: astropy
-#: stores int8 and the unsigned 16-64-bit types through an offset).
-_WORD_DTYPES = frozenset({"u1", "i2", "i4", "i8", "f4", "f8"})
-
 
 def add_checksum(hdu: Any, when: str) -> None:
-    """``hdu.add_checksum(when=when)``: the same cards, in less time.
+    """Set the CHECKSUM and DATASUM cards of ``hdu`` (astropy's ``hdu.add_checksum``),
+    with ``when`` as their comment.
 
-    astropy byte-swaps a little-endian image into a copy to sum it for DATASUM (and again
-    to write it). Here one compiled pass sums the big-endian words without making them
-    (:func:`datasum`), and astropy computes the header's part of CHECKSUM as ever
-    (``_calculate_checksum``). Images of other types, or an astropy without that method,
-    take ``add_checksum`` itself.
+    :func:`write_atomic` stamps every HDU through here with :data:`CHECKSUM_COMMENT`: a
+    fixed comment rather than astropy's default, the time of the write, so that identical
+    products are identical files.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits HDU
+        The HDU to stamp.
+    when : str
+        The comment of both cards.
     """
-    from astropy.io import fits
-
-    plain = type(hdu) in (fits.PrimaryHDU, fits.ImageHDU)  # not compressed, not a table
-    # an image read from a file with BZERO/BSCALE is written back scaled: astropy's path
-    unscaled = plain and all(
-        getattr(hdu, attr, neutral) == neutral and hdu.header.get(key, neutral) == neutral
-        for attr, key, neutral in (("_orig_bzero", "BZERO", 0), ("_orig_bscale", "BSCALE", 1))
-    )
-    data = hdu.data if unscaled else None
-    calculate = getattr(hdu, "_calculate_checksum", None)
-    if (
-        calculate is None
-        or type(data) is not np.ndarray
-        or f"{data.dtype.kind}{data.dtype.itemsize}" not in _WORD_DTYPES
-    ):
-        hdu.add_checksum(when=when)
-        return
-    total = datasum(data)
-    # the steps of astropy's add_datasum and add_checksum, with the data's sum given
-    hdu.header["DATASUM"] = (str(total), when)
-    hdu.header.set("CHECKSUM", "0" * 16, when, before="DATASUM")
-    hdu.header["CHECKSUM"] = calculate(total, checksum_keyword="CHECKSUM")
-
-
-def datasum(data: npt.NDArray[Any]) -> int:
-    """The FITS data checksum (DATASUM) of ``data`` stored as its own big-endian words, in
-    C order: the ones' complement sum of those bytes' 32-bit big-endian words,
-    zero-padded; one compiled pass with the GIL released, no copy unless ``data`` is not
-    C-ordered. (int8 and the unsigned 16-64-bit types are stored through BZERO, as other
-    words: :func:`add_checksum` leaves those to astropy.)"""
-    from mdark_dask.numerics.native import bind
-
-    src = np.ascontiguousarray(data)
-    if not src.dtype.isnative:
-        src = src.astype(src.dtype.newbyteorder("="))
-    total = int(
-        bind("fitsio", "md_datasum", "n:pnn")(src.ctypes.data, src.nbytes, src.dtype.itemsize)
-    )
-    if total < 0:
-        raise ValueError(f"cannot store {src.dtype} words")
-    return total
+    hdu.add_checksum(when=when)
