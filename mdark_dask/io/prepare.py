@@ -29,12 +29,6 @@ _FUNCTIONS = {
 }
 
 
-def _kernel(code: str) -> Any:
-    """The C function for stored words of type ``code`` (``flat, start, row_step,
-    col_step, swap, offset, gain, out, ny, nx``)."""
-    return bind("prepare", _FUNCTIONS[code], "v:pnnniddpnn")
-
-
 def prepare_window(
     flat: npt.NDArray[Any],
     start: int,
@@ -73,7 +67,7 @@ def prepare_window(
     if min(corners) < 0 or max(corners) >= flat.size:
         raise ValueError("the window reaches outside the stored image")
     target = out if out.flags.c_contiguous else np.empty((ny, nx), dtype=np.float32)
-    _kernel(code)(
+    bind(_FUNCTIONS[code])(
         flat.ctypes.data,
         start,
         row_step,

@@ -43,7 +43,6 @@ releases the GIL, so other threads keep working while a pass runs.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Final, NamedTuple
 
@@ -300,10 +299,6 @@ def _median_mad(v: npt.NDArray[np.floating], masked: npt.NDArray[np.uint8], cap:
     return Robust(med, _middle_value(n, dlo, dhi) * MAD_TO_STD)
 
 
-#: ``_kernel(function, signature)``: a C function of ``_native/hotpix.c``, typed (bound once).
-_kernel = functools.partial(bind, "hotpix")
-
-
 def _middle_pair(
     v: npt.NDArray[np.floating],
     masked: npt.NDArray[np.uint8],
@@ -330,7 +325,7 @@ def _middle_pair(
     if hist.dtype != np.int64 or hist.size != _BUCKETS + 1 or not hist.flags.c_contiguous:
         raise ValueError("the histogram must come from _histogram()")
     out = np.empty(2, dtype=np.float64)
-    n = _kernel(f"middle_pair_{suffix}", "n:pnpddnpp")(
+    n = bind(f"middle_pair_{suffix}")(
         v.ctypes.data,
         v.size,
         masked.ctypes.data if masked.size else None,
@@ -350,7 +345,7 @@ def _subtract(v: npt.NDArray[np.floating], level: float, out: npt.NDArray[np.flo
     suffix = float_suffix(v)
     if out.dtype != np.float32 or out.size != v.size or not out.flags.c_contiguous:
         raise ValueError("out must be contiguous float32 of the values' size")
-    _kernel(f"subtract_{suffix}", "v:pndp")(v.ctypes.data, v.size, float(level), out.ctypes.data)
+    bind(f"subtract_{suffix}")(v.ctypes.data, v.size, float(level), out.ctypes.data)
 
 
 def _flags(
@@ -379,7 +374,7 @@ def _flags(
         raise ValueError("the images must be the same size")
     if bpm.dtype != np.uint8 or bpm.size != combined.size or not bpm.flags.c_contiguous:
         raise ValueError("bpm must be contiguous uint8 of the images' size")
-    _kernel(f"flags_{suffix}", "v:pdppdddpn")(
+    bind(f"flags_{suffix}")(
         arrays[0].ctypes.data,
         float(median),
         arrays[1].ctypes.data,

@@ -27,20 +27,11 @@ is its clip alone.
 from __future__ import annotations
 
 import ctypes
-import functools
 
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.numerics.masked import LIBRARY
 from mdark_dask.numerics.native import bind
-
-#: ``(x, size, sigma, maxiters, soxspipe, out)``: the three whole-image clips.
-_CLIP_SIGNATURE = "i:pndnip"
-
-
-#: ``_kernel(function, signature)``: a C function of the library, typed (bound once).
-_kernel = functools.partial(bind, LIBRARY)
 
 
 def _flat32(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -65,7 +56,7 @@ def _clip(
     whole clip of a small image."""
     flat = _flat32(x)
     out = (ctypes.c_double * size)()
-    status = _kernel(function, _CLIP_SIGNATURE)(
+    status = bind(function)(
         flat.ctypes.data, flat.size, float(sigma), int(maxiters), int(bool(soxspipe)), out
     )
     if status != 0:
@@ -144,7 +135,7 @@ def _float32_bounds(lo: float, hi: float) -> tuple[np.float32, np.float32]:
     the passes compare float32 values, eight to a vector register. The C function the
     fused clip uses."""
     out = (ctypes.c_float * 2)()
-    _kernel("md_float32_bounds", "v:ddp")(float(lo), float(hi), out)
+    bind("md_float32_bounds")(float(lo), float(hi), out)
     return np.float32(out[0]), np.float32(out[1])
 
 
@@ -162,7 +153,7 @@ def _kept_sum(
     """
     flat = _flat32(x)
     total = ctypes.c_double()
-    count = _kernel("md_kept_sum", "n:pnffip")(
+    count = bind("md_kept_sum")(
         flat.ctypes.data,
         flat.size,
         float(keep_lo),
@@ -186,7 +177,7 @@ def _kept_squares(
     float32 mean (``soxspipe``), else numpy's float64 sum; staged as in :func:`_kept_sum`."""
     flat = _flat32(x)
     out = ctypes.c_double()
-    status = _kernel("md_kept_squares", "i:pnffdip")(
+    status = bind("md_kept_squares")(
         flat.ctypes.data,
         flat.size,
         float(keep_lo),

@@ -17,7 +17,6 @@ pointer would crash the process, not raise.
 from __future__ import annotations
 
 import ctypes
-import functools
 from typing import Final
 
 import numpy as np
@@ -26,13 +25,6 @@ import numpy.typing as npt
 from mdark_dask.numerics.native import bind
 
 BUFFER: Final = 8192  # numpy's default ufunc buffer size: a reduction's inner-loop chunk
-
-#: The shared library of the sums and of the frame clip (``_native/frameclip.c``).
-LIBRARY: Final = "frameclip"
-
-
-#: ``_kernel(function, signature)``: a C function of the library, typed (bound once).
-_kernel = functools.partial(bind, LIBRARY)
 
 
 def pairwise_buffer(a: npt.NDArray[np.floating], n: int) -> np.floating:
@@ -62,20 +54,20 @@ def pairwise_buffer(a: npt.NDArray[np.floating], n: int) -> np.floating:
     if not 1 <= n <= min(BUFFER, a.size):
         raise ValueError(f"n = {n} is not within 1..min({BUFFER}, a.size = {a.size})")
     if a.dtype == np.float32:
-        return np.float32(_kernel("md_pairwise_f32", "f:pn")(a.ctypes.data, n))
-    return np.float64(_kernel("md_pairwise_f64", "d:pn")(a.ctypes.data, n))
+        return np.float32(bind("md_pairwise_f32")(a.ctypes.data, n))
+    return np.float64(bind("md_pairwise_f64")(a.ctypes.data, n))
 
 
 def sum32(a: npt.NDArray[np.float32]) -> np.float32:
     """``numpy.sum`` of a float32 array in numpy 2.1's order (C order, float32 result)."""
     flat = np.ascontiguousarray(a, dtype=np.float32).ravel()
-    return np.float32(_kernel("md_sum_f32", "f:pn")(flat.ctypes.data, flat.size))
+    return np.float32(bind("md_sum_f32")(flat.ctypes.data, flat.size))
 
 
 def sum64(a: npt.NDArray[np.float64]) -> np.float64:
     """``numpy.sum`` of a float64 array in numpy 2.1's order."""
     flat = np.ascontiguousarray(a, dtype=np.float64).ravel()
-    return np.float64(_kernel("md_sum_f64", "d:pn")(flat.ctypes.data, flat.size))
+    return np.float64(bind("md_sum_f64")(flat.ctypes.data, flat.size))
 
 
 def masked_mean_std(
@@ -98,7 +90,7 @@ def masked_mean_std(
     if m.size != a.size:
         raise ValueError(f"the mask has {m.size} values, the array {a.size}")
     out = (ctypes.c_double * 2)()  # cheaper to pass than an ndarray's .ctypes.data
-    kernel = _kernel("md_masked_mean_std", "i:ppnp")
+    kernel = bind("md_masked_mean_std")
     if kernel(a.ctypes.data, m.ctypes.data, a.size, out) != 0:
         raise MemoryError("masked_mean_std: out of memory")
     return float(out[0]), float(out[1])

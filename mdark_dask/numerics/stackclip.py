@@ -56,12 +56,6 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
-def _c(function: str, signature: str) -> Any:
-    """The C function ``stackclip_<function>``, typed (:func:`mdark_dask.numerics.native.bind`
-    binds it once per process)."""
-    return bind("stackclip", f"stackclip_{function}", signature)
-
-
 def _doubles(s: npt.ArrayLike) -> F64:
     """``s`` as one contiguous float64 array (float32 values convert exactly, as numba's
     float32 specialisation widened them)."""
@@ -78,7 +72,7 @@ def _median_sorted(s: npt.ArrayLike, a: int, n: int) -> float:
     """Median of the sorted ``s[a:a + n]`` (``n >= 1``), as float64."""
     v = _doubles(s)
     _check_range(v.size, int(a), int(a) + int(n))
-    return float(_c("median_sorted", "d:pnn")(v.ctypes.data, int(a), int(n)))
+    return float(bind("stackclip_median_sorted")(v.ctypes.data, int(a), int(n)))
 
 
 def _kth_deviation(s: npt.ArrayLike, a: int, b: int, med: float, k: int) -> float:
@@ -87,7 +81,7 @@ def _kth_deviation(s: npt.ArrayLike, a: int, b: int, med: float, k: int) -> floa
     _check_range(v.size, int(a), int(b))
     if not 0 <= k < b - a:
         raise ValueError(f"no {k}-th deviation of {b - a} values")
-    fn = _c("kth_deviation", "d:pnndn")
+    fn = bind("stackclip_kth_deviation")
     return float(fn(v.ctypes.data, int(a), int(b), float(med), int(k)))
 
 
@@ -96,7 +90,7 @@ def _mad_std(s: npt.ArrayLike, a: int, b: int, med: float) -> float:
     sorted range ``s[a:b]`` (not empty), as float64."""
     v = _doubles(s)
     _check_range(v.size, int(a), int(b))
-    return float(_c("mad_std", "d:pnnd")(v.ctypes.data, int(a), int(b), float(med)))
+    return float(bind("stackclip_mad_std")(v.ctypes.data, int(a), int(b), float(med)))
 
 
 def clip_bounds_sorted(
@@ -111,7 +105,7 @@ def clip_bounds_sorted(
     if not 0 <= n <= v.size:
         raise ValueError(f"n = {n} outside the {v.size} values")
     out = np.empty(2, dtype=np.float64)
-    fn = _c("clip_bounds_sorted", "v:pndnp")
+    fn = bind("stackclip_clip_bounds_sorted")
     fn(v.ctypes.data, int(n), float(sigma), int(maxiters), out.ctypes.data)
     return float(out[0]), float(out[1])
 
@@ -123,7 +117,7 @@ def batcher_network(n: int) -> npt.NDArray[np.int64]:
     ``n`` or more left out: padded with values above all others, those comparators never
     move anything. Applied in order (smaller value to ``i``) they sort any ``n`` values.
     """
-    fn = _c("batcher_network", "n:np")
+    fn = bind("stackclip_batcher_network")
     count = int(fn(int(n), None))
     out = np.empty((count, 2), dtype=np.int64)
     if count:
@@ -163,7 +157,7 @@ def _sort_columns(key: F32, net: npt.NDArray[np.int64], w: int) -> None:
         raise ValueError(f"network of shape {pairs.shape}, not (comparators, 2)")
     if pairs.size and (pairs.min() < 0 or pairs.max() >= key.shape[0]):
         raise ValueError("comparator index outside the tile's rows")
-    fn = _c("sort_columns", "v:pnpnn")
+    fn = bind("stackclip_sort_columns")
     fn(key.ctypes.data, key.shape[1], pairs.ctypes.data, pairs.shape[0], int(w))
 
 
@@ -184,7 +178,7 @@ def _kth_deviation_tile(s: F32, n: int, w: int, med: F64, k: int, out: F64) -> N
         raise ValueError(f"med of shape {lanes.shape} for {w} columns")
     if k < 0:
         raise ValueError(f"no {k}-th deviation")
-    fn = _c("kth_deviation_tile", "v:pnnnpnp")
+    fn = bind("stackclip_kth_deviation_tile")
     fn(s.ctypes.data, s.shape[1], int(n), int(w), lanes.ctypes.data, int(k), out.ctypes.data)
 
 
@@ -198,7 +192,7 @@ def _bounds_tile(
     if n < 1:
         raise ValueError("a clip iteration needs at least one value")
     _lanes(w, med, std, lo, hi)
-    fn = _c("bounds_tile", "v:pnnndpppp")
+    fn = bind("stackclip_bounds_tile")
     fn(
         s.ctypes.data,
         s.shape[1],
@@ -296,7 +290,7 @@ def stack_strip_kernel(
     if nf > 0:
         width = int(tile_bytes) // (4 * nf)
         width = max(16, width - width % 16)
-    fn = _c("stack_strip", "i:pnnnpppfdnpppppddn")
+    fn = bind("stackclip_stack_strip")
     status = fn(
         e.ctypes.data,
         nf,

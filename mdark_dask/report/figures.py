@@ -14,7 +14,6 @@ truth value, and nothing needs figures as dictionary keys.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,9 +348,7 @@ def block_or(mask: npt.NDArray[Any], step: int) -> U8:
     ny, nx = m.shape
     out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
     if out.size:  # (so step >= 1: a step below 1 leaves nothing, or fails above)
-        _kernel("block_or", "v:pnnnpn")(
-            m.ctypes.data, ny, nx, int(step), out.ctypes.data, out.shape[1]
-        )
+        bind("block_or")(m.ctypes.data, ny, nx, int(step), out.ctypes.data, out.shape[1])
     return out
 
 
@@ -376,7 +373,7 @@ def _finite_range(v: npt.NDArray[np.float32 | np.float64]) -> tuple[float, float
     values' extremes in float64, a value replacing the running one only when strictly beyond
     it (so of equal zeros the first one's sign is kept, as numba's ``min`` did)."""
     out = np.empty(2, dtype=np.float64)
-    _kernel(f"finite_range_{float_suffix(v)}", "v:pnp")(v.ctypes.data, v.size, out.ctypes.data)
+    bind(f"finite_range_{float_suffix(v)}")(v.ctypes.data, v.size, out.ctypes.data)
     return float(out[0]), float(out[1])
 
 
@@ -449,7 +446,7 @@ def _bin_counts(
     if edges.ndim != 1 or not edges.flags.c_contiguous or not 0 <= first <= first + m <= nb:
         raise ValueError(f"no run of {m} bins from bin {first} in edges of shape {edges.shape}")
     counts = np.zeros(nb, dtype=np.int64)
-    _kernel(f"bin_counts_{float_suffix(v)}", "v:pndpnnniip")(
+    bind(f"bin_counts_{float_suffix(v)}")(
         v.ctypes.data,
         v.size,
         shift,
@@ -481,7 +478,7 @@ def quantile_bound(values: npt.NDArray[np.floating], q: float) -> float:
     bits = flat.reshape(-1).view(np.int32)
     counts = np.zeros(1 << 16, dtype=np.int64)
     # counts[b >> 15] of the finite values' bit patterns b, negative ones and zero in 0
-    _kernel("octave_counts", "v:pnp")(bits.ctypes.data, bits.size, counts.ctypes.data)
+    bind("octave_counts")(bits.ctypes.data, bits.size, counts.ctypes.data)
     n = int(counts.sum())
     if n == 0:
         return math.nan
@@ -497,7 +494,3 @@ def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float
     if v.dtype != np.float32 and v.dtype != np.float64:
         v = v.astype(np.float64)
     return np.ascontiguousarray(v).reshape(-1)
-
-
-#: ``_kernel(function, signature)``: a C function of ``_native/plots.c``, typed (bound once).
-_kernel = functools.partial(bind, "plots")

@@ -1,5 +1,6 @@
-/* Hot and noisy pixels of a master dark (mdark_dask/hotpix.py): order statistics of float32
- * and float64 images by radix selection, the dark-current image and the map in one pass.
+/* Hot and noisy pixels of a master dark (mdark_dask/numerics/hotpix.py): order statistics
+ * of float32 and float64 images by radix selection, the dark-current image and the map in
+ * one pass.
  *
  * Every ranked value t (a finite value, or its float64 deviation |x - center| from a
  * median) is mapped to a signed 64-bit key in the same order: the bits of the float64
@@ -8,7 +9,7 @@
  * middle ranks; the gathered values are narrowed on 16 more bits at a time until at most
  * 32 are left to sort. Keys are exact, so the values found are exactly the order
  * statistics a sort of the float64 values gives (returned + 0.0: a zero is +0.0), whatever
- * the data. Values are widened to float64 before anything else, as the Python code did.
+ * the data. Values are widened to float64 before anything else.
  *
  * Each pass takes the values a block at a time: a vectorised loop computes the ranked
  * values and their buckets, a scalar loop counts them or copies a bucket's values (after a
@@ -23,8 +24,6 @@
 #include <string.h>
 
 #include "native.h"
-
-MD_MODULE(hotpix)
 
 #define BUCKETS ((int64_t)1 << 20)
 #define SHIFT 44

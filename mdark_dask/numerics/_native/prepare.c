@@ -13,8 +13,6 @@
 
 #include "native.h"
 
-MD_MODULE(prepare)
-
 #define TRANSPOSE_BAND 512
 
 static inline uint8_t swap_u8(uint8_t w) { return w; }

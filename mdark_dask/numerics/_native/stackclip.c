@@ -1,9 +1,10 @@
-/* The per-pixel clip-and-stack of a row strip (mdark_dask/stackclip.py says what and why).
+/* The per-pixel clip-and-stack of a row strip (mdark_dask/numerics/stackclip.py says what
+ * and why).
  *
  * For every pixel: level subtraction, the AND of the level-clip masks, astropy's median /
  * MAD-std stack clip (bit-identical to its _sigma_clip_fast in double precision), the
  * sequential float32 means of the data and of the per-frame uncertainties, and the two
- * noise images of mdark_dask/hotpix.py.
+ * noise images of mdark_dask/numerics/hotpix.py.
  *
  * The strip is worked through in tiles of one row and a block of columns, frames along
  * the tile's first axis; every step runs across the columns of the tile (counted loops
@@ -23,8 +24,6 @@
 #include <string.h>
 
 #include "native.h"
-
-MD_MODULE(stackclip)
 
 #define MAD_TO_STD 1.482602218505602 /* astropy's constant, 1 / Phi^-1(3/4) */
 
@@ -543,7 +542,7 @@ HOT void peel_finish(const double *restrict ss, const int64_t *restrict pa,
 
 /* Fill flux, errs, mask, noise and noise_peel (ny, nx, C order) from the (nf, ny, nx)
  * C-order strip e; tiles of `width` columns (>= 1). Returns 0, or -1 when out of memory
- * (nothing written then). mdark_dask/stackclip.py documents every output. */
+ * (nothing written then). mdark_dask/numerics/stackclip.py documents every output. */
 MD_EXPORT MD_CLONES int32_t stackclip_stack_strip(
     const float *e, int64_t nf, int64_t ny, int64_t nx, const double *level_lo,
     const double *level_hi, const double *level_mean, float ron2, double sigma,

@@ -1,18 +1,15 @@
-/* The QC plots' counting kernels (mdark_dask/plots.py): block-OR downsampling of a byte
- * mask, the finite range of an image, histogram counts over even or uneven edges, and
+/* The QC plots' counting kernels (mdark_dask/report/figures.py): block-OR downsampling of a
+ * byte mask, the finite range of an image, histogram counts over even or uneven edges, and
  * counts of the float32 bit patterns by 1/256 octave (for a quantile bound).
  *
- * Each is one pass over the image, in the operations and precision of the numba kernels it
- * replaces (float64 arithmetic on each value, numpy's searchsorted for uneven edges), so
- * the counts and ranges are the same bits. The callers zero the outputs they pass.
+ * Each is one pass over the image, in float64 arithmetic on each value (and numpy's
+ * searchsorted rule for uneven edges). The callers zero the outputs they pass.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "native.h"
-
-MD_MODULE(plots)
 
 /* out[by, bx] |= mask[y, x] for every pixel of each step x step block (ox = ceil(nx / step)
  * columns out; the last block of a row or column may be partial). Whole rows are ORed into
@@ -58,8 +55,8 @@ MD_EXPORT MD_CLONES void block_or(const uint8_t *mask, int64_t ny, int64_t nx, i
 }
 
 /* The smallest and largest finite value as float64 into range[0], range[1]; NaN, NaN when
- * there is none. A value replaces the running minimum only when strictly smaller (numba's
- * min()), so of equal zeros the first one's sign is kept. */
+ * there is none. A value replaces the running minimum only when strictly smaller, so of
+ * equal zeros the first one's sign is kept. */
 #define FINITE_RANGE(NAME, T)                                                              \
     MD_EXPORT void NAME(const T *v, int64_t n, double *range) {                            \
         double lo = INFINITY, hi = -INFINITY;                                              \
@@ -78,8 +75,8 @@ MD_EXPORT MD_CLONES void block_or(const uint8_t *mask, int64_t ny, int64_t nx, i
 FINITE_RANGE(finite_range_f32, float)
 FINITE_RANGE(finite_range_f64, double)
 
-/* numpy.searchsorted(edges, x, side="right") as numba computes it: the number of edges at
- * or below x (all of them when x is NaN). */
+/* numpy.searchsorted(edges, x, side="right") by bisection: the number of edges at or below
+ * x (all of them when x is NaN). */
 static inline int64_t search_right(const double *edges, int64_t size, double x) {
     int64_t lo = 0, hi = size;
     while (lo < hi) {
