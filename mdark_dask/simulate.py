@@ -24,11 +24,17 @@ the frame number, so a set is reproducible bit for bit.
 Only the science pixels (reference §3.3, :meth:`ArmSpec.raw_shape`) collect dark current,
 hot pixels and cosmic rays; pre-/overscan and NIR reference pixels carry the pedestal and read
 noise only, as on the real detectors.
+
+From the command line, ``python -m mdark_dask.simulate set soxs NIR -o DIR`` writes one set
+and its sof, ``python -m mdark_dask.simulate night -o DIR`` a night of every arm of both
+instruments (``--help`` lists the options).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -937,3 +943,313 @@ def score_flags(
         telegraph_recall=frac(defects.telegraph),
         telegraph_recall_detectable=frac(defects.telegraph_detectable),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: ``python -m mdark_dask.simulate set|night ...``
+
+_PROG: Final = "python -m mdark_dask.simulate"
+_NIGHT_START: Final = "2026-01-11T00:00:00.000"
+_PAUSE: Final = timedelta(minutes=2)  # between two templates of one instrument
+# Every arm of both instruments, each at two exposure times (seconds).
+_NIGHT_SETS: Final = (
+    ("soxs", "NIR", (5.0, 60.0)),
+    ("soxs", "VIS", (60.0, 300.0)),
+    ("xsh", "UVB", (60.0, 300.0)),
+    ("xsh", "VIS", (60.0, 300.0)),
+    ("xsh", "NIR", (120.0, 300.0)),
+)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """One template of a simulated night and what of it ends up on disk."""
+
+    spec: DarkSetSpec
+    keep: int  # frames written; fewer than ``spec.n_frames`` for an aborted template
+    left_out: str  # why ``mdark-dask night`` leaves it out; "" for a set it reduces
+
+
+def _smallest(spec: DarkSetSpec) -> DarkSetSpec:
+    """``spec`` in the smallest raw frame that holds its science pixels."""
+    shape = spec.arm_spec.raw_shape(spec.ybin, spec.xbin)
+    return DarkSetSpec(**{**spec.__dict__, "shape": shape})
+
+
+def _night(n_frames: int, start: str, small: bool, seed: int, extras: bool) -> list[_Template]:
+    """The templates of a simulated night, in the order they are written.
+
+    SOXS (at the NTT) and X-shooter (at the VLT) observe at the same time, each instrument
+    one template after the other: every arm at two exposure times, then (``extras``) three
+    things a real night also holds and ``mdark-dask night`` leaves out: a set of too few
+    frames, a bias frame and an aborted template.
+    """
+    from mdark_dask.plan.frameset import MIN_FRAMES  # the fewest frames a set may have
+    from mdark_dask.plan.names import NIGHT_OFFSET  # a night's date is the date this earlier
+
+    if n_frames < MIN_FRAMES:
+        raise ValueError(
+            f"a night needs --frames {MIN_FRAMES} or more (sets of fewer are left out)"
+        )
+    clock = {"soxs": _parse_start(start), "xsh": _parse_start(start)}
+    night: list[_Template] = []
+
+    def add(
+        instrument: str,
+        arm: str,
+        exptime: float,
+        n: int,
+        keep: int | None = None,
+        left_out: str = "",
+        dpr_type: str = "DARK",
+    ) -> None:
+        spec = DarkSetSpec(
+            instrument,
+            arm,
+            n_frames=n,
+            exptime=exptime,
+            binning=(2, 2) if small else (1, 1),
+            start=_isot(clock[instrument]),
+            seed=seed + len(night),
+            dpr_type=dpr_type,
+        )
+        night.append(_Template(_smallest(spec) if small else spec, keep or n, left_out))
+        step = timedelta(seconds=exptime + _MODELS[(instrument, arm)].readout_gap)
+        clock[instrument] = _times(spec)[-1] + step + _PAUSE
+
+    for instrument, arm, exptimes in _NIGHT_SETS:
+        for exptime in exptimes:
+            add(instrument, arm, exptime, n_frames)
+    if extras:
+        short = MIN_FRAMES - 1
+        add("soxs", "NIR", 10.0, short, left_out=f"only {short} frames")
+        add("soxs", "VIS", 0.0, 1, left_out="a bias, not a dark", dpr_type="BIAS")
+        add(
+            "xsh",
+            "NIR",
+            60.0,
+            n_frames + 1,
+            n_frames,
+            f"aborted, {n_frames} of {n_frames + 1} frames",
+        )
+    first = (_parse_start(start) - NIGHT_OFFSET).date()
+    if any((_times(t.spec)[-1] - NIGHT_OFFSET).date() != first for t in night):
+        raise ValueError(
+            f"{n_frames} frames a set from {start} run past 15:00 UTC into the next night; "
+            "give an earlier --start or fewer --frames"
+        )
+    return night
+
+
+def _frames_arg(text: str) -> int:
+    """argparse type of --frames: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _exptime_arg(text: str) -> float:
+    """argparse type of --exptime: seconds, finite and >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be finite and >= 0, got {text}")
+    return value
+
+
+def _start_arg(text: str) -> str:
+    """argparse type of --start: a naive UTC ISO time."""
+    try:
+        _parse_start(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a UTC time like 2026-01-11T08:29:24.123: {text!r}"
+        ) from None
+    return text
+
+
+def _binning_arg(text: str) -> tuple[int, int]:
+    """argparse type of --binning: ``XxY``, e.g. ``2x2``."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a binning like 1x1 or 2x2: {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Write synthetic raw SOXS and X-shooter dark frames (FITS files) that\n"
+        "soxspipe's soxs_mdark and mdark-dask accept.",
+        epilog="examples:\n"
+        f"  {_PROG} set soxs NIR --frames 5 --exptime 5 -o sim\n"
+        "  mdark-dask mdark sim/sof/*.sof -o ws\n"
+        f"  {_PROG} night --small -o raw-night\n"
+        "  mdark-dask night raw-night -o ws --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{set,night}")
+
+    one = sub.add_parser(
+        "set",
+        help="one set of darks (one template) and its sof",
+        description="Write one set of raw darks into DIR/raw/NAME/ and its sof, as "
+        "soxspipe's data organiser names it, into DIR/sof/NAME.sof.",
+    )
+    one.add_argument("instrument", choices=("soxs", "xsh"), help="SOXS or X-shooter")
+    one.add_argument(
+        "arm", type=str.upper, choices=("NIR", "VIS", "UVB"), help="UVB is X-shooter's only"
+    )
+    one.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write")
+    one.add_argument(
+        "--frames", type=_frames_arg, default=3, metavar="N", help="frames (default 3)"
+    )
+    one.add_argument(
+        "--exptime",
+        type=_exptime_arg,
+        default=60.0,
+        metavar="SECONDS",
+        help="exposure time (default 60)",
+    )
+    one.add_argument(
+        "--start",
+        type=_start_arg,
+        default=DarkSetSpec.start,
+        metavar="ISOT",
+        help=f"DATE-OBS of the first frame, UTC (default {DarkSetSpec.start})",
+    )
+    one.add_argument(
+        "--binning",
+        type=_binning_arg,
+        default=(1, 1),
+        metavar="XxY",
+        help="CCD binning, e.g. 2x2 (default 1x1; NIR arrays are never binned)",
+    )
+    one.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    one.add_argument(
+        "--small",
+        action="store_true",
+        help="the smallest raw frames that hold the science pixels (quicker to write and reduce)",
+    )
+
+    night = sub.add_parser(
+        "night",
+        help="a whole night: every arm of both instruments, and frames left out",
+        description="Write a night of raw frames into DIR, as a night directory holds them: "
+        "darks of every SOXS and X-shooter arm at two exposure times each, and (unless "
+        "--darks-only) a set of too few frames, a bias frame and an aborted template, which "
+        "`mdark-dask night` lists as left out.",
+    )
+    night.add_argument("-o", "--output", required=True, metavar="DIR", help="where to write")
+    night.add_argument(
+        "--frames", type=_frames_arg, default=3, metavar="N", help="frames a set (default 3)"
+    )
+    night.add_argument(
+        "--start",
+        type=_start_arg,
+        default=_NIGHT_START,
+        metavar="ISOT",
+        help=f"start of the first template, UTC (default {_NIGHT_START})",
+    )
+    night.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    night.add_argument(
+        "--small",
+        action="store_true",
+        help="CCDs binned 2x2 and the smallest raw frames (quicker to write and reduce)",
+    )
+    night.add_argument(
+        "--darks-only",
+        action="store_true",
+        help="only the sets of darks: no short set, bias or aborted template",
+    )
+    return parser
+
+
+def _write_set(args: argparse.Namespace) -> None:
+    """``set``: one set of darks and its sof."""
+    arms = sorted(arm for inst, arm in ARMS if inst == args.instrument)
+    if args.arm not in arms:
+        raise ValueError(f"{args.instrument} has no {args.arm} arm, only {' and '.join(arms)}")
+    spec = DarkSetSpec(
+        args.instrument,
+        args.arm,
+        n_frames=args.frames,
+        exptime=args.exptime,
+        binning=args.binning,
+        start=args.start,
+        seed=args.seed,
+    )
+    if args.small:
+        spec = _smallest(spec)
+    out = Path(args.output)
+    name = sof_name(spec).removesuffix(".sof")
+    if str((out / "raw" / name / "frame.fits").resolve()).count(".fits") != 1:
+        raise ValueError(
+            f"soxspipe cannot read a sof of frames under {out} (a '.fits' in the path)"
+        )
+    frames = simulate_set(spec, out / "raw" / name)
+    sof = write_sof(out / "sof" / f"{name}.sof", frames)
+    rows, cols = spec.raw_shape
+    print(
+        f"{len(frames)} {spec.instrument.upper()} {spec.arm} darks of {spec.exptime:g} s "
+        f"({rows} x {cols} raw pixels) in {frames[0].parent}"
+    )
+    print(f"sof: {sof}")
+    print(f"next: mdark-dask mdark {sof} -o WORKSPACE")
+
+
+def _write_night(args: argparse.Namespace) -> None:
+    """``night``: every template of the night, flat in one directory, one line each."""
+    out = Path(args.output)
+    night = _night(args.frames, args.start, args.small, args.seed, not args.darks_only)
+    sets = sum(1 for t in night if not t.left_out)
+    print(f"writing {sets} sets of darks and {len(night) - sets} templates left out into {out}")
+    for template in night:
+        spec = template.spec
+        frames = simulate_set(spec, out)
+        for aborted in frames[template.keep :]:
+            aborted.unlink()
+        if spec.dpr_type == "DARK":
+            what, name = "darks", sof_name(spec).removesuffix(".sof")
+        else:  # not a set: `mdark-dask night` lists the frame itself
+            what, name = spec.dpr_type.lower(), frames[0].name
+        label = f"{spec.instrument.upper()} {spec.arm} {what} of {spec.exptime:g} s"
+        why = f"  (left out: {template.left_out})" if template.left_out else ""
+        print(f"  {template.keep:2d} x {label:<27s} {name}{why}", flush=True)
+    print(f"next: mdark-dask night {out} -o WORKSPACE --dry-run")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mdark_dask.simulate``: write a set of darks or a night; the exit status.
+
+    Bad arguments exit with status 2, a failure to write with 1, with a message on stderr
+    (argparse's usage and one line, or one line).
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "set":
+            _write_set(args)
+        else:
+            _write_night(args)
+    except ValueError as exc:  # a spec that cannot be simulated, or a path a sof cannot hold
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"ERROR: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,6 +7,9 @@ pin down the properties those runs rely on, without the oracle.
 from __future__ import annotations
 
 import itertools
+import re
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -592,3 +595,112 @@ def test_write_sof_rejects_unparseable_paths(tmp_path: Path) -> None:
         write_sof(tmp_path / "a.sof", [tmp_path / "dir.fits" / "frame.fits"], tag="DARK_NIR")
     with pytest.raises(ValueError):
         write_sof(tmp_path / "a.sof", [tmp_path / "frame.fits.gz"], tag="DARK_NIR")
+
+
+# ------------------------------------------------------------------------------------------
+# Command line: python -m mdark_dask.simulate
+
+
+def _simulate(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mdark_dask.simulate ARGS`` as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "mdark_dask.simulate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_help_names_both_subcommands() -> None:
+    done = _simulate("--help")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^\s+set\s", done.stdout, re.M), done.stdout
+    assert re.search(r"^\s+night\s", done.stdout, re.M), done.stdout
+    for sub in ("set", "night"):
+        done = _simulate(sub, "--help")
+        assert done.returncode == 0, done.stderr
+        assert "--output DIR" in done.stdout and "--frames N" in done.stdout
+
+
+def test_cli_set_writes_frames_and_a_sof(tmp_path: Path) -> None:
+    args = "set xsh uvb --frames 4 --exptime 30 --binning 2x2 --start 2026-01-11T10:00:00"
+    done = _simulate(*args.split(), "--seed", "3", "--small", "-o", tmp_path)
+    assert done.returncode == 0, done.stderr
+    spec = DarkSetSpec(
+        "xsh",
+        "UVB",
+        n_frames=4,
+        exptime=30.0,
+        binning=(2, 2),
+        start="2026-01-11T10:00:00",
+        seed=3,
+        shape=ARMS[("xsh", "UVB")].raw_shape(2, 2),
+    )
+    name = sof_name(spec).removesuffix(".sof")
+    frames = sorted((tmp_path / "raw" / name).glob("*.fits"))
+    assert len(frames) == 4
+    sof = tmp_path / "sof" / f"{name}.sof"
+    assert _parse_sof_like_soxspipe(sof.read_text()) == [str(f.resolve()) for f in frames]
+    assert str(sof) in done.stdout
+    # the same frames as the Python API writes
+    again = simulate_set(spec, tmp_path / "api")
+    for ours, theirs in zip(frames, again, strict=True):
+        (a, ha), (b, hb) = _read(ours), _read(theirs)
+        np.testing.assert_array_equal(a, b)
+        assert list(ha.items()) == list(hb.items())
+    assert a.shape == (1500, 1048)
+    assert (ha["EXPTIME"], ha["ESO DET WIN1 BINX"], ha["ESO TPL NEXP"]) == (30.0, 2, 4)
+
+
+def test_cli_night_is_planned_into_sets(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    done = _simulate("night", "--small", "-o", raw)
+    assert done.returncode == 0, done.stderr
+    listed = [ln.split() for ln in done.stdout.splitlines() if re.match(r"\s+\d+ x ", ln)]
+    sets = [words[8] for words in listed if "(left" not in words]
+    left_out = [words[8] for words in listed if "(left" in words]
+    arms = {tuple(words[2:4]) for words in listed if "(left" not in words}
+    assert len(sets) == 10 and len(left_out) == 3
+    assert arms == {(i.upper(), a) for i, a in ARMS}  # every arm of both instruments
+    assert sum(int(words[0]) for words in listed) == len(list(raw.glob("*.fits")))
+    # the console script beside this interpreter, as a user runs it
+    exe = Path(sys.executable).with_name("mdark-dask")
+    ws = tmp_path / "ws"
+    plan = subprocess.run(
+        [str(exe), "night", str(raw), "-o", str(ws), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert plan.returncode == 0, plan.stderr
+    for name in sets:  # a set: a product to make
+        assert f"soxs_mdark/{name}.fits" in plan.stdout, name
+    for name in left_out:  # listed as left out, and no product
+        assert name in plan.stdout, name
+        assert f"soxs_mdark/{name.removesuffix('.fits')}.fits" not in plan.stdout, name
+    assert not (ws / "products").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["set", "soxs", "UVB"], 2, "soxs has no UVB arm"),
+        (["set", "xsh", "NIR", "--frames", "0"], 2, "--frames"),
+        (["set", "xsh", "NIR", "--start", "yesterday"], 2, "--start"),
+        (["night", "--frames", "2"], 2, "--frames 3 or more"),
+        (["night", "--start", "2026-01-11T14:00:00"], 2, "next night"),
+        (["set", "xsh", "NIR", "--small", "-o", "/dev/null/sim"], 1, "cannot write"),
+    ],
+)
+def test_cli_errors_are_short(args: list[str], status: int, message: str, tmp_path: Path) -> None:
+    if "-o" not in args:
+        args = [*args, "-o", str(tmp_path / "out")]
+    done = _simulate(*args)
+    assert done.returncode == status
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert message in lines[-1]  # argparse's usage, then one line; or just one line
+    assert lines[-1].startswith("ERROR: ") == (len(lines) == 1)
+    assert not (tmp_path / "out").exists()
