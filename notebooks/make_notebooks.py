@@ -32,7 +32,8 @@ from distributed import Client, LocalCluster
 import mdark_dask.api as md
 from mdark_dask.simulate import DarkSetSpec, simulate_set
 
-root = Path(tempfile.mkdtemp(prefix="mdark-quickstart-"))
+scratch = tempfile.TemporaryDirectory(prefix="mdark-quickstart-")  # removed in the last cell
+root = Path(scratch.name)
 specs = [
     DarkSetSpec("soxs", "VIS", 3, 60.0, binning=(2, 2), start="2026-01-11T01:00:00.000", seed=1),
     DarkSetSpec("soxs", "VIS", 3, 300.0, binning=(2, 2), start="2026-01-11T02:00:00.000", seed=2),
@@ -81,10 +82,12 @@ axes[1].set_ylim(0, ds.sizes["y"])
 axes[1].set_title(f"{len(xs)} flagged pixels (QUAL)")
 plt.show()""",
     ),
+    ("md", "## Clean up: close the cluster, remove the simulated frames and the products"),
     (
         "code",
         """client.close()
-cluster.close()""",
+cluster.close()
+scratch.cleanup()""",
     ),
 ]
 
@@ -111,12 +114,14 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from astropy.stats import sigma_clip
 
 import mdark_dask.api as md
 from mdark_dask.numerics import steps
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 
-root = Path(tempfile.mkdtemp(prefix="mdark-clipping-"))
+scratch = tempfile.TemporaryDirectory(prefix="mdark-clipping-")  # removed in the last cell
+root = Path(scratch.name)
 spec = DarkSetSpec("soxs", "VIS", 7, 300.0, binning=(2, 2), seed=5)
 sof = write_sof(root / sof_name(spec), simulate_set(spec, root / "raw"))
 stack = md.open_stack(sof).compute()
@@ -136,14 +141,21 @@ plt.xlabel("e-")
 plt.title("frame 1 and its level-clip bounds")
 plt.show()""",
     ),
-    ("md", "## 2. The stack clip of one pixel: a cosmic ray is rejected, the rest averaged"),
+    (
+        "md",
+        """## 2. The stack clip of one pixel: a cosmic ray is rejected, the rest averaged
+
+The stack clip is astropy's `sigma_clip` with the median and the MAD-std, as soxspipe
+calls it, on each pixel's values along the frames.""",
+    ),
     (
         "code",
         """levels = np.array([list(steps.frame_level(f, 3, 3, "accurate")) for f in stack.values])
 sub = stack.values - levels[:, 2][:, None, None]
 y, x = np.unravel_index(np.argmax(np.ptp(sub, axis=0)), sub.shape[1:])  # the most disturbed pixel
 values = sub[:, y, x]
-keep = ~steps.stack_clip_mask(sub[:, y : y + 1, x : x + 1], 3, 3)[:, 0, 0]
+clip = sigma_clip(values, sigma=3, maxiters=3, cenfunc="median", stdfunc="mad_std")
+keep = ~np.ma.getmaskarray(clip)
 plt.plot(np.arange(len(values)), values, "o", color="0.6", label="frames")
 plt.plot(np.arange(len(values))[~keep], values[~keep], "rx", ms=12, label="clipped")
 plt.axhline(values[keep].mean(), color="blue", label="mean of kept")
@@ -168,6 +180,8 @@ for ax, (name, ds) in zip(axes, (("accurate", accurate), ("soxspipe-0.17.4", com
     ax.set_title(f"{name}: {int(ds.hotpix_num)} flagged")
 plt.show()""",
     ),
+    ("md", "## Clean up: remove the simulated frames"),
+    ("code", "scratch.cleanup()"),
 ]
 
 CLUSTER = [
@@ -189,7 +203,8 @@ from distributed import Client, LocalCluster, performance_report
 import mdark_dask.api as md
 from mdark_dask.simulate import DarkSetSpec, simulate_set
 
-root = Path(tempfile.mkdtemp(prefix="mdark-cluster-"))
+scratch = tempfile.TemporaryDirectory(prefix="mdark-cluster-")  # removed in the last cell
+root = Path(scratch.name)
 for i, exptime in enumerate((30.0, 60.0, 120.0)):
     simulate_set(DarkSetSpec("xsh", "NIR", 3, exptime, start=f"2026-01-11T0{i + 1}:00:00.000",
                              seed=i), root / "raw")
@@ -210,35 +225,49 @@ for o in outcomes:
     print(f"{o.name:45s} {o.status:10s} {o.qc_flag}")
 print("performance report:", report, report.stat().st_size, "bytes")""",
     ),
+    ("md", "## Clean up: close the cluster, remove the simulated frames and the products"),
     (
         "code",
         """client.close()
-remote.close()""",
+remote.close()
+scratch.cleanup()""",
     ),
 ]
 
 
-def write(name: str, cells: list[tuple[str, str]]) -> Path:
-    """Write one notebook with no outputs."""
+NOTEBOOKS = {
+    "01-quickstart.ipynb": QUICKSTART,
+    "02-clipping.ipynb": CLIPPING,
+    "03-cluster.ipynb": CLUSTER,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    """The notebook ``name``, with no outputs."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
+    # cell ids from the notebook's name and the cell's place: rewriting changes no id
+    stem = name.removesuffix(".ipynb")
     nb.cells = [
-        nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src)
-        for kind, src in cells
+        nbformat.v4.new_markdown_cell(src, id=f"{stem}-{i}")
+        if kind == "md"
+        else nbformat.v4.new_code_cell(src, id=f"{stem}-{i}")
+        for i, (kind, src) in enumerate(NOTEBOOKS[name])
     ]
+    return nb
+
+
+def write(name: str) -> Path:
+    """Write the notebook ``name`` beside this script."""
     path = HERE / name
-    nbformat.write(nb, path)
+    nbformat.write(build(name), path)
     return path
 
 
 if __name__ == "__main__":
-    for name, cells in (
-        ("01-quickstart.ipynb", QUICKSTART),
-        ("02-clipping.ipynb", CLIPPING),
-        ("03-cluster.ipynb", CLUSTER),
-    ):
-        print(write(name, cells))
+    for name in NOTEBOOKS:
+        print(write(name))
