@@ -15,7 +15,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,7 @@ class RawFrame:
     offset: int | None
     bzero: float
     bscale: float
-    cards: tuple[tuple[str, Any], ...]
+    cards: tuple[tuple[str, Any], ...] = field(repr=False)
     size: int = 0
     mtime_ns: int = 0
 
