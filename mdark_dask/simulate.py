@@ -43,9 +43,9 @@ from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from astropy.io import fits
 
 from mdark_dask.instruments import ARMS, INSTRUME_VALUE, SOXS_KEYWORDS, XSH_WIN_BIN, ArmSpec
+from mdark_dask.io.fits import read_header, write_image
 
 __all__ = [
     "DarkSetSpec",
@@ -560,24 +560,24 @@ def _mjd(t: datetime) -> float:
     return (t - _MJD_EPOCH) / timedelta(days=1)
 
 
-def _put(h: fits.Header, key: str, value: object, comment: str) -> None:
-    """Set a card, spelling long ESO keywords as HIERARCH cards explicitly.
-
-    astropy would create the same HIERARCH card from the bare name, but warns each time.
-    """
-    if len(key) > 8 or " " in key:
-        key = f"HIERARCH {key}"
-    h[key] = (value, comment)
+#: A raw frame's header cards, in order: ``(keyword, value, comment)``.
+Cards = list[tuple[str, object, str]]
 
 
-def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: str) -> fits.Header:
+def _put(h: Cards, key: str, value: object, comment: str) -> None:
+    """Add a card (:func:`mdark_dask.io.fits.write_image` spells long ESO keywords as
+    HIERARCH cards)."""
+    h.append((key, value, comment))
+
+
+def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: str) -> Cards:
     """The primary header of frame ``i``: every keyword soxspipe's mdark and organiser read."""
     kw = spec.arm_spec.keywords
     arm = spec.arm
     soxs = spec.instrument == "soxs"
     date_obs = _isot(t)
     tpl_start = first.isoformat(timespec="seconds")
-    h = fits.Header()
+    h: Cards = []
     _put(h, "ORIGIN", "ESO-LASILLA" if soxs else "ESO-PARANAL", "European Southern Observatory")
     _put(h, "TELESCOP", "ESO-NTT" if soxs else "ESO-VLT-U2", "ESO telescope designation")
     _put(h, kw.instrume, INSTRUME_VALUE[spec.instrument], "Instrument used")
@@ -609,7 +609,7 @@ def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: s
     return h
 
 
-def _soxs_keys(spec: DarkSetSpec, h: fits.Header) -> None:
+def _soxs_keys(spec: DarkSetSpec, h: Cards) -> None:
     """SOXS detector and instrument keywords (reference §2.5, §11)."""
     kw = SOXS_KEYWORDS
     arm = spec.arm
@@ -642,7 +642,7 @@ def _soxs_keys(spec: DarkSetSpec, h: fits.Header) -> None:
     _put(h, "ESO INS VISE NAME", "BLANK", "VIS slit")
 
 
-def _xsh_keys(spec: DarkSetSpec, h: fits.Header) -> None:
+def _xsh_keys(spec: DarkSetSpec, h: Cards) -> None:
     """X-shooter detector keywords (reference §2.5)."""
     kw = spec.arm_spec.keywords
     speed = spec.effective_read_speed
@@ -689,10 +689,8 @@ def simulate_set(spec: DarkSetSpec, out_dir: Path) -> list[Path]:
     paths: list[Path] = []
     for i, t in enumerate(times):
         name = f"{stem}.{_isot(t)}.fits"
-        header = _header(spec, i, t, times[0], name)
-        hdu = fits.PrimaryHDU(data=_frame(spec, det, i), header=header)
         path = out_dir / name
-        hdu.writeto(path, overwrite=True)
+        write_image(path, _frame(spec, det, i), _header(spec, i, t, times[0], name))
         paths.append(path)
     return paths
 
@@ -734,7 +732,7 @@ def write_sof(path: Path, frames: Sequence[Path], tag: str | None = None) -> Pat
         if p.count(".fits") != 1 or not p.endswith(".fits") or "\n" in p:
             raise ValueError(f"soxspipe cannot read the path {p!r} from a sof")
         if tag is None:
-            h = fits.getheader(p)
+            h = read_header(p)
             line_tag = f"{h[SOXS_KEYWORDS.dpr_type]}_{h[SOXS_KEYWORDS.arm]}"
         else:
             line_tag = tag

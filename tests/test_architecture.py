@@ -12,11 +12,6 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mdark_dask"
 
-#: Modules allowed to import astropy.io.fits outside io/, with the reason.
-FITS_ELSEWHERE = {
-    # writes simulated raw frames as the instruments do: test data, not the recipe
-    "simulate.py",
-}
 
 #: Method and function names that run a dask graph.
 COMPUTING = {"compute", "persist", "gather"}
@@ -51,7 +46,7 @@ def test_only_io_imports_astropy_fits() -> None:
     offenders = sorted(
         rel
         for rel, tree in modules()
-        if not rel.startswith("io/") and rel not in FITS_ELSEWHERE
+        if not rel.startswith("io/")
         for module, name in imported(tree)
         if module.startswith("astropy.io.fits") or (module == "astropy.io" and name == "fits")
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,6 +230,22 @@ def read_header(path: str | Path) -> fits.Header:
         warnings.simplefilter("ignore")
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
             return merged_header(hdul, _image_hdu(hdul))
+
+
+def write_image(
+    path: str | Path, data: npt.NDArray[Any], cards: Sequence[tuple[str, object, str]]
+) -> Path:
+    """Write one image as a primary HDU with ``cards`` (keyword, value, comment) in order,
+    long or spaced ESO keywords as HIERARCH cards (a later card of a keyword replaces an
+    earlier one), overwriting ``path``: how the simulator writes raw frames."""
+    from astropy.io import fits
+
+    header = fits.Header()
+    for key, value, comment in cards:
+        name = f"HIERARCH {key}" if len(key) > 8 or " " in key else key
+        header[name] = (value, comment)
+    fits.PrimaryHDU(data=data, header=header).writeto(path, overwrite=True)
+    return Path(path)
 
 
 @dataclass(frozen=True)
