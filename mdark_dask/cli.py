@@ -250,10 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> None:
     """The ``mdark-dask`` console script: :func:`main` in a process tuned as only a
-    command may tune its own (:func:`mdark_dask.process.tune`)."""
-    from mdark_dask.process import tune
+    command may set its own (:func:`mdark_dask.process.configure`)."""
+    from mdark_dask.process import configure
 
-    tune()
+    configure()
     sys.exit(main())
 
 

@@ -1,7 +1,7 @@
 """Settings of the console script's own process, made before a command starts.
 
 A library should not retune its host process; the ``mdark-dask`` command owns its own, so
-:func:`mdark_dask.cli.console` (and nothing else) calls :func:`tune` first thing:
+:func:`mdark_dask.cli.console` (and nothing else) calls :func:`configure` first thing:
 
 * **One BLAS thread.** numpy loads OpenBLAS, whose thread pool spins for a while after
   any call; no step of the recipe uses BLAS for pixel work and the Dask threads already
@@ -37,7 +37,7 @@ M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD_BYTES: Final = 1 << 20
 
 
-def tune() -> None:
+def configure() -> None:
     """One BLAS thread (unless set) and large frees unmapped."""
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")

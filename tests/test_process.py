@@ -79,7 +79,7 @@ BLAS_PROBE = textwrap.dedent(
     from mdark_dask import process
 
     enabled = gc.isenabled()
-    process.tune()
+    process.configure()
     print(json.dumps({
         "blas": {k: os.environ.get(k) for k in process.BLAS_THREAD_VARIABLES},
         "collector_untouched": gc.isenabled() == enabled,
@@ -101,14 +101,14 @@ def _blas_probe(env: dict[str, str]) -> dict[str, object]:
     return result
 
 
-def test_tune_sets_one_blas_thread_and_leaves_the_collector_alone() -> None:
+def test_configure_sets_one_blas_thread_and_leaves_the_collector_alone() -> None:
     env = {k: v for k, v in os.environ.items() if k not in process.BLAS_THREAD_VARIABLES}
     got = _blas_probe(env)
     assert got["blas"] == dict.fromkeys(process.BLAS_THREAD_VARIABLES, "1")
     assert got["collector_untouched"] is True
 
 
-def test_tune_keeps_the_users_own_thread_counts() -> None:
+def test_configure_keeps_the_users_own_thread_counts() -> None:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "4", "OMP_NUM_THREADS": "3"}
     env.pop("MKL_NUM_THREADS", None)
     got = _blas_probe(env)

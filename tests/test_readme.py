@@ -64,6 +64,8 @@ def test_the_api_example_runs_as_printed(tmp_path: Path) -> None:
         [EXE, "demo", "-o", "mdark-demo"], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert demo.returncode == 0, demo.stderr
+    # the demo says where its raw frames are and what to try next
+    assert "raw frames:" in demo.stdout and "mdark-dask night " in demo.stdout
     run = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
