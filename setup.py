@@ -18,8 +18,10 @@ declares every function ``mdark_dask.numerics.native.FUNCTIONS`` describes.
 A C compiler is required: :class:`BuildLibraries` first builds a one-line library, and
 without a working compiler the build stops with one line that says so.
 
-``MDARK_NATIVE_ONLY=name1,name2 python setup.py build_ext --inplace`` rebuilds just those.
-Everything else about the package is in ``pyproject.toml``.
+``pip install -e .`` builds every library in place. ``MDARK_NATIVE_ONLY=name1,name2 python
+setup.py build_ext --inplace`` rebuilds just those, with the setuptools ``pyproject.toml``
+asks for (77 or newer) installed. Everything else about the package is in
+``pyproject.toml``.
 """
 
 from __future__ import annotations

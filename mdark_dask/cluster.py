@@ -60,8 +60,8 @@ def _worker_environ() -> dict[str, Any]:
 
     Setting that glibc variable turns off glibc's adaptive mmap threshold, so every
     array over 128 kB is a fresh mmap whose pages fault in on first touch: frame-sized
-    work ran 2-4x slower in workers than in a plain process. Our tasks allocate a few
-    large arrays and free them, which the adaptive threshold handles well.
+    work runs several times slower in such workers than in a plain process. Our tasks
+    allocate a few large arrays and free them, which the adaptive threshold handles well.
     """
     import dask
 

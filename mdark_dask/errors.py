@@ -14,7 +14,8 @@ class MdarkError(Exception):
 
 
 class InputError(MdarkError):
-    """Bad input frames or a bad set of frames (reference §2.6)."""
+    """Bad input frames or a bad set of frames (unreadable files, frames that are not
+    darks, a mix of arms, binnings or exposure times, too few frames)."""
 
 
 class SettingsError(MdarkError):

@@ -1,8 +1,9 @@
 """Per instrument and arm: header keywords, science pixels, rotation and detector fallbacks.
 
 Everything here is a frozen value copied from soxspipe 0.17.4's resource files
-(``<inst>_keywords.yaml`` and ``<inst>_detector_parameters.yaml``, reference §2.5, §3.2-3.3),
-so that the preparation of a raw frame is the same function of the same numbers.
+(``<inst>_keywords.yaml`` and ``<inst>_detector_parameters.yaml``: keyword names, science
+pixels, rotation, gain and RON fallbacks), so that the preparation of a raw frame is the
+same function of the same numbers.
 """
 
 from __future__ import annotations
@@ -73,11 +74,12 @@ class ArmSpec:
     arm : str
         ``VIS``, ``NIR`` or ``UVB``.
     rotation_k : int
-        ``numpy.rot90`` quarter turns applied before trimming (reference §3.2).
+        ``numpy.rot90`` quarter turns applied before trimming, as soxspipe rotates.
     rows, cols : tuple of int
-        Science pixels ``[start, end)`` of an unbinned, rotated frame (reference §3.3).
+        Science pixels ``[start, end)`` of an unbinned, rotated frame (soxspipe's
+        ``science-pixels`` detector parameters).
     gain, ron : float
-        Detector-parameter fallbacks in e-/ADU and e- (reference §2.5).
+        Detector-parameter fallbacks in e-/ADU and e-, used when a header lacks them.
     bpm : mapping
         Static bad-pixel-map file per ``<binx>x<biny>`` key.
     """

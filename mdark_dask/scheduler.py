@@ -25,7 +25,8 @@ def local_scheduler(name: str) -> Callable[..., Any]:
     """The ``get`` function of a dask local scheduler by name.
 
     Passing the function, not its name, spares ``dask.compute`` its probe for a
-    distributed client, which imports ``distributed`` (~0.12 s of every command).
+    distributed client, which imports ``distributed``: a slow import that a command
+    computing in its own threads never needs.
     """
     if name == "sync":
         from dask.local import get_sync
@@ -53,7 +54,7 @@ def compute_products(
     Parameters
     ----------
     plans : sequence of ProductPlan
-        Plans made by :func:`mdark_dask.recipe.plan_product`.
+        Plans made by :func:`mdark_dask.plan.product.plan_product`.
     scheduler : str or distributed.Client
         Where to run: a dask local scheduler name, or a client. The first failure raises.
     """

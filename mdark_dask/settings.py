@@ -86,11 +86,12 @@ class Settings:
     instrument : str
         ``soxs`` or ``xsh``.
     numerics : {"accurate", "soxspipe-0.17.4"}
-        Numerical mode (CONTRACT §2).
+        Numerical mode: ``accurate`` (float64 whole-frame clip statistics, CONAD gain) or
+        ``soxspipe-0.17.4`` (bit-identical to soxspipe 0.17.4).
     stacked_sigma, stacked_iterations : float, int
-        Per-pixel stack clip (reference §4.3 B2).
+        Per-pixel median/MAD clip along the stack.
     frame_sigma, frame_iterations : float, int
-        Per-frame level clip and post-stack clip (reference §4.2, §4.3 B5).
+        Per-frame level clip and post-stack clip (mean/std).
     params : tuple of (name, value)
         The recipe parameters in file order, as soxspipe writes them into
         ``ESO PRO REC1 PARAMn``.

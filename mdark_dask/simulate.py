@@ -3,8 +3,9 @@
 The parity tests, benchmarks and demos need raw darks of every arm without shipping
 gigabytes of real data. This module writes single-HDU FITS files that look like real SOXS
 and X-shooter darks to ``soxs_mdark`` and to soxspipe's data organiser: the native raw size
-and dtype, the ESO header keywords both read (reference §2.5, §11) and a pixel model with the
-features a master-dark recipe must cope with:
+and dtype, the ESO header keywords both read (detector, instrument, template and
+observation keywords) and a pixel model with the features a master-dark recipe must cope
+with:
 
 * a pedestal (NIR reset level, CCD bias) with a weak fixed column/row pattern on the CCDs;
 * dark current x EXPTIME, slightly non-uniform per pixel, with its shot noise;
@@ -21,7 +22,7 @@ binning and shape, so every frame of a set, and every set of the same seed, shar
 everything random per frame (noise, cosmics) is drawn from a generator seeded by the seed and
 the frame number, so a set is reproducible bit for bit.
 
-Only the science pixels (reference §3.3, :meth:`ArmSpec.raw_shape`) collect dark current,
+Only the science pixels (soxspipe's trim, :meth:`ArmSpec.raw_shape`) collect dark current,
 hot pixels and cosmic rays; pre-/overscan and NIR reference pixels carry the pedestal and read
 noise only, as on the real detectors.
 
@@ -150,7 +151,7 @@ _SOXS_CURNAME: Final = {
     "NIR": {1: "Double", 2: "Fowler", 3: "UpTheRamp"},
     "VIS": {1: "slow-100kHz", 2: "fast-1MHz"},
 }
-# The data organiser's names for X-shooter readout speeds (reference §7.2).
+# The data organiser's names for X-shooter readout speeds.
 _XSH_ROSPEED: Final = {
     "1pt/400k/lg": "fast",
     "1pt/400k/lg/AFC": "fast",
@@ -218,8 +219,8 @@ class DarkSetSpec:
     pedestal : float or None
         Bias or reset level in ADU; ``None`` for the arm's own. SOXS NIR frames are
         processed ramps whose level is small (soxspipe's MDARK MEDIAN range for NIR is
-        -15 to 50 e-), so the default is 12 ADU; the reference's verification set
-        (its Appendix B) used 1000 ADU.
+        -15 to 50 e-), so the default is 12 ADU; a larger level (e.g. 1000 ADU) makes
+        a set whose master fails that range.
     """
 
     instrument: str
@@ -331,7 +332,7 @@ class DarkSetSpec:
 def _science_box(spec: DarkSetSpec) -> tuple[int, int, int, int]:
     """Science pixels as ``(r0, r1, c0, c1)`` in *raw* coordinates (before rotation).
 
-    soxspipe rotates with ``numpy.rot90(data, k)`` and then trims (reference §3.2-3.3). A
+    soxspipe rotates with ``numpy.rot90(data, k)`` and then trims. A
     ``rot90`` of an array is a view, so marking the trim region in the rotated view of a
     boolean raw-shaped array marks exactly the raw pixels that survive the trim.
     """
@@ -499,7 +500,7 @@ def _frame(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.uint16 |
     rng = np.random.default_rng([spec.seed, 1, i])
     dark_e = det.dark_rate * np.float32(spec.exptime)
     # Read noise and dark shot noise in one normal draw (Gaussian is exact enough for
-    # the counts involved and an order of magnitude faster than Poisson).
+    # the counts involved and much faster than Poisson).
     sigma = np.sqrt(dark_e + np.float32(spec.effective_ron**2)) / np.float32(gain)
     frame = rng.standard_normal(det.bias.shape, dtype=np.float32)
     frame *= sigma
@@ -610,7 +611,7 @@ def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: s
 
 
 def _soxs_keys(spec: DarkSetSpec, h: Cards) -> None:
-    """SOXS detector and instrument keywords (reference §2.5, §11)."""
+    """SOXS detector and instrument keywords, as soxspipe 0.17.4 reads them."""
     kw = SOXS_KEYWORDS
     arm = spec.arm
     curid = spec.effective_read_speed
@@ -620,9 +621,9 @@ def _soxs_keys(spec: DarkSetSpec, h: Cards) -> None:
     if arm == "VIS":
         gain = spec.header_gain
         assert gain is not None  # SOXS VIS always has a header gain
-        # soxspipe takes max(CONAD, GAIN) (reference §2.5). Real headers carry CONAD in
-        # e-/ADU and GAIN = 1/CONAD in ADU/e-; for a gain below 1 that max would pick the
-        # inverse, so GAIN is capped at the gain itself to make soxspipe use exactly `gain`.
+        # soxspipe 0.17.4 takes max(CONAD, GAIN). Real headers carry CONAD in e-/ADU and
+        # GAIN = 1/CONAD in ADU/e-; for a gain below 1 that max would pick the inverse, so
+        # GAIN is capped at the gain itself to make soxspipe use exactly `gain`.
         _put(h, kw.binx, spec.xbin, "Binning factor along X")
         _put(h, kw.biny, spec.ybin, "Binning factor along Y")
         _put(h, kw.conad, gain, "Conversion from electrons to ADU")
@@ -643,7 +644,7 @@ def _soxs_keys(spec: DarkSetSpec, h: Cards) -> None:
 
 
 def _xsh_keys(spec: DarkSetSpec, h: Cards) -> None:
-    """X-shooter detector keywords (reference §2.5)."""
+    """X-shooter detector keywords, as soxspipe 0.17.4 reads them."""
     kw = spec.arm_spec.keywords
     speed = spec.effective_read_speed
     if speed is not None:
@@ -696,7 +697,7 @@ def simulate_set(spec: DarkSetSpec, out_dir: Path) -> list[Path]:
 
 
 def write_sof(path: Path, frames: Sequence[Path], tag: str | None = None) -> Path:
-    """Write a soxspipe set-of-files listing ``frames`` (reference §2.2, §7.5).
+    """Write a soxspipe set-of-files listing ``frames``, as the data organiser writes one.
 
     One ``<absolute path>  <TAG>`` line per frame, the paths padded to one width and no
     trailing newline, as the data organiser's ``tabulate`` "plain" table. soxspipe ignores
@@ -751,7 +752,7 @@ def _exptime_label(exptime: float) -> str:
 
 
 def sof_name(spec: DarkSetSpec) -> str:
-    """The name soxspipe's data organiser gives the MDARK sof of this set (reference §7.4).
+    """The name soxspipe's data organiser gives the MDARK sof of this set.
 
     ``<date-obs>_<arm>_<binning>_<rospeed>_MDARK_<lamp>_<slit>_<exptime>s_<instrume>``,
     upper-cased, with empty fields (``--``; lamp and slit are always empty for darks)

@@ -201,8 +201,8 @@ def scan_frame(path: str | Path, keywords: tuple[str, ...]) -> RawFrame:
             raise InputError(f"{path}: {exc}") from None
         except Warning as exc:
             # astropy's warnings are silenced in _read_scan, but the filters are
-            # process-wide and not thread-safe (numba compiling in another thread enters
-            # and leaves catch_warnings too): where warnings are errors, one may arrive
+            # process-wide and not thread-safe (an import in another thread may enter and
+            # leave catch_warnings meanwhile): where warnings are errors, one may arrive
             # raised. A truncated file says so; anything else is read once more.
             if "truncated" in str(exc):
                 raise InputError(TRUNCATED.format(path=path)) from None
@@ -298,7 +298,8 @@ class FrameReader:
             raise InputError(f"{raw.path}: cannot read pixel data ({exc})") from None
 
     def __getitem__(self, key: Any) -> npt.NDArray[np.float32]:
-        """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window (ref. §3.2-3.4)."""
+        """Prepared pixels ``E = float32(float64(raw) * gain)`` of a window: rotated,
+        trimmed and scaled as soxspipe prepares a raw frame."""
         return self.read(key)
 
     def stored(self) -> npt.NDArray[Any]:

@@ -1,11 +1,12 @@
 """Read the header of a plain raw frame without astropy; ``None`` whenever unsure.
 
-Importing astropy costs ~0.15 s of one thread (``astropy.io.fits`` pulls in
-``astropy.units``), which a command paid before it could scan a single header and start
-clipping. Raw darks are almost always the simplest FITS file there is: one primary HDU
-holding a 2-D image, uncompressed, with ordinary cards. This module reads exactly that
-case, the cards the recipe asks for and where the pixels start, so the command's first
-tasks run while astropy is imported in the background for the product writes.
+Importing astropy is slow and holds one thread (``astropy.io.fits`` pulls in
+``astropy.units``); a scan that needed it would wait for that import before it could read
+a single header and start clipping. Raw darks are almost always the simplest FITS file
+there is: one primary HDU holding a 2-D image, uncompressed, with ordinary cards. This
+module reads exactly that case, the cards the recipe asks for and where the pixels start,
+so the command's first tasks run while astropy is imported in the background for the
+product writes.
 
 It is deliberately narrow. Anything it does not read exactly as astropy does (compressed
 or gzipped files, an image in an extension, a card astropy would repair or normalise, a

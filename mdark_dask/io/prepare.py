@@ -1,8 +1,9 @@
 """The reader's compiled kernel: stored FITS words to prepared float32 electrons.
 
-Apart from :mod:`mdark_dask.io.fits` (which imports astropy) so that the kernel, the
+Kept apart from :mod:`mdark_dask.io.fits` (which imports astropy) so that the kernel, the
 first thing every run needs, does not wait for astropy's import. The loop itself is C
-(``_native/prepare.c``), called through :mod:`mdark_dask.numerics.native` with the GIL released.
+(``numerics/_native/prepare.c``), called through :mod:`mdark_dask.numerics.native` with the
+GIL released.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def prepare_window(
     raw image flattened in C order (steps in elements, negative when rotated), stored with
     its bytes swapped when ``swap``. Its value is ``float32((float64(word) + offset) *
     gain)`` (the offset added only when non-zero, which keeps a stored -0.0 negative):
-    exactly the old three numpy passes through a float64 buffer (ref. §3.4).
+    the same bits as converting to float64 with numpy, multiplying by the gain and
+    rounding to float32, as soxspipe prepares a raw frame.
 
     Raises
     ------

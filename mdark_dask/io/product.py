@@ -43,8 +43,9 @@ def set_card(header: fits.Header, key: str, value: object, comment: str = "") ->
     its comment cut to what fits the 80-character card.
 
     astropy cuts a too-long card itself, with a warning that the writes would have to
-    silence; warning filters are process-wide and not thread-safe (the plotting thread,
-    numba compiling), so the cut is made here instead: the same card image, no warning.
+    silence; warning filters are process-wide and not thread-safe (the plotting threads
+    and background imports use them too), so the cut is made here instead: the same card
+    image, no warning.
     """
     name = key if len(key) <= 8 and " " not in key else f"HIERARCH {key}"
     if comment:

@@ -1,4 +1,4 @@
-"""Set-of-files (sof) text: read and write, as soxspipe does (reference §2.2, §7.5).
+"""Set-of-files (sof) text: read as soxspipe reads it, written as its data organiser writes it.
 
 A sof lists one frame per line: ``<path>  <TAG>``. Empty lines and lines starting with
 ``#`` are skipped; the tag is optional. Unlike soxspipe 0.17.4, a path is the whole first

@@ -20,25 +20,25 @@ the stack, iteratively clipped with median/MAD, outliers into a noise bad-pixel 
 Why the peeled image decides. The stack clip is a per-pixel median/MAD clip: for a pixel
 that jumps between two levels (a telegraph pixel) the majority level sets the median and a
 MAD near the read noise, so the frames at the other level are clipped like cosmic rays and
-the survivors' scatter is normal (it finds about a third of the telegraph pixels of
-ten-frame sets). Peeling removes a pixel's lowest or highest value only while a gap of
-more than :data:`mdark_dask.numerics.steps.PEEL_SIGMA` times its noise scale isolates it: each
-cosmic-ray hit carries its own charge and is peeled, however many hit the pixel, while two
-or more frames at the same jumped level hold each other in and keep the scatter high.
-Conversely a weak cosmic-ray hit can survive the stack clip (X-shooter clips at 5 sigma)
-and raise the survivors' scatter, but it is isolated, so not the peeled one. What remains:
-two hits of nearly equal charge on one pixel (a few pixels per million at five times the
-simulator's cosmic-ray rate), and weak hits within the gap. A jump seen in one frame only
-is, in time, exactly a cosmic-ray hit and stays unflagged (unless it biases the master:
-then it is hot).
+the survivors' scatter is normal (so the noise image alone misses many telegraph pixels;
+``benchmarks/bench_hotpix.py`` measures how many). Peeling removes a pixel's lowest or
+highest value only while a gap of more than :data:`mdark_dask.numerics.steps.PEEL_SIGMA`
+times its noise scale isolates it: each cosmic-ray hit carries its own charge and is
+peeled, however many hit the pixel, while two or more frames at the same jumped level hold
+each other in and keep the scatter high. Conversely a weak cosmic-ray hit can survive the
+stack clip (X-shooter clips at 5 sigma) and raise the survivors' scatter, but it is
+isolated, so not the peeled one. What remains: two hits of nearly equal charge on one
+pixel (rare even at high cosmic-ray rates), and weak hits within the gap. A jump seen in
+one frame only is, in time, exactly a cosmic-ray hit and stays unflagged (unless it biases
+the master: then it is hot).
 
 The map follows soxspipe's static bad-pixel maps: one image, non-zero means bad. Bit
 values: :data:`HOT` (1) and :data:`NOISY` (2); a pixel can carry both.
 
 Nothing here knows about files, settings objects or dask. The passes over the images
 (selection, dark image, map) are plain C (``_native/hotpix.c``) called through ctypes
-(:mod:`mdark_dask.numerics.native`): a JIT would cost every process its start-up, and ctypes
-releases the GIL, so other threads keep working while a pass runs.
+(:mod:`mdark_dask.numerics.native`), which releases the GIL, so other threads keep working
+while a pass runs.
 """
 
 from __future__ import annotations
@@ -244,9 +244,9 @@ def clip_high(image: npt.NDArray[np.floating], sigma: float, iterations: int) ->
 # value of the sorted float64 data, whatever the data: the same number as a sort gives.
 #
 # The passes are C (``_native/hotpix.c``) called through ctypes: the GIL is released for
-# each pass and no JIT is loaded at start-up. Each pass takes the image a block at a time,
-# the keys computed by a vectorised loop and counted (or the bucket's values copied) by a
-# scalar one; the clip's arithmetic between passes (medians, thresholds) stays here.
+# each pass. Each pass takes the image a block at a time, the keys computed by a vectorised
+# loop and counted (or the bucket's values copied) by a scalar one; the clip's arithmetic
+# between passes (medians, thresholds) stays here.
 
 #: Buckets of the first pass: the key's top 20 bits (sign, exponent, 8 bits of mantissa),
 #: so a bucket spans 1/256 of an octave, a fraction of a percent of an image of noise.

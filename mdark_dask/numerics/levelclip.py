@@ -1,24 +1,25 @@
 """Compiled whole-image mean/std sigma clip (astropy ``sigma_clip(axis=None)``).
 
-The loops are C (``_native/frameclip.c``, the library of :mod:`mdark_dask.numerics.masked`'s sums,
-whose order the accurate statistics use), called through :mod:`mdark_dask.numerics.native` with the
-GIL released, so Dask threads clip frames in parallel. The wrappers check dtypes and
-contiguity before every call (a wrong pointer would crash the process, not raise).
+The loops are C (``_native/levelclip.c``, which sums in numpy 2.1's order from
+``_native/pairwise.h``, as :mod:`mdark_dask.numerics.masked` does), called through
+:mod:`mdark_dask.numerics.native` with the GIL released, so Dask threads clip frames in
+parallel. The wrappers check dtypes and contiguity before every call (a wrong pointer
+would crash the process, not raise).
 
 :func:`clip_bounds` is the step-by-step form: one pass per statistic over the image in C
 order, with a byte of "still kept" state per pixel instead of astropy's shrinking copies
 (one extra byte per pixel, not several copies of the frame).
 
-* ``soxspipe`` mode reproduces astropy 6.1.2 with bottleneck 1.4.0 (reference §4.1,
-  §4.9): sequential float32 sums, ``mean = sum / n`` and
+* ``soxspipe`` mode reproduces astropy 6.1.2 with bottleneck 1.4.0, as soxspipe 0.17.4
+  runs them: sequential float32 sums, ``mean = sum / n`` and
   ``std = sqrt(sum((x - mean)**2) / n)`` in float32, bounds computed in double and
   compared with float32 pixels after rounding to float32 (numpy's rule for a Python float).
 * accurate mode sums in float64 as numpy does (``np.sum(..., dtype=np.float64)``: 8192-
   value buffers, each summed pairwise, the values not kept counting as 0), which
   vectorises where a sequential chain cannot, and compares in float64.
 
-:func:`level_stats` is the per-frame level clip (reference §4.2) fused with the masked
-mean and std of its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.numerics.masked`):
+:func:`level_stats` is the per-frame level clip fused with the masked mean and std of
+its final bounds (numpy 2.1's pairwise order, :mod:`mdark_dask.numerics.masked`):
 the same bits as :func:`clip_bounds` followed by ``masked_mean_std``, with no per-pixel
 state at all, two passes per iteration and two for the statistics. :func:`level_bounds`
 is its clip alone.
@@ -69,7 +70,7 @@ def clip_bounds(
 ) -> tuple[float, float]:
     """Final ``(lo, hi)`` of an iterative mean/std clip of the flat image ``x``.
 
-    The reference form, with a "kept" byte per pixel (allocated for the call): each
+    The step-by-step form, with a "kept" byte per pixel (allocated for the call): each
     iteration sums the kept values, then their squared anomalies, then clears the byte of
     every value outside the bounds; it stops after ``maxiters`` iterations or when one
     clears nothing. NaN bounds when ``maxiters`` is 0 (or nothing is finite).
@@ -114,7 +115,8 @@ def level_stats(
     * per iteration, a pass for the sum and one for the squares; then the masked sum and
       the masked anomalies of the final bounds, a pass each.
 
-    NaN for all four when nothing is kept (or ``maxiters`` is 0), as the reference.
+    NaN for all four when nothing is kept (or ``maxiters`` is 0), as with
+    :func:`clip_bounds`.
 
     Raises
     ------

@@ -8,10 +8,10 @@ releases sum large float32 arrays differently, which changes the level by a few 
 so every FLUX pixel. The sums here replay the 2.1 order so the ``soxspipe-0.17.4``
 numerics are bit-identical whatever numpy is installed.
 
-The loops are C (``_native/frameclip.c``, shared with :mod:`mdark_dask.numerics.levelclip`, whose
-clip sums in the same order), called through :mod:`mdark_dask.numerics.native` with the GIL
-released. The wrappers check dtypes, contiguity and sizes before every call: a wrong
-pointer would crash the process, not raise.
+The loops are C (``_native/masked.c``; the order itself is ``_native/pairwise.h``, shared
+with ``_native/levelclip.c``, whose clip sums in the same order), called through
+:mod:`mdark_dask.numerics.native` with the GIL released. The wrappers check dtypes,
+contiguity and sizes before every call: a wrong pointer would crash the process, not raise.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""QC metrics of a master dark and their pass/fail (reference §5).
+"""QC metrics of a master dark and their pass/fail, as soxspipe 0.17.4 defines them.
 
 Pure: numbers in, frozen rows out.
 """

@@ -1,15 +1,14 @@
 """Compiled per-pixel clip-and-stack: one pass over a row strip, GIL released.
 
-This fuses reference §4.2 step 4 and §4.3 B1-B4 for every pixel of a strip: level
-subtraction, the AND of the level-clip masks, the median / MAD-std stack clip, and the
-sequential float32 means of the data and of the per-frame uncertainties. In the same pass
+This fuses soxspipe's stacking steps for every pixel of a strip: level subtraction, the
+AND of the level-clip masks, the median / MAD-std stack clip, and the sequential float32
+means of the data and of the per-frame uncertainties. In the same pass
 it measures the temporal scatter of the frames that survived the clip (the noise image of
 :mod:`mdark_dask.numerics.hotpix`), which takes no part in the soxspipe products.
 
-The work is C (``_native/stackclip.c``), called through :mod:`mdark_dask.numerics.native` (ctypes,
-which releases the GIL, so Dask threads clip strips in parallel); this module checks the
-arrays and calls it. It was numba until a numba process's start-up (0.35-0.4 s, ~100 MB)
-outweighed the kernel; the C gives the same bytes.
+The work is C (``_native/stackclip.c``), called through :mod:`mdark_dask.numerics.native`
+(ctypes, which releases the GIL, so Dask threads clip strips in parallel); this module
+checks the arrays and calls it.
 
 The stack clip gives exactly astropy's ``_sigma_clip_fast`` results (its C code, in
 double precision) at a fraction of the cost: each pixel's values are sorted once, after
@@ -27,9 +26,8 @@ iterations and the sums over frames. A clip iteration needs the same count of va
 every column, so the columns still clipping after the first iteration are copied, each
 from the start of its range, into a tile per count. Every lane does exactly the
 operations of the one-pixel form, in the same order, so the bytes are the same. Only the
-scans for the values outside the bounds (of the pixels that clip some: about one in five
-in a 20-frame NIR dark) and the peeling for ``noise_peel`` (two pixels in ten thousand)
-go pixel by pixel.
+scans for the values outside the bounds (of the pixels that clip some, a minority in a
+dark) and the peeling for ``noise_peel`` (rarer still) go pixel by pixel.
 
 The private one-pixel forms and tile steps (:func:`_median_sorted`, :func:`_mad_std`,
 :func:`_sort_columns`, :func:`_bounds_tile`, ...) are thin wrappers over the C functions
@@ -46,8 +44,8 @@ import numpy.typing as npt
 from mdark_dask.numerics.native import bind
 
 #: Bytes of float32 in one tile (frames x block of columns) of :func:`stack_strip_kernel`:
-#: its three tiles are about the size of an L1 data cache (8 KiB is slower, 16-64 KiB
-#: measure the same on 20 frames).
+#: its three tiles are about the size of an L1 data cache (smaller tiles are slower,
+#: larger ones no faster).
 TILE_BYTES = 16384
 
 F32 = npt.NDArray[np.float32]
@@ -55,8 +53,8 @@ F64 = npt.NDArray[np.float64]
 
 
 def _doubles(s: npt.ArrayLike) -> F64:
-    """``s`` as one contiguous float64 array (float32 values convert exactly, as numba's
-    float32 specialisation widened them)."""
+    """``s`` as one contiguous float64 array (float32 values convert exactly, as the kernel
+    widens them)."""
     out: F64 = np.ascontiguousarray(s, dtype=np.float64).reshape(-1)
     return out
 

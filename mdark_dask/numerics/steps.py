@@ -1,8 +1,10 @@
 """Pure numerical kernels of the master-dark recipe: arrays and scalars in, arrays out.
 
-Each kernel reproduces one step of soxspipe 0.17.4 ``soxs_mdark`` (reference §3-§4) with
-its exact floating-point semantics, so that ``numerics="soxspipe-0.17.4"`` is bit-identical
-to soxspipe and ``numerics="accurate"`` differs only where the contract says (§2).
+Each kernel reproduces one step of soxspipe 0.17.4 ``soxs_mdark`` (preparation, level
+clip, stack clip and mean, post-stack clip, fill) with its exact floating-point semantics,
+so that ``numerics="soxspipe-0.17.4"`` is bit-identical to soxspipe and
+``numerics="accurate"`` differs only in summing the whole-frame clip statistics in float64
+(astropy #17185) instead of bottleneck's sequential float32.
 
 Nothing here knows about files, settings objects or dask: the recipe maps these kernels
 over blocks. Two facts make tiling exact:
@@ -67,7 +69,8 @@ class Bounds(NamedTuple):
 
 
 class FrameLevel(NamedTuple):
-    """Per-frame result of the level clip (reference §4.2)."""
+    """Per-frame result of the level clip: the final bounds, and the mean and std of the
+    pixels inside them (the frame's level and scatter)."""
 
     lo: float
     hi: float
@@ -76,7 +79,7 @@ class FrameLevel(NamedTuple):
 
 
 def electrons(raw: npt.NDArray[np.floating], gain: float, out: F32 | None = None) -> F32:
-    """Convert raw counts to electrons: ``float32(float64(raw) * gain)`` (reference §3.4).
+    """Convert raw counts to electrons: ``float32(float64(raw) * gain)``, as soxspipe does.
 
     The raw values must already be the physical values (BZERO/BSCALE applied), as ccdproc
     multiplies them by a float64 gain before the cast to float32. The product is computed
@@ -131,12 +134,13 @@ def clip_mask(image: F32, bounds: Bounds | FrameLevel) -> Bool:
 
 
 def frame_level(e: F32, sigma: float, maxiters: int, numerics: Numerics) -> FrameLevel:
-    """Level clip of one prepared frame (reference §4.2): bounds, clipped mean and std.
+    """Level clip of one prepared frame: bounds, clipped mean and std.
 
     The mean and std of the unmasked pixels are numpy 2.1 masked-array statistics (pairwise
     float32 sum, float64 result; :mod:`mdark_dask.numerics.masked`), exactly as soxspipe computes
     them, in both numerics. One compiled call (:func:`mdark_dask.numerics.levelclip.level_stats`)
-    with no mask in memory; the same bits as the step-by-step reference the tests hold it to.
+    with no mask in memory; the same bits as the step-by-step form the tests hold it to
+    (``tests/oracle.py``).
     """
     from mdark_dask.numerics.levelclip import level_stats
 
@@ -154,11 +158,12 @@ def stack_strip(
     sigma: float,
     maxiters: int,
 ) -> npt.NDArray[np.void]:
-    """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
+    """Clip and mean-combine one row strip of the prepared stack: level subtraction, the
+    level-clip masks, the per-pixel median/MAD clip and the means over frames.
 
-    The compiled one-pass form of the tests' numpy reference (same bytes);
-    see :mod:`mdark_dask.numerics.stackclip`. Parameters and result as there; the fields of
-    :func:`stack_fields` in one structured array.
+    The compiled one-pass form of the step-by-step numpy version in ``tests/oracle.py``
+    (same bytes); see :mod:`mdark_dask.numerics.stackclip`. Parameters and result as
+    there; the fields of :func:`stack_fields` in one structured array.
     """
     fields = new_fields(e.shape[1:])
     stack_fields(e, levels, ron, sigma, maxiters, fields)
@@ -229,7 +234,7 @@ def finalize(
     maxiters: int,
     numerics: Numerics,
 ) -> Master:
-    """Post-stack clip, master RON, fill and level restore (reference §4.3 B5, §4.4-4.5).
+    """Post-stack clip, master RON, fill and level restore, as soxspipe finishes a master.
 
     Parameters
     ----------

@@ -1,8 +1,10 @@
 """Names soxspipe gives things: the data organiser's sof names and night dates, and the
 workspace's layout.
 
-Pure string and path functions: the one place a set is named, shared by a single product
-(directory and list inputs), a night's sets and the simulator.
+Pure string and path functions: the one place a set is named from its headers, shared by
+a single product (directory and list inputs) and a night's sets. The simulator names the
+sets it writes from their specs (:func:`mdark_dask.simulate.sof_name`);
+``tests/test_night.py`` holds the two names equal.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def exptime_field(exptime: float) -> str:
 
 
 def rospeed_field(instrument: str, read_speed: object) -> str:
-    """Readout-mode field: SOXS ``ESO DET READ CURID``; X-shooter fast/slow (reference §7.2)."""
+    """Readout-mode field: SOXS ``ESO DET READ CURID``; X-shooter ``fast``/``slow``, as the
+    data organiser names the readout speeds ``1pt/400k/lg`` and ``1pt/100k/hg``."""
     if read_speed is None:
         return "--"
     if instrument == "xsh":

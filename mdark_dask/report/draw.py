@@ -35,14 +35,14 @@ from mdark_dask.report.figures import (
     PlainImage,
 )
 
-#: zlib level of the PNG files: level 1 writes these noisy images several times faster
-#: than matplotlib's default (6), for files a little larger.
+#: zlib level of the PNG files: level 1 writes these noisy images much faster than
+#: matplotlib's default (6), for files a little larger.
 PNG_OPTIONS: Final = {"compress_level": 1}
 
 
 def preload() -> None:
-    """Import matplotlib's Agg canvas and figure and Pillow's PNG writer (~0.3 s of
-    Python), so the first figure does not wait for them."""
+    """Import matplotlib's Agg canvas and figure and Pillow's PNG writer (a slow import,
+    all Python), so the first figure does not wait for them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,7 +248,7 @@ def _few_ticks(axis: Any) -> None:
 def _log_counts(ax: Any, counts: npt.NDArray[np.int64]) -> None:
     """Logarithmic pixel counts from 1 to the largest count, with plain labels at the
     decades and no minor ticks: the default log axis writes its labels in mathtext, whose
-    parser dominated the figure, and makes a tick object for every minor tick."""
+    parser would dominate the figure's cost, and makes a tick object for every minor tick."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")

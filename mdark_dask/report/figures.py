@@ -3,7 +3,7 @@
 The QC plots are made in two steps. This module reduces the whole-frame images to what
 each figure shows (thumbnails, histogram counts, bounds), by compiled single passes over
 the float32 images (:func:`bin_counts`: the counts of :func:`numpy.histogram` without its
-float64 copies and sorts; C in ``numerics/_native/plots.c``, called with the GIL released);
+float64 copies and sorts; C in ``numerics/_native/figures.c``, called with the GIL released);
 :mod:`mdark_dask.report.draw` draws the values with matplotlib. A value is a few hundred
 kilobytes at most, so the drawing can run in another thread while the products are
 written.
@@ -187,7 +187,7 @@ def master_figures(master: Master, directory: Path, name: str) -> tuple[Figure, 
     qual = _bytes(master.qual)
     # an image of ~600 pixels a side: every step-th pixel, and a display pixel red when any
     # pixel of its block is flagged, so no flagged pixel is hidden. Written as a plain
-    # image (no axes): an order of magnitude cheaper than a figure, at the same information.
+    # image (no axes): far cheaper than a figure, at the same information.
     step = _step(flux.shape)
     small = flux[::step, ::step].astype(np.float64)
     sample = small[qual[::step, ::step] == 0]
@@ -371,7 +371,7 @@ def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:
 def _finite_range(v: npt.NDArray[np.float32 | np.float64]) -> tuple[float, float]:
     """The compiled scan of :func:`finite_range` over a flat contiguous ``v``: the finite
     values' extremes in float64, a value replacing the running one only when strictly beyond
-    it (so of equal zeros the first one's sign is kept, as numba's ``min`` did)."""
+    it (so of equal zeros the first one's sign is kept)."""
     out = np.empty(2, dtype=np.float64)
     bind(f"finite_range_{float_suffix(v)}")(v.ctypes.data, v.size, out.ctypes.data)
     return float(out[0]), float(out[1])

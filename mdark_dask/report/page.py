@@ -53,7 +53,7 @@ def _thumbnail(path: str) -> str | None:
 
     Drawn directly with Pillow (every ``step``-th pixel, grey from the 1st to the 99th
     percentile of the unflagged ones, red where flagged, row 0 at the bottom): a
-    matplotlib figure per product cost ~40 ms each for the same picture.
+    matplotlib figure per product would cost far more for the same picture.
     """
     from PIL import Image
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Tasks shorter than this are counted as overhead-prone: dask's per-task cost (~1 ms on
-#: a distributed worker) is then not negligible against the work.
+#: Tasks shorter than this are counted as overhead-prone: dask's per-task cost on a
+#: distributed worker is then not negligible against the work.
 SHORT_TASK = 0.1
 
 #: Keys that hold a literal value (a reader, a plan): nothing to compute, never "short".

@@ -1,4 +1,4 @@
-"""Terminal tables and the recipe log (reference §6.6-6.7).
+"""Terminal tables and the recipe log, laid out as soxspipe's.
 
 The QC and products tables are soxspipe's (``tabulate`` "pretty", right-aligned); the
 log beside the product holds what the terminal showed and ends with the command that

@@ -57,7 +57,7 @@ INLINE float round_f32(double v) {
 }
 
 /* ---------------------------------------------------------------------------------------
- * the reference clip: the whole-frame mean/std clip with a "kept" byte per pixel */
+ * the step-by-step clip: the whole-frame mean/std clip with a "kept" byte per pixel */
 
 /* Final (lo, hi) of an iterative mean/std clip of x[0:size] into out[0:2]: astropy
  * sigma_clip(axis=None) with bottleneck's float32 sums (soxspipe) or numpy's float64
@@ -321,7 +321,7 @@ INLINE void level_bounds(const float *x, int64_t size, double sigma, int64_t max
             hi = mean + std * sigma;
         }
         if (iteration == maxiters) break; /* what it would clip changes nothing returned */
-        /* NaN sticks (once a bound is NaN nothing is kept, as with the reference's bytes) */
+        /* NaN sticks (once a bound is NaN nothing is kept, as with md_clip_bounds's bytes) */
         float lo32, hi32;
         float32_bounds(lo, hi, &lo32, &hi32);
         keep_lo = (isnan(lo32) || lo32 > keep_lo) ? lo32 : keep_lo;

@@ -4,8 +4,9 @@
  * flattened in C order (steps in elements, negative when rotated), stored with its bytes
  * swapped when `swap`. Its value is float32((float64(word) + offset) * gain), the offset
  * added only when non-zero (which keeps a stored -0.0 negative): exactly numpy's three
- * passes through a float64 buffer (reference section 3.4). Floats are swapped through
- * their bits, so every bit pattern, NaN payloads included, comes out as numpy's swap.
+ * passes through a float64 buffer, as soxspipe prepares a raw frame. Floats are swapped
+ * through their bits, so every bit pattern, NaN payloads included, comes out as numpy's
+ * swap.
  * The loops follow memory: along the window's rows when they run along the raw rows (even
  * rotations), else in bands of window rows read down the raw rows.
  */
