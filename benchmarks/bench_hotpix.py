@@ -6,8 +6,9 @@ Usage::
         [--cosmic-scale 5] [--telegraph 1e-4] [--keep DIR]
 
 For every arm a full-size set is simulated with heavy-tailed hot pixels (Pareto II excess
-dark currents, alpha = 1: from barely warm to saturated), telegraph pixels (two levels, each frame independently at either with
-probability 1/2, amplitudes log-uniform in 8-80 x RON) and cosmic rays (the simulator's
+dark currents, alpha = 1: from barely warm to saturated), telegraph pixels (two levels,
+each frame independently at either with probability 1/2, amplitudes log-uniform in 8-80 x
+RON) and cosmic rays (the simulator's
 rate times ``--cosmic-scale``), reduced by ``mdark-dask`` in ``soxspipe-0.17.4`` numerics
 (its QUAL is bit-identical to soxspipe's, see tests/test_parity.py), and both masks are
 scored against the truth (:func:`mdark_dask.simulate.score_flags`):
@@ -219,7 +220,7 @@ def time_final(sof: Path, repeats: int) -> list[list[object]]:
         }
         rows: list[list[object]] = []
         for name, step in steps.items():
-            step()  # compiled kernels from the cache, fonts
+            step()  # untimed: loads the compiled kernels and the fonts
             seconds = []
             for _ in range(repeats):
                 t = time.perf_counter()

@@ -3,7 +3,7 @@
 #
 # soxspipe pins old packages (numpy 2.1.0, astropy 6.1.2, ccdproc 2.4.2, bottleneck 1.4.0),
 # so it cannot share mdark-dask's environment; the parity tests drive it through its command
-# line (docs: /work/shared/spec/ORACLE.md). `six` must be named: fundamentals 2.7.6 imports it
+# line (tests/oracle.py). `six` must be named: fundamentals 2.7.6 imports it
 # without declaring it, and without it even `soxspipe --version` fails. A standalone
 # `soxspipe mdark <sof>` works on Python 3.11 (only the data organiser needs 3.12).
 #

@@ -1,8 +1,12 @@
 """Drive soxspipe 0.17.4, the reference oracle, for the parity tests.
 
 soxspipe pins packages mdark-dask cannot share, so it lives in its own virtual environment
-(built by ``scripts/build_oracle.sh``) and is run through its command line exactly as
-``/work/shared/spec/ORACLE.md`` prescribes. This is a helper module, not a test file.
+(built by ``scripts/build_oracle.sh``) and is run through its command line, as a user runs
+it: ``soxspipe mdark <sof> -s soxspipe.yaml -o <workspace> -x`` with soxspipe's default
+settings. This is a helper module, not a test file.
+
+It also holds the reference kernels: the recipe's compiled steps written out in numpy,
+step by step, which the tests hold the compiled kernels to bit for bit.
 
 Typical use::
 
@@ -48,7 +52,8 @@ BUILD_SCRIPT = REPO / "scripts" / "build_oracle.sh"
 DEFAULT_VENV = Path.home() / ".cache" / "mdark-dask" / "oracle-venv"
 # soxspipe colours its log lines; failure detection must look through the escapes.
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# The one ERROR a successful run may log: a QC value outside its range (reference §5.2).
+# The one ERROR a successful run may log: a QC value outside its range (soxspipe still
+# writes the product then).
 _QC_FAILURE = "Recipe marked as failed in the database as the following QC values"
 _QC_ROW = re.compile(
     r"^\|\s*(?P<name>[A-Z][A-Z ]*?)\s*\|\s*(?P<value>[-+0-9.eE]+|nan|--)\s*\|"
@@ -78,7 +83,7 @@ class OracleResult:
         temperatures that never reach the header. Values are rounded to 3 decimals there.
     qc_failed : bool
         Whether a QC value fell outside the settings' acceptable range (the product is
-        still written, with an ``_ERROR.log``; reference §5.2).
+        still written, with an ``_ERROR.log``).
     seconds : float
         Wall time of the soxspipe process.
     stdout : str
@@ -145,7 +150,8 @@ def _settings_file(venv: Path, instrument: str) -> Path:
 
 
 def _predicted_product(sof: Path, workdir: Path) -> Path:
-    """``reduced/<night>/soxs-mdark/<stem>.fits``, night = sof timestamp - 15 h (§6.1)."""
+    """``reduced/<night>/soxs-mdark/<stem>.fits``, night = sof timestamp - 15 h, where
+    soxspipe 0.17.4 writes the product."""
     stem = sof.stem
     try:
         night = datetime.strptime(stem.split("_")[0], "%Y%m%dT%H%M%S") - timedelta(hours=15)
@@ -171,7 +177,7 @@ def run_soxspipe_mdark(
     *,
     timeout: float = 1800.0,
 ) -> OracleResult:
-    """Run ``soxspipe mdark`` on a sof as ORACLE.md prescribes and collect its product.
+    """Run ``soxspipe mdark`` on a sof in a workspace of its own and collect its product.
 
     The workspace is ``workdir`` (created): it gets ``./soxspipe.yaml`` (soxspipe's default
     settings of ``instrument``), and the run happens there with ``-o <workdir> -x``. HOME
@@ -309,7 +315,7 @@ def seq_mean_over_frames(values: F32, keep: Bool) -> F32:
 
 
 def stack_clip_mask(stack: F32, sigma: float, maxiters: int) -> Bool:
-    """Per-pixel median / MAD-std sigma clip along the frame axis (reference §4.3 B2).
+    """Per-pixel median / MAD-std sigma clip along the frame axis, as astropy's C clip.
 
     This is astropy's ``sigma_clip(axis=0, cenfunc="median", stdfunc="mad_std")``, its fast
     C path in double precision, independent for every pixel.
@@ -339,7 +345,8 @@ def stack_strip_reference(
     sigma: float,
     maxiters: int,
 ) -> npt.NDArray[np.void]:
-    """Clip and mean-combine one row strip of the prepared stack (reference §4.3 B1-B4).
+    """Clip and mean-combine one row strip of the prepared stack, step by step: level
+    subtraction, the level-clip masks, the per-pixel clip and the means over frames.
 
     Parameters
     ----------
@@ -418,7 +425,7 @@ def peeled_std_reference(subtracted: F32, ron: float) -> F32:
 
 
 def deviation(e: F32, ron: float) -> F32:
-    """Per-pixel 1-sigma uncertainty ``sqrt(max(E, 0) + RON**2)`` in float32 (ref. §3.5).
+    """Per-pixel 1-sigma uncertainty ``sqrt(max(E, 0) + RON**2)`` in float32 (soxspipe's).
 
     ``RON**2`` is computed as a Python float and rounded once to float32 when added, as
     in ccdproc's ``create_deviation``; negative signal counts as zero, not NaN.

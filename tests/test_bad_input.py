@@ -342,7 +342,7 @@ def test_truncated_frame_is_named_even_when_the_warning_filter_is_lost(
     base_frames: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scan silences astropy's "may have been truncated" warning with process-wide
-    filters that another thread (numba compiling, entering and leaving catch_warnings)
+    filters that another thread (a background import entering and leaving catch_warnings)
     can restore under it. Where warnings are errors the warning then arrives raised: it
     still names the frame as truncated, never an unexpected error."""
     import warnings

@@ -15,9 +15,8 @@ to start them) and the tests run simulated nights through ``--cluster tcp://127.
   :class:`~mdark_dask.cluster.ClusterError` line.
 
 Tests that start scheduler or worker processes are marked ``cluster`` (the nights also
-``slow``); the definition and error tests run in a second or two and are not. Frames are
-the smallest each arm allows (binned 2x2 for the CCDs, native size for NIR), so the whole
-module takes about a minute on two cores.
+``slow``); the definition and error tests are quick and are not. Frames are the smallest
+each arm allows (binned 2x2 for the CCDs, native size for NIR), to keep the module short.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The oracle is astropy itself: every file is scanned both ways
 (:func:`mdark_dask.io.fits.read_scan_astropy`), and the plain reader must give the same
 shape, BITPIX, scaling, data offset and card values, or ``None``. Headers are written by
-astropy from generated cards; the real frames of ``../shared/data/real`` are decompressed
-and read both ways when that directory is present.
+astropy from generated cards; real frames of other instruments, from an optional data
+directory outside the repository (``REAL``), are decompressed and read both ways when it
+is present.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Hot and noisy pixels: the noise images of the stack pass, the pure detection functions,
-the settings, the two new products, their invariance, and the measurement against the
-simulator's injected truth on every arm (issue 7).
+the settings, the two products beside the master, their invariance, and the measurement
+against the simulator's injected truth on every arm.
 
 Arrays are small and odd-shaped (37x53, 5x7, 1xN, Nx1) so a swapped axis shows.
 """

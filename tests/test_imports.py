@@ -15,7 +15,7 @@ import sys
 import pytest
 
 # (SciPy's root package is light and astropy.units imports it; its subpackages are not)
-# (numba and llvmlite: the kernels are C libraries loaded with ctypes, mdark_dask.numerics.native)
+# (numba and llvmlite: no JIT; the kernels are C libraries loaded with ctypes, numerics/native.py)
 HEAVY = (
     "dask.array",
     "xarray",

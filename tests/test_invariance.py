@@ -1,4 +1,4 @@
-"""Execution settings never change product bytes (CONTRACT §2).
+"""Execution settings never change product bytes.
 
 One small simulated set (SOXS VIS 2x2: a 2048 x 404 science region, 3 frames) is reduced
 with strips of 1, 7, 64 rows and the automatic height, on the sync, threads and processes
@@ -114,7 +114,7 @@ def test_products_agree_except_checksum_write_time(
 def test_product_bytes_identical_across_execution_settings(
     products: dict[str, dict[str, Path]], numerics: str
 ) -> None:
-    """CONTRACT §2: execution settings never change product bytes (the whole file)."""
+    """Execution settings never change product bytes (the whole file)."""
     runs = products[numerics]
     reference = runs[BASELINE].read_bytes()
     differing = [name for name, path in runs.items() if path.read_bytes() != reference]

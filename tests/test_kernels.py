@@ -1,6 +1,8 @@
-"""The numerical kernels against independent oracles (reference §3.4-§4.5, Appendix A).
+"""The numerical kernels against independent oracles: preparation, level clip, stack clip,
+strip combine and finalize.
 
-Every oracle here is written from the reference, not from the package:
+Every oracle here is written from what soxspipe 0.17.4, astropy and bottleneck compute,
+not from the package:
 
 * the accurate whole-image clip is a plain float64 numpy loop;
 * the soxspipe-0.17.4 clip is a sequential-float32 model of astropy 6.1.2 + bottleneck 1.4
@@ -8,7 +10,8 @@ Every oracle here is written from the reference, not from the package:
   bounds; the installed astropy is a further oracle where the accumulation cannot matter;
 * the stack clip is a per-pixel pure-Python model of astropy's median / MAD-std C clip, and
   astropy itself;
-* the strip combine is Appendix A written out with numpy.
+* the strip combine is soxspipe's stacking (ccdproc's ``average_combine`` after the clip)
+  written out with numpy.
 
 Arrays are small and odd-shaped (37x53, 5x7, 1xN, Nx1) so a swapped axis shows.
 """
@@ -63,7 +66,7 @@ def pedestal_image(shape: tuple[int, int], seed: int, nonfinite: bool = True) ->
 
 
 # ------------------------------------------------------------------------------------------
-# oracles of the whole-image clip (reference §4.1)
+# oracles of the whole-image clip (astropy sigma_clip(axis=None))
 
 
 def oracle_accurate(image: F32, sigma: float, maxiters: int) -> tuple[float, float]:
@@ -180,7 +183,7 @@ def test_global_clip_soxspipe_matches_sequential_float32_model(
 
 
 def test_soxspipe_numerics_show_the_float32_bias() -> None:
-    """On a big pedestal the float32 sequential mean is biased (reference §4.1 example)."""
+    """On a big pedestal the float32 sequential mean is biased (astropy #17185)."""
     img = np.random.default_rng(3).normal(2300.0, 7.7, (1000, 1001)).astype(np.float32)
     acc = global_clip_bounds(img, 3.0, 1, "accurate")
     sox = global_clip_bounds(img, 3.0, 1, "soxspipe-0.17.4")
@@ -306,7 +309,7 @@ def test_frame_level_statistics_are_numpy_masked_stats() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# the stack clip (reference §4.3 B2): a per-pixel model of astropy's C code
+# the stack clip (median/MAD-std along the frames): a per-pixel model of astropy's C code
 
 
 def _median(v: list[float]) -> float:
@@ -388,20 +391,21 @@ def test_stack_clip_mask_is_astropy_median_mad_clip(n: int, shape: tuple[int, in
 
 
 def test_stack_clip_with_two_frames_never_clips() -> None:
-    """Reference §4.7: with N = 2 the MAD clip can never clip a finite value."""
+    """With N = 2 the MAD clip can never clip a finite value."""
     rng = np.random.default_rng(2)
     stack = rng.normal(0, 100, (2, 37, 53)).astype(np.float32)
     assert not oracle.stack_clip_mask(stack, 3.0, 3).any()
 
 
 # ------------------------------------------------------------------------------------------
-# stack_strip against Appendix A
+# stack_strip against the step-by-step computation
 
 
 def oracle_stack_strip(
     e: F32, levels: npt.NDArray[np.float64], ron: float, sigma: float, maxiters: int
 ) -> tuple[F32, F32, npt.NDArray[np.bool_]]:
-    """Appendix A, lines ``E = float32(E - m)`` .. ``unc``, with bottleneck's nanmean."""
+    """soxspipe's stacking step by step, ``E = float32(E - m)`` .. ``unc``, with
+    bottleneck's nanmean."""
     n = e.shape[0]
     e64 = e.astype(np.float64)
     sub = np.empty(e.shape, dtype=np.float32)
@@ -682,7 +686,7 @@ def test_deviation_properties(seed: int, shape: tuple[int, int], ron: float) -> 
 
 
 # ------------------------------------------------------------------------------------------
-# finalize (reference §4.3 B5, §4.4, §4.5)
+# finalize (post-stack clip, master RON, fill and level restore)
 
 
 def make_strip(shape: tuple[int, int], seed: int) -> npt.NDArray[np.void]:

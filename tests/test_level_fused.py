@@ -1,6 +1,6 @@
-"""The fused level clip (:func:`mdark_dask.numerics.levelclip.level_stats`) against the step-by-step
-form it replaced (:func:`mdark_dask.numerics.oracle.frame_level_reference`: the clip's bounds, its
-mask, then the numpy 2.1 masked mean and std of :mod:`mdark_dask.numerics.masked`).
+"""The fused level clip (:func:`mdark_dask.numerics.levelclip.level_stats`) against the
+step-by-step form (:func:`tests.oracle.frame_level_reference`: the clip's bounds, its mask,
+then the numpy 2.1 masked mean and std of :mod:`mdark_dask.numerics.masked`).
 
 Both numerics must give the same four float64 numbers bit for bit: on dark-like images
 with outliers and non-finite values, on odd sizes around the 8192-value buffers of the

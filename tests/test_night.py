@@ -1,8 +1,8 @@
 """``mdark-dask night``: planning, grouping, left-out files, sofs, reruns and failures.
 
 Functional tests of the night scheduler through the real CLI (``cli.main``) and, where a
-test needs to act between planning and computing, through ``night.plan_night`` and
-``scheduler.plan_sets``/``run_plans`` directly. Everything runs in-process
+test needs to act between planning and computing, through ``plan.night.plan_night``,
+``plan.sets.plan_sets`` and ``scheduler.run_plans`` directly. Everything runs in-process
 (``--cluster sync``) on small frames:
 
 * SOXS VIS binned 2x2 in 2048 x 429 raw pixels (the smallest frame that holds the binned
@@ -217,7 +217,7 @@ def test_exptimes_closer_than_a_hundredth_group_then_fail_exact_check(
     night: Night, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """60.001 s and 60.002 s round to the same organiser exposure (0.01 s), so they form one
-    set, but the recipe compares EXPTIME exactly (reference §2.6): that set fails with the
+    set, but the recipe compares EXPTIME exactly (as soxspipe's does): that set fails with the
     recipe's reason and the other sets of the night still get their products."""
     spec = DarkSetSpec(
         "soxs", "VIS", exptime=60.001, start="2026-01-11T12:00:00.000", seed=7, **VIS_SMALL

@@ -1,4 +1,4 @@
-"""The notebooks run top to bottom on small simulated data (each well under a minute)."""
+"""The notebooks run top to bottom on small simulated data."""
 
 from __future__ import annotations
 

@@ -99,14 +99,14 @@ def test_sums_beyond_one_buffer_follow_the_buffered_order(n: int) -> None:
 
 
 def test_large_frame_sum_sanity_against_fsum() -> None:
-    """The 2040x2040 NIR-like frame of the reference: float32 result close to the exact sum."""
+    """A 2040x2040 NIR-like frame at 2300 e-: float32 result close to the exact sum."""
     a = np.random.default_rng(7).normal(2300, 7.7, (2040, 2040)).astype(np.float32)
     got = sum32(a)
     assert isinstance(got, np.float32)
     exact = math.fsum(a.ravel().astype(np.float64).tolist())
     assert abs(float(got) - exact) <= 1e-6 * abs(exact)
     assert exact_bits(got, _buffered_model32(a))
-    # the pairwise order is far better than a sequential float32 sum (reference §4.1)
+    # the pairwise order is far better than a sequential float32 sum
     sequential = np.add.accumulate(a.ravel(), dtype=np.float32)[-1]
     assert abs(float(sequential) - exact) > 10 * abs(float(got) - exact)
 

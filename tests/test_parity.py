@@ -2,7 +2,7 @@
 
 soxspipe runs in its own venv (``scripts/build_oracle.sh``, cached). In
 ``soxspipe-0.17.4`` numerics FLUX, QUAL and ERRS must be bit-identical and the QC values
-equal; in ``accurate`` numerics the differences must be only those CONTRACT §2 names
+equal; in ``accurate`` numerics the differences must be only the documented ones
 (float64 whole-frame clip statistics; the gain is the same CONAD in these sets), and
 their size is measured and bounded here.
 """

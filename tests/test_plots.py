@@ -203,8 +203,8 @@ def test_quantile_and_range_of_nothing() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_range_scan_keeps_the_first_zeros_sign(dtype: type) -> None:
     """With an infinity the range is scanned by the compiled kernel, which replaces the
-    running extreme only by a value strictly beyond it: of equal zeros, the first one's sign
-    (as the numba scan it replaced gave)."""
+    running extreme only by a value strictly beyond it: of equal zeros, the first one's
+    sign."""
     for first, second in ((-0.0, 0.0), (0.0, -0.0)):
         lo, hi = figures.finite_range(np.array([np.inf, first, second], dtype=dtype))
         assert math.copysign(1.0, lo) == math.copysign(1.0, hi) == math.copysign(1.0, first)

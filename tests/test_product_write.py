@@ -2,8 +2,8 @@
 
 astropy writes a writeable little-endian array by byteswapping it in place, checksumming
 and writing it, then swapping it back. The final task draws its QC plots in a second
-thread from the same arrays it writes (overlapping them once gave a noise plot of values
-around 3e38), so the products are built from read-only views, which astropy swaps into
+thread from the same arrays it writes (a plot drawn while an array is swapped would show
+byte-swapped values), so the products are built from read-only views, which astropy swaps into
 copies: the same bytes in the file, and the plots and the writes need no ordering.
 """
 
@@ -147,7 +147,7 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
 def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The plots no longer hold up the writes, so the master may be in place when a plot
+    """The plots do not hold up the writes, so the master may be in place when a plot
     fails: it is taken away again, so that a rerun does not find it up to date."""
     sof = write_sof(tmp_path / "set.sof", simulate_set(SPEC, tmp_path / "raw"))
     plan = plan_product([str(sof)], tmp_path / "ws")
@@ -171,11 +171,11 @@ def test_a_failed_qc_plot_fails_the_set_and_leaves_no_master(
 def test_a_whole_run_emits_no_warning_even_when_the_filters_are_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Warning filters are process-wide and not thread-safe: the plotting thread, or
-    numba compiling in the warm-up thread, can restore them under a block that silenced
-    a warning. So the run must not rely on silencing: with every warning an error and
-    every ``simplefilter`` call lost, a run (threads, QC plots) still succeeds. (Too-long
-    header comments, the one warning the writes used to silence, are cut beforehand.)"""
+    """Warning filters are process-wide and not thread-safe: the plotting threads, or an
+    import in the preload thread, can restore them under a block that silenced a warning.
+    So the run must not rely on silencing: with every warning an error and every
+    ``simplefilter`` call lost, a run (threads, QC plots) still succeeds. (Too-long header
+    comments, which astropy would warn about, are cut beforehand.)"""
     import warnings
 
     from mdark_dask.cli import main

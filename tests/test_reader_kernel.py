@@ -1,9 +1,9 @@
-"""The one-pass compiled reader against the three-pass numpy formula it replaced.
+"""The one-pass compiled reader against the three-pass numpy formula.
 
-``FrameReader.read`` used to convert a window in three numpy passes through a float64
-buffer: ``copyto`` (byte swap and widening), ``+= BZERO`` (only when non-zero) and a
-float64 product rounded once to float32. :func:`old_formula` is that code, kept as the
-oracle; the compiled kernel must give the same bits for every on-disk type, every
+:func:`old_formula` converts a window in three numpy passes through a float64 buffer:
+``copyto`` (byte swap and widening), ``+= BZERO`` (only when non-zero) and a float64
+product rounded once to float32, as soxspipe prepares a frame. It is the oracle; the
+compiled kernel behind ``FrameReader.read`` must give the same bits for every on-disk type, every
 rotation, odd trims and windows (steps and integer indices included), random bit patterns
 of the float types (NaN payloads, infinities, -0.0, subnormals) included.
 """

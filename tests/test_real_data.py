@@ -1,7 +1,8 @@
-"""The reader against real headers and real files from ``../shared/data/real/``.
+"""The reader against real headers and real files from an optional data directory outside
+the repository (``REAL``).
 
-No real SOXS or X-shooter raw darks exist to test with (see that directory's
-``SOURCES.md``), so this module uses what does:
+No real SOXS or X-shooter raw darks are available to test with, so this module uses what
+is:
 
 * real raw frames of other instruments (Keck NIRSPEC darks, Kast/HIRES/LRIS/ISIS biases,
   an ESO ISAAC science frame): gzip-compressed, some multi-extension. The header scan must
@@ -235,7 +236,7 @@ def test_night_on_the_real_directory_reports_every_file(
 
 # What the dumps say (checked against the dump in every test): arm, WIN1 BINX x BINY,
 # CONAD (e-/ADU), OUT1 RON (e-), organiser readout-speed field. The NIR dump has no CONAD
-# and no RON: the detector-parameter fallbacks apply (reference §2.5).
+# and no RON: the detector-parameter fallbacks apply.
 EXPECTED: dict[str, tuple[str, tuple[int, int] | None, float | None, float | None, str]] = {
     "BP_MAP_RP_NIR": ("NIR", None, None, None, ""),
     "BP_MAP_RP_UVB_1x1": ("UVB", (1, 1), 0.62, 2.6, "SLOW"),

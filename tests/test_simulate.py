@@ -53,7 +53,7 @@ def _clipped_std(x: np.ndarray) -> float:
 
 
 def _prepared(spec: DarkSetSpec, data: np.ndarray) -> np.ndarray:
-    """soxspipe's rotation and trim (reference §3.2-3.3), for locating science pixels."""
+    """soxspipe's rotation and trim, for locating science pixels."""
     a = ARMS[(spec.instrument, spec.arm)]
     rs, re_, cs, ce = a.science_region(spec.ybin, spec.xbin)
     return np.rot90(data, a.rotation_k)[rs:re_, cs:ce]
@@ -259,7 +259,7 @@ def test_soxs_keywords(arm: str, headers: dict[tuple[str, str], list[fits.Header
     for h in headers[("soxs", arm)]:
         for key in SOXS_KEYS:
             assert key in h, key
-        # soxspipe reads all three temperatures and crashes without them (reference §2.5).
+        # soxspipe reads all three temperatures and crashes without them.
         assert h["ESO INS TEMP301 VAL"] == 16.0
         assert h["ESO INS TEMP217 VAL"] == 45.0
         assert h["ESO INS TEMP104 VAL"] == -110.0
@@ -290,7 +290,7 @@ def test_soxs_vis_gain_and_ron(headers: dict[tuple[str, str], list[fits.Header]]
         assert (h["ESO DET BINX"], h["ESO DET BINY"]) == (1, 1)
         assert h["ESO DET OUT1 CONAD"] == 1.5
         assert h["ESO DET OUT1 GAIN"] == 0.667
-        # soxspipe's gain is max(CONAD, GAIN) (reference §2.5).
+        # soxspipe 0.17.4's gain is max(CONAD, GAIN).
         assert max(h["ESO DET OUT1 CONAD"], h["ESO DET OUT1 GAIN"]) == 1.5
         assert h["ESO DET CHIP RON"] == 3.8
 
@@ -402,7 +402,7 @@ def test_levels_and_noise(vis_set: tuple[DarkSetSpec, np.ndarray]) -> None:
 
 
 def test_nir_level_matches_reference(tmp_path: Path) -> None:
-    # Appendix B: a 1000 ADU NIR pedestal gives MDARK MEDIAN ~2300 e- at 2.3 e-/ADU.
+    # a 1000 ADU NIR pedestal gives MDARK MEDIAN ~2300 e- at 2.3 e-/ADU
     spec = DarkSetSpec("soxs", "NIR", n_frames=1, exptime=5.0, pedestal=1000.0)
     data, _ = _read(simulate_set(spec, tmp_path / "appendix_b")[0])
     sci = _prepared(spec, data.astype(np.float64))
@@ -501,7 +501,7 @@ def test_large_frame_is_fast(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "name"),
     [
-        # reference §7.4 and Appendix B
+        # the data organiser's names
         (
             DarkSetSpec("soxs", "NIR", n_frames=5, exptime=5.0),
             "20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof",
@@ -515,7 +515,7 @@ def test_large_frame_is_fast(tmp_path: Path) -> None:
             DarkSetSpec("soxs", "NIR", exptime=60.0, start="2026-01-11T08:31:26.500"),
             "20260111T083126_NIR_3_MDARK_60_0S_SOXS.sof",
         ),
-        # §7.4: 0.5 s gives 0_5S; exptime is rounded to 2 decimals
+        # 0.5 s gives 0_5S; exptime is rounded to 2 decimals
         (DarkSetSpec("soxs", "NIR", exptime=0.5), "20260111T082924_NIR_3_MDARK_0_5S_SOXS.sof"),
         (DarkSetSpec("soxs", "NIR", exptime=60.001), "20260111T082924_NIR_3_MDARK_60_0S_SOXS.sof"),
         (
@@ -546,7 +546,7 @@ def test_sof_name_matches_first_date_obs(tmp_path: Path) -> None:
 
 
 def _parse_sof_like_soxspipe(text: str) -> list[str]:
-    """soxspipe's ``set_of_files`` rules (reference §2.2) for the FITS entries."""
+    """soxspipe's ``set_of_files`` rules for the FITS entries."""
     out = []
     for line in text.split("\n"):
         if not line or line[0] == "#":

@@ -1,4 +1,4 @@
-"""Lazy prepared stacks and the FITS pixel reader (reference §3.2-§3.4).
+"""Lazy prepared stacks and the FITS pixel reader (rotate, trim, convert to electrons).
 
 * ``prepared_stack`` is an xarray (frame, y, x) float32 view, chunked in full-width row
   strips holding every frame, and reads no pixel until computed;
@@ -37,7 +37,7 @@ F32 = npt.NDArray[np.float32]
 def expected_prepared(
     path: Path | str, k: int, region: tuple[int, int, int, int], gain: float, ext: int = 0
 ) -> F32:
-    """Reference §3.2-3.4 from astropy's scaled data: rotate, trim, x gain in float64."""
+    """soxspipe's preparation from astropy's scaled data: rotate, trim, x gain in float64."""
     rs, re_, cs, ce = region
     data = fits.getdata(path, ext=ext)
     trimmed = np.rot90(data, k)[rs:re_, cs:ce]

@@ -5,7 +5,7 @@ comparator network, runs the first clip iteration across the columns, regroups t
 columns still clipping by their count of values, and sums with the values left out added
 as ``+0.0``. Each of these must give the bytes of the one-pixel-at-a-time computation, so
 every field of the strip (NaNs and the sign of zero included) is compared byte for byte
-with :func:`mdark_dask.numerics.oracle.stack_strip_reference` on data made to hit the corners:
+with :func:`tests.oracle.stack_strip_reference` on data made to hit the corners:
 ties (MAD = 0), NaN and infinities (fewer values in some columns), ``-0.0``, outliers
 that take several iterations, frame counts around the network's powers of two and tile
 widths that split the columns unevenly.
