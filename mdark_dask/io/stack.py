@@ -61,8 +61,8 @@ def frame_stack(frameset: FrameSet) -> da.Array:
 def prepared_stack(frameset: FrameSet, rows: int | None = None) -> xr.DataArray:
     """The lazy prepared stack as an ``xarray.DataArray`` (frame, y, x) in electrons.
 
-    Coordinates per frame: ``file``, ``mjd_obs``, ``exptime``; the arm and instrument are
-    attributes. Nothing is read until the array is computed.
+    Coordinates per frame: ``file``, ``mjd_obs``, ``exptime``, ``arm``; the instrument,
+    arm, gain and read noise are attributes. Nothing is read until the array is computed.
     """
     import xarray as xr
 
