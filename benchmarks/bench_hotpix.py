@@ -149,14 +149,13 @@ def table(key: str, spec: DarkSetSpec, ours: FlagScore, qual: FlagScore) -> str:
 def final_task_inputs(sof: Path, root: Path) -> tuple[Any, ...]:
     """What the final task starts from, built in this process as the recipe builds it: the
     plan, the per-frame levels, the joined strips and the master (before hot pixels)."""
-    from mdark_dask.io.stack import stack_reader
     from mdark_dask.numerics import steps
     from mdark_dask.plan.sizing import strip_rows
     from mdark_dask.recipe import join_strips
 
     plan = plan_product([str(sof)], root / "ws", numerics=None, plots=True)
     s = plan.settings
-    reader = stack_reader(plan.frameset)
+    reader = plan.frameset.reader()
     n, ny, nx = reader.shape
     levels = np.array(
         [

@@ -254,7 +254,6 @@ def stage(args: argparse.Namespace) -> None:
     """The stack clip-and-mean stage alone: strips already in memory, one and two threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mdark_dask.io.stack import stack_reader
     from mdark_dask.numerics import steps
     from mdark_dask.plan.product import plan_product
 
@@ -262,7 +261,7 @@ def stage(args: argparse.Namespace) -> None:
     sof = make_set(DarkSetSpec("soxs", "NIR", args.nir, 5.0), args.data)
     for numerics in ("accurate", "soxspipe-0.17.4"):
         plan = plan_product([str(sof)], tempfile.gettempdir(), numerics=numerics, plots=False)
-        reader, s = stack_reader(plan.frameset), plan.settings
+        reader, s = plan.frameset.reader(), plan.settings
         levels = np.array(
             [
                 steps.frame_level(reader[i], s.frame_sigma, s.frame_iterations, s.numerics)

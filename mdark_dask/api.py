@@ -27,9 +27,11 @@ import numpy as np
 from mdark_dask import app
 from mdark_dask.errors import InputError
 from mdark_dask.io.product import read_product
-from mdark_dask.io.stack import prepared_stack
+from mdark_dask.io.stack import strip_stack
+from mdark_dask.plan.frameset import FrameSet
 from mdark_dask.plan.night import NightPlan
 from mdark_dask.plan.product import ProductPlan, plan_product
+from mdark_dask.plan.sizing import strip_rows
 from mdark_dask.recipe import Reduced, reduce_master, stacked_graph, write_products
 
 if TYPE_CHECKING:
@@ -70,6 +72,36 @@ def plan(
     """
     path = Path(settings) if settings is not None else None
     return plan_product(_inputs(inputs), workspace, path, numerics)
+
+
+def prepared_stack(frameset: FrameSet, rows: int | None = None) -> xr.DataArray:
+    """The lazy prepared stack as an ``xarray.DataArray`` (frame, y, x) in electrons.
+
+    Coordinates per frame: ``file``, ``mjd_obs``, ``exptime``, ``arm``; the instrument,
+    arm, gain and read noise are attributes. Nothing is read until the array is computed.
+    """
+    import xarray as xr
+
+    kw = frameset.spec.keywords
+    frames = frameset.frames
+    return xr.DataArray(
+        strip_stack(frameset.reader(), rows or strip_rows(*frameset.shape)),
+        dims=("frame", "y", "x"),
+        coords={
+            "file": ("frame", [f.name for f in frames]),
+            "mjd_obs": ("frame", [float(f.get(kw.mjd_obs)) for f in frames]),
+            "exptime": ("frame", [float(f.get(kw.exptime)) for f in frames]),
+            "arm": ("frame", [frameset.arm] * len(frames)),
+        },
+        name="electrons",
+        attrs={
+            "instrument": frameset.instrument,
+            "arm": frameset.arm,
+            "gain": frameset.gain,
+            "ron": frameset.ron,
+            "units": "electron",
+        },
+    )
 
 
 def open_stack(

@@ -32,7 +32,6 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 
 from mdark_dask.io.fits import StackReader, read_header, write_atomic
-from mdark_dask.io.stack import stack_reader
 from mdark_dask.numerics import steps
 from mdark_dask.numerics.hotpix import HotPixels, find_hot_pixels
 from mdark_dask.numerics.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
@@ -120,9 +119,7 @@ def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Del
     """
     token = token or tokenize(plan)
     s = plan.settings
-    reader: Delayed = dask.delayed(
-        stack_reader(plan.frameset), name=f"reader-{token}", traverse=False
-    )
+    reader: Delayed = dask.delayed(plan.frameset.reader(), name=f"reader-{token}", traverse=False)
     level = dask.delayed(_frame_levels, pure=True)
     levels = [
         level(
@@ -219,7 +216,10 @@ def write_products(reduced: Reduced, plan: ProductPlan) -> ProductResult:
     s = plan.settings
     fs = plan.frameset
     rows, hot = reduced.qc, reduced.hot
-    header = primary_header(read_header(fs.frames[0].path), fs, s, rows)
+    kw = fs.spec.keywords
+    raws = [(f.name, f"{f.get(kw.dpr_type)}_{fs.arm}") for f in fs.frames]
+    raw_header = read_header(fs.frames[0].path)
+    header = primary_header(raw_header, fs.arm, raws, s.params, s.numerics, rows)
     set_card(header, FINGERPRINT_KEY, plan.fingerprint, "frames+settings digest")
     hot_rows = [r for r in rows if r.name in HOTPIX_QC]
     write_atomic(

@@ -826,8 +826,12 @@ def test_injected_truth_is_where_the_frames_show_it(
         [str(p) for p in simulate_set(spec, tmp_path)], tmp_path / "ws", plots=False
     )
     from mdark_dask.io.stack import strip_stack
+    from mdark_dask.plan.sizing import strip_rows
 
-    stack = np.asarray(strip_stack(plan.frameset).compute(scheduler="sync"), dtype=np.float64)
+    stack = np.asarray(
+        strip_stack(plan.frameset.reader(), strip_rows(*plan.shape)).compute(scheduler="sync"),
+        dtype=np.float64,
+    )
     level = np.median(stack, axis=(1, 2))[:, None, None]
     assert stack.shape[1:] == truth.hot.shape
     sat = truth.saturated

@@ -23,9 +23,10 @@ import xarray as xr
 from astropy.io import fits
 
 import mdark_dask.io.fits as mfits
+from mdark_dask.api import prepared_stack
 from mdark_dask.instruments import ARMS
 from mdark_dask.io.fits import FrameReader, StackReader, scan_frame
-from mdark_dask.io.stack import frame_stack, prepared_stack, stack_reader, strip_stack
+from mdark_dask.io.stack import frame_stack, strip_stack
 from mdark_dask.plan.frameset import SCAN_KEYWORDS, FrameSet, build_frameset
 from mdark_dask.plan.product import plan_product
 from mdark_dask.recipe import master_graph, stacked_graph
@@ -126,7 +127,7 @@ def test_prepared_stack_values(vis_frameset: FrameSet) -> None:
     window = prepared_stack(fs, rows=100).isel(y=slice(95, 205), x=slice(3, 40)).values
     np.testing.assert_array_equal(window, expected[:, 95:205, 3:40])
     # the per-frame view: one chunk per whole frame
-    per_frame = frame_stack(fs)
+    per_frame = frame_stack(fs.reader())
     assert per_frame.chunks == ((1,) * len(fs.frames), (2048,), (404,))
     np.testing.assert_array_equal(per_frame[1].compute(), expected[1])
 
@@ -160,7 +161,7 @@ def test_building_stack_and_graph_reads_no_pixels(
     sof, _ = vis_set
     plan = plan_product([str(sof)], tmp_path / "ws", plots=False)
     xa = prepared_stack(plan.frameset)
-    strip_stack(plan.frameset, 7)
+    strip_stack(plan.frameset.reader(), 7)
     levels, joined = stacked_graph(plan)
     graph = master_graph(plan)
     assert graph is not None and len(levels) == len(plan.level_groups())
@@ -178,7 +179,7 @@ def test_building_stack_and_graph_reads_no_pixels(
 
 
 def test_frame_reader_pickles(vis_frameset: FrameSet) -> None:
-    reader = stack_reader(vis_frameset)
+    reader = vis_frameset.reader()
     again = pickle.loads(pickle.dumps(reader))
     assert isinstance(again, StackReader)
     assert again == reader
@@ -366,7 +367,7 @@ def test_gzip_frames_are_read(tmp_path: Path) -> None:
 
 
 def test_stack_reader_reads_every_frame(vis_frameset: FrameSet) -> None:
-    reader = stack_reader(vis_frameset)
+    reader = vis_frameset.reader()
     fs = vis_frameset
     expected = np.stack(
         [expected_prepared(f.path, fs.spec.rotation_k, fs.region, fs.gain) for f in fs.frames]
@@ -387,7 +388,7 @@ def test_strip_bounds_cover_every_row_once(
     sof, _ = vis_set
     plan = plan_product([str(sof)], tmp_path / "ws", rows=rows, plots=False)
     bounds = plan.strip_bounds()
-    ny = stack_reader(plan.frameset).shape[1]
+    ny = plan.frameset.reader().shape[1]
     covered = [y for y0, y1 in bounds for y in range(y0, y1)]
     assert covered == list(range(ny))
     assert all(y1 - y0 == (rows or bounds[0][1]) for y0, y1 in bounds[:-1])
@@ -439,7 +440,7 @@ def test_row_blocks_are_the_rows_of_the_strip(
 
 
 def test_row_reader_refuses_rows_outside_the_frame(vis_frameset: FrameSet) -> None:
-    frame = stack_reader(vis_frameset).frames[0]
+    frame = vis_frameset.reader().frames[0]
     fill = frame.row_reader(frame.stored())
     ny, nx = frame.shape
     out = np.empty((4, nx), dtype=np.float32)

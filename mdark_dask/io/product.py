@@ -28,8 +28,6 @@ from mdark_dask._version import __version__
 from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.numerics.qc import QCRow
 from mdark_dask.numerics.steps import Master
-from mdark_dask.plan.frameset import FrameSet
-from mdark_dask.settings import Settings
 
 PIPE_ID = f"mdark-dask/v{__version__}"
 #: The header card of a product that records what it was made from (its plan's digest).
@@ -63,11 +61,29 @@ def _fit_name(key: str, value: str) -> str:
 
 def primary_header(
     raw_header: fits.Header,
-    frameset: FrameSet,
-    settings: Settings,
+    arm: str,
+    raws: Sequence[tuple[str, str]],
+    params: Sequence[tuple[str, object]],
+    numerics: str,
     qc: Sequence[QCRow],
 ) -> fits.Header:
-    """Build the FLUX header from the earliest raw frame's header."""
+    """Build the FLUX header from the earliest raw frame's header.
+
+    Parameters
+    ----------
+    raw_header : astropy.io.fits.Header
+        The earliest raw frame's header.
+    arm : str
+        The arm (``ESO SEQ ARM``).
+    raws : sequence of (file name, category)
+        The raw frames combined, in order, with their ``<DPR TYPE>_<ARM>`` category.
+    params : sequence of (name, value)
+        The recipe parameters (``ESO PRO REC1 PARAMn``).
+    numerics : str
+        The numerics mode (``MDARK NUMERICS``).
+    qc : sequence of QCRow
+        The QC rows; those marked for the header become ``ESO QC`` cards.
+    """
     header = raw_header.copy(strip=True)
     for key in ("BZERO", "BSCALE", "BLANK"):
         header.remove(key, ignore_missing=True, remove_all=True)
@@ -79,23 +95,21 @@ def primary_header(
     for row in qc:
         if row.to_header:
             set_card(header, f"ESO QC {row.name.upper()}", row.value, row.comment)
-    arm = frameset.arm
     set_card(header, "ESO SEQ ARM", arm)
     set_card(header, "ESO PRO TYPE", "REDUCED")
     set_card(header, "ESO PRO CATG", f"MASTER_DARK_{arm}")
     set_card(header, "ESO PRO TECH", "IMAGE")
-    kw = frameset.spec.keywords
-    for n, raw in enumerate(frameset.frames, start=1):
+    for n, (raw_name, catg) in enumerate(raws, start=1):
         key = f"ESO PRO REC1 RAW{n} NAME"
-        set_card(header, key, _fit_name(key, raw.name))
-        set_card(header, f"ESO PRO REC1 RAW{n} CATG", f"{raw.get(kw.dpr_type)}_{arm}")
-    for n, (name, value) in enumerate(settings.params, start=1):
+        set_card(header, key, _fit_name(key, raw_name))
+        set_card(header, f"ESO PRO REC1 RAW{n} CATG", catg)
+    for n, (name, value) in enumerate(params, start=1):
         set_card(header, f"ESO PRO REC1 PARAM{n} NAME", name[:40])
         set_card(header, f"ESO PRO REC1 PARAM{n} VALUE", value)
     set_card(header, "ESO PRO REC1 PIPE ID", PIPE_ID)
     set_card(header, "ESO PRO REC1 ID", RECIPE_ID)
-    set_card(header, "MDARK NUMERICS", settings.numerics, "mdark-dask numerics mode")
-    header["NCOMBINE"] = (len(frameset.frames), "number of raw frames combined")
+    set_card(header, "MDARK NUMERICS", numerics, "mdark-dask numerics mode")
+    header["NCOMBINE"] = (len(raws), "number of raw frames combined")
     for key in _SCRUB:
         header.remove(key, ignore_missing=True, remove_all=True)
     if "RADECSYS" in header:

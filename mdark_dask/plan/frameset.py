@@ -20,7 +20,7 @@ from mdark_dask.instruments import (
     arm_spec,
     instrument_of,
 )
-from mdark_dask.io.fits import RawFrame, scan_frame
+from mdark_dask.io.fits import FrameReader, RawFrame, StackReader, scan_frame
 from mdark_dask.numerics.steps import Numerics
 from mdark_dask.plan.names import binning_of
 
@@ -100,6 +100,15 @@ class FrameSet:
         det = self.last(det_kw) if det_kw else None
         cpath = self.last(kw.cpath_temp) if kw.cpath_temp else None
         return det, cpath
+
+    def reader(self) -> StackReader:
+        """The picklable reader of the set's prepared frames (trimmed, rotated, e-)."""
+        return StackReader(
+            tuple(
+                FrameReader(raw, self.spec.rotation_k, self.region, self.gain)
+                for raw in self.frames
+            )
+        )
 
     @property
     def shape(self) -> tuple[int, int, int]:
