@@ -15,7 +15,6 @@ import sys
 import pytest
 
 # (SciPy's root package is light and astropy.units imports it; its subpackages are not)
-# (numba and llvmlite: no JIT; the kernels are C libraries loaded with ctypes, numerics/native.py)
 HEAVY = (
     "dask.array",
     "xarray",
@@ -25,8 +24,6 @@ HEAVY = (
     "scipy.sparse",
     "scipy.fft",
     "scipy.linalg",
-    "numba",
-    "llvmlite",
 )
 
 

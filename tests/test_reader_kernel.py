@@ -1,6 +1,6 @@
 """The one-pass compiled reader against the three-pass numpy formula.
 
-:func:`old_formula` converts a window in three numpy passes through a float64 buffer:
+:func:`numpy_formula` converts a window in three numpy passes through a float64 buffer:
 ``copyto`` (byte swap and widening), ``+= BZERO`` (only when non-zero) and a float64
 product rounded once to float32, as soxspipe prepares a frame. It is the oracle; the
 compiled kernel behind ``FrameReader.read`` must give the same bits for every on-disk type, every
@@ -44,7 +44,7 @@ MAPPED = [
 GAINS = [1.0, 2.3, 1.61, 2.12, 0.5, 1.0 / 3.0]
 
 
-def old_formula(
+def numpy_formula(
     stored: npt.NDArray[Any],
     k: int,
     region: tuple[int, int, int, int],
@@ -134,7 +134,7 @@ def test_reader_equals_the_three_pass_formula(case: tuple[Any, ...]) -> None:
         reader = FrameReader(write_raw(stored, bitpix, bzero, tmp), k, region, gain)
         got = reader[window]
         # the formula is per pixel: the window of the whole, indexed as numpy does
-        expected = old_formula(stored, k, region, (slice(None), slice(None)), bzero, gain)
+        expected = numpy_formula(stored, k, region, (slice(None), slice(None)), bzero, gain)
         expected = expected[window]
         assert got.dtype == np.float32
         assert got.shape == expected.shape
@@ -157,7 +157,7 @@ def test_odd_frames_every_rotation(tmp_path: Path, bitpix: int, bzero: float, k:
     rot = shape if k % 2 == 0 else shape[::-1]
     region = (3, rot[0] - 5, 7, rot[1] - 2)
     reader = FrameReader(raw, k, region, 2.3)
-    whole = old_formula(stored, k, region, (slice(None), slice(None)), bzero, 2.3)
+    whole = numpy_formula(stored, k, region, (slice(None), slice(None)), bzero, 2.3)
     np.testing.assert_array_equal(bits(reader[:, :]), bits(whole))
     stack = StackReader((reader, reader))
     for y0, y1 in [(0, 1), (0, 205), (100, 557), (511, 515)]:
@@ -185,7 +185,7 @@ def test_astropy_fallback_keeps_every_bit(tmp_path: Path, dtype: str, k: int) ->
     rot = stored.shape if k % 2 == 0 else stored.shape[::-1]
     region = (1, rot[0] - 2, 3, rot[1])
     reader = FrameReader(raw, k, region, 1.61)
-    expected = old_formula(stored, k, region, (slice(None), slice(None)), 0.0, 1.61)
+    expected = numpy_formula(stored, k, region, (slice(None), slice(None)), 0.0, 1.61)
     np.testing.assert_array_equal(bits(reader[:, :]), bits(expected))
 
 
