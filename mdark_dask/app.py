@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mdark_dask.plan.night import NightPlan
     from mdark_dask.plan.product import ProductResult
     from mdark_dask.plan.sets import SetOutcome
+    from mdark_dask.report.draw import DrawingProcess
 
 
 class Printer(Protocol):
@@ -110,9 +111,53 @@ def mdark(
     off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
     the command that reruns it.
     """
+    drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
+    try:
+        return _mdark(
+            inputs,
+            workspace,
+            settings,
+            numerics,
+            rows,
+            plots,
+            overwrite,
+            scheduler,
+            verbose,
+            command,
+            out,
+            drawer,
+        )
+    finally:
+        if drawer is not None:
+            drawer.close()
+
+
+def _drawing_process(wanted: bool) -> DrawingProcess | None:
+    """A process that draws the QC figures (:class:`mdark_dask.report.draw.DrawingProcess`)
+    for a command that computes its products in this process, made first thing, while
+    this process has no other thread; None when not wanted or not possible."""
+    from mdark_dask.report.draw import DrawingProcess
+
+    return DrawingProcess() if wanted and DrawingProcess.possible() else None
+
+
+def _mdark(
+    inputs: Sequence[str],
+    workspace: str | Path,
+    settings: str | Path | None,
+    numerics: str | None,
+    rows: int | None,
+    plots: bool,
+    overwrite: bool,
+    scheduler: Any,
+    verbose: bool,
+    command: Sequence[str],
+    out: Printer,
+    drawer: DrawingProcess | None,
+) -> ProductResult | None:
     computing = threading.Event()
     if scheduler in ("threads", "sync"):
-        preload(plots, after=computing)
+        preload(plots and drawer is None, after=computing)
     from mdark_dask.plan.product import plan_product
     from mdark_dask.report.tables import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
@@ -143,7 +188,7 @@ def mdark(
     ensure_workspace(plan.product_path.parent)
     computing.set()
     out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
-    (result,) = compute_products([plan], scheduler=scheduler)
+    (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
     out("")
     out(recipe_report(result, verbose=verbose), final=True)
     out("")
@@ -208,6 +253,8 @@ def night(
     from mdark_dask.cluster import BackgroundCluster, Connection
     from mdark_dask.plan.names import product_dir
 
+    # the products of an in-process cluster are drawn by a drawing process, made first
+    drawer = _drawing_process(plots and not dry_run and cluster in ("threads", "sync"))
     started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     ws = Path(workspace)
@@ -238,9 +285,12 @@ def night(
             opening,
             started,
             stamp,
+            drawer,
         )
     finally:
         opening.close()
+        if drawer is not None:
+            drawer.close()
 
 
 def _night(
@@ -258,6 +308,7 @@ def _night(
     opening: Any,
     started: float,
     stamp: str,
+    drawer: DrawingProcess | None,
 ) -> NightRun:
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.plan.sets import plan_sets
@@ -325,9 +376,9 @@ def _night(
             out(f"Dashboard: {conn.dashboard}")
         html = workspace / "performance_report.html" if performance_report else None
         if cluster in ("threads", "sync"):
-            preload(plots)  # the final tasks run in this process
+            preload(plots and drawer is None)  # the final tasks run in this process
         with profile(conn.client, html) as stats:
-            outcomes += run_plans(todo, conn.client, progress)
+            outcomes += run_plans(todo, conn.client, progress, drawer)
         opening.release()  # the workers shut down while the reports are written
     out("")
     out(night_table(outcomes), final=True)
@@ -380,6 +431,15 @@ def demo_sets() -> tuple[Any, ...]:
 def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> int:
     """``mdark-dask demo``: simulate one small set of darks per arm and reduce them all,
     the same way ``mdark-dask mdark`` does; returns the exit status."""
+    drawer = _drawing_process(True)
+    try:
+        return _demo(directory, n_frames, out, drawer)
+    finally:
+        if drawer is not None:
+            drawer.close()
+
+
+def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess | None) -> int:
     from tabulate import tabulate
 
     from mdark_dask.numerics.qc import failed
@@ -389,7 +449,7 @@ def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> in
 
     started = time.perf_counter()
     ensure_workspace(directory)
-    preload(True)
+    preload(drawer is None)
     sofs = []
     for spec in demo_sets():
         spec = DarkSetSpec(**{**spec.__dict__, "n_frames": n_frames})
@@ -398,7 +458,7 @@ def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> in
         sofs.append(write_sof(directory / "sof" / name, frames))
         out(f"simulated {n_frames} {spec.instrument.upper()} {spec.arm} darks -> {sofs[-1]}")
     plans = [plan_product([str(sof)], directory) for sof in sofs]
-    results = compute_products(plans, scheduler="threads")
+    results = compute_products(plans, scheduler="threads", drawer=drawer)
     rows = [
         [
             r.name,

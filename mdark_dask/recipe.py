@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import dask
 import numpy as np
@@ -37,6 +37,9 @@ from mdark_dask.numerics.hotpix import HotPixels, find_hot_pixels
 from mdark_dask.numerics.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.plan import sizing
 from mdark_dask.plan.product import ProductPlan, ProductResult
+
+if TYPE_CHECKING:
+    from mdark_dask.report.draw import Drawer
 
 
 class Reduced(NamedTuple):
@@ -247,26 +250,28 @@ def write_products(reduced: Reduced, plan: ProductPlan) -> ProductResult:
     )
 
 
-def _draw(build: Callable[..., Any], *args: Any) -> tuple[str, ...]:
-    """A plotting thread's step: reduce the images to figures, then draw them; their
-    paths."""
-    from mdark_dask.report.draw import draw_all
+def _draw(drawer: Drawer | None, build: Callable[..., Any], *args: Any) -> tuple[str, ...]:
+    """A plotting thread's step: reduce the images to figures, then draw them with
+    ``drawer`` (in this thread when None); their paths."""
+    from mdark_dask.report.draw import InThread
 
     # plots handle NaN and empty samples themselves; floating-point flags left set by a
     # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
     # "invalid value" warnings that fail the product
     with np.errstate(all="ignore"):
         figures = build(*args)
-    return draw_all(figures)
+    return (drawer or InThread()).draw(figures)
 
 
 def finalize_product(
     strip: Mapping[str, npt.NDArray[Any]],
     frame_levels: Sequence[npt.NDArray[np.float64]],
     plan: ProductPlan,
+    drawer: Drawer | None = None,
 ) -> ProductResult:
     """The final task: :func:`reduce_master`, then :func:`write_products`, with the QC
-    plots drawn by two threads of their own meanwhile.
+    plots reduced to figures by two threads of their own meanwhile and drawn by
+    ``drawer`` (in those threads when None).
 
     numpy, the compiled kernels and file I/O release the GIL, so the plots are drawn while
     this thread computes and writes; the writes never touch the arrays the plots read
@@ -278,7 +283,7 @@ def finalize_product(
         drawings: dict[str, Future[tuple[str, ...]]] = {}
 
         def draw(key: str, build: Callable[..., Any], args: tuple[Any, ...]) -> None:
-            drawings[key] = pool.submit(_draw, build, *args)
+            drawings[key] = pool.submit(_draw, drawer, build, *args)
 
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
@@ -297,8 +302,12 @@ def finalize_product(
     return replace(result, plots=plots, seconds=time.perf_counter() - start)
 
 
-def master_graph(plan: ProductPlan) -> Delayed:
+def master_graph(plan: ProductPlan, drawer: Drawer | None = None) -> Delayed:
     """The whole lazy graph of one product; computing it writes the product.
+
+    ``drawer`` draws the QC figures (:class:`~mdark_dask.report.draw.DrawingProcess` for
+    a command computing in its own process); on a cluster it arrives as drawing in the
+    final task's threads.
 
     Plain delayed tasks over the set's reader, so the command never pays for importing
     ``dask.array`` (and the xarray, pandas and SciPy it pulls in).
@@ -307,5 +316,7 @@ def master_graph(plan: ProductPlan) -> Delayed:
     levels, joined = stacked_graph(plan, token)
     task = dask.delayed(finalize_product, pure=True)
     plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
-    result: Delayed = task(joined, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
+    result: Delayed = task(
+        joined, levels, plan_key, drawer, dask_key_name=f"finalize-{plan.name}-{token}"
+    )
     return result

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,6 +51,69 @@ def preload() -> None:
     import matplotlib.patches
     import matplotlib.ticker
     import PIL.PngImagePlugin  # noqa: F401
+
+
+class InThread:
+    """Draws QC figures in the calling thread (the default, and the only choice on a
+    cluster's workers)."""
+
+    def draw(self, figures: Sequence[Figure]) -> tuple[str, ...]:
+        """:func:`draw_all` here."""
+        return draw_all(figures)
+
+
+class DrawingProcess:
+    """Draws QC figures in a process of its own: a process pool of one worker.
+
+    The final task of a product computes and writes on one core while the figures are
+    drawn on the other; matplotlib's drawing is Python and holds the GIL, so drawn in a
+    thread it would take turns with the final task and the strip tasks. The worker is
+    forked when the pool is made, and only from a process with no other thread (a fork
+    beside threads can copy a lock held by one of them), and imports matplotlib at once,
+    while the command scans headers and clips frames. Figures are small frozen values,
+    so handing them over costs little. If the worker dies the figures are drawn in the
+    calling thread; a figure that fails raises its error either way.
+
+    Pickled (for a cluster's workers) it becomes :class:`InThread`.
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        self._pool.submit(preload)  # forks now, then imports matplotlib there
+
+    @staticmethod
+    def possible() -> bool:
+        """Whether a drawing process may be made here: a POSIX process with one thread."""
+        import threading
+
+        return os.name == "posix" and threading.active_count() == 1
+
+    def draw(self, figures: Sequence[Figure]) -> tuple[str, ...]:
+        """Draw the figures in the drawing process (here if it is gone); their paths."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            future = self._pool.submit(draw_all, tuple(figures))
+        except (BrokenProcessPool, RuntimeError):  # gone, or shut down
+            return draw_all(figures)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            return draw_all(figures)
+
+    def close(self) -> None:
+        """Stop the drawing process (waiting for figures under way)."""
+        self._pool.shutdown(wait=True)
+
+    def __reduce__(self) -> tuple[type[InThread], tuple[()]]:
+        return (InThread, ())
+
+
+#: Something that draws QC figures: :class:`InThread` or :class:`DrawingProcess`.
+Drawer = InThread | DrawingProcess
 
 
 def draw_all(figures: Iterable[Figure]) -> tuple[str, ...]:
