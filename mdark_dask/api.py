@@ -26,7 +26,6 @@ import numpy as np
 
 from mdark_dask import app
 from mdark_dask.errors import InputError
-from mdark_dask.io.product import read_product
 from mdark_dask.io.stack import strip_stack
 from mdark_dask.plan.frameset import FrameSet
 from mdark_dask.plan.night import NightPlan
@@ -288,6 +287,8 @@ def open_product(path: str | Path) -> xr.Dataset:
     ('MASTER_DARK_NIR', ('y', 'x'))
     """
     import xarray as xr
+
+    from mdark_dask.io.product import read_product
 
     product = read_product(path)
     attrs: dict[str, Any] = dict(product.cards)

@@ -18,7 +18,6 @@ from pathlib import Path
 from mdark_dask._version import __version__
 from mdark_dask.errors import InputError
 from mdark_dask.io.fits import RawFrame, is_fits_name
-from mdark_dask.io.product import product_fingerprint
 from mdark_dask.io.sof import read_sof
 from mdark_dask.numerics.qc import QCRow
 from mdark_dask.plan import sizing
@@ -104,6 +103,9 @@ class ProductPlan:
     def up_to_date(self) -> bool:
         """Whether the product (and its hot-pixel map and noise image, written first)
         exists and was made from the same frames and settings."""
+        # astropy's FITS module loads here, not with the plan: the header scan needs none
+        from mdark_dask.io.product import product_fingerprint
+
         companions = self.hotpix_path.is_file() and self.noise_path.is_file()
         return companions and product_fingerprint(self.product_path) == self.fingerprint
 

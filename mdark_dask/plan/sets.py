@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from mdark_dask.errors import MdarkError
-from mdark_dask.io.product import header_qc
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
 from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.plan.product import ProductPlan, plan_frames
@@ -65,6 +64,8 @@ def plan_sets(
 ) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
     """Turn sets into product plans; sets that cannot be planned or are up to date
     come back as outcomes straight away."""
+    from mdark_dask.io.product import header_qc  # astropy's FITS module, when needed
+
     todo: list[tuple[NightSet, ProductPlan]] = []
     settled: list[SetOutcome] = []
     for s in night.sets:
