@@ -89,17 +89,89 @@ def _local(options: dict[str, Any]) -> Any:
         raise ClusterError(f"cannot start a local cluster: {exc}") from None
 
 
-def _jobqueue(kind: str, options: dict[str, Any]) -> Any:
+def import_jobqueue(kind: str) -> Any:
+    """Import dask-jobqueue, keeping this process's SIGINT handler.
+
+    dask-jobqueue 0.9 installs a SIGINT handler that exits quietly when it is imported
+    (dask/dask-jobqueue#667): imported in any thread but the main one the import fails
+    (``signal only works in main thread``), and in the main one Ctrl-C would no longer
+    interrupt the command. So it is imported here, from the main thread, before any
+    cluster is opened in the background, and the previous handler is put back.
+    """
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
     try:
         import dask_jobqueue
     except ImportError:
         raise ClusterError(
             f"a {kind} cluster needs dask-jobqueue: pip install 'mdark-dask[jobqueue]'"
         ) from None
+    except ValueError as exc:  # imported first outside the main thread
+        raise ClusterError(f"cannot load dask-jobqueue here: {exc}") from None
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return dask_jobqueue
+
+
+def _batch_refusal(kind: str, script: str) -> str | None:
+    """Why the batch system would refuse a job script (sbatch's own words), or None.
+
+    SLURM tests a script without queueing it (``sbatch --test-only``), so a request the
+    site cannot meet fails here, with sbatch's reason, before any work starts; submitted
+    for real, the refusal would only be logged while the night waited for workers.
+    """
+    import shutil
+    import subprocess
+
+    command = {"slurm": "sbatch", "pbs": "qsub"}[kind]
+    if shutil.which(command) is None:
+        return f"{command} is not on PATH: is this a {kind.upper()} login node?"
+    if kind != "slurm":
+        return None
+    try:
+        done = subprocess.run(
+            [command, "--test-only"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{command} --test-only failed: {exc}"
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"{command} exited with status {done.returncode}"
+    return None
+
+
+def _jobqueue(kind: str, options: dict[str, Any]) -> Any:
+    dask_jobqueue = import_jobqueue(kind)
     jobs = int(options.pop("jobs", 1))
+    adapt = options.pop("adapt", None)
+    if adapt is not None and not isinstance(adapt, dict):
+        raise ClusterError("'adapt' takes minimum_jobs and maximum_jobs, e.g. {maximum_jobs: 4}")
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
-    cluster = cls(**options)
-    cluster.scale(jobs=jobs)
+    try:
+        cluster = cls(**options)
+    except (TypeError, ValueError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ClusterError(f"cluster definition: {text}") from None
+    refusal = _batch_refusal(kind, cluster.job_script())
+    if refusal is not None:
+        cluster.close()
+        raise ClusterError(f"the batch system refuses the worker jobs: {refusal}")
+    if adapt:
+        try:
+            cluster.adapt(**adapt)
+        except TypeError as exc:
+            cluster.close()
+            raise ClusterError(f"cluster definition: adapt: {exc}") from None
+    else:
+        cluster.scale(jobs=jobs)
     return cluster
 
 
@@ -219,9 +291,15 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 _wait_for_workers(client, address, worker_timeout)
                 description = f"scheduler at {address}"
             else:
+                kind = definition["type"]
+                wait = float(definition.pop("worker_timeout", worker_timeout))
                 cluster = make_cluster(definition)
                 client = Client(cluster, set_as_default=False)
-                description = f"{definition['type']} cluster from {spec}"
+                description = f"{kind} cluster from {spec}"
+                if kind in ("slurm", "pbs") and not definition.get("adapt"):
+                    # jobs that never start (pending forever, failing at once) would
+                    # make a night wait forever: fail, and cancel them on the way out
+                    _wait_for_workers(client, f"the {kind} jobs of {spec}", wait)
         else:
             raise ClusterError(
                 f"unknown cluster {spec!r}: use local, threads, sync, tcp://HOST:PORT "
@@ -237,6 +315,17 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _load_in_main_thread(spec: str | None) -> None:
+    """Import, in this (main) thread, what a cluster spec needs that cannot be imported
+    in the thread that opens it (:func:`import_jobqueue`)."""
+    if spec is None or "://" in spec or not Path(spec).is_file():
+        return
+    with contextlib.suppress(ClusterError):  # an unreadable file: reported by get()
+        kind = load_definition(Path(spec))["type"]
+        if kind in ("slurm", "pbs"):
+            import_jobqueue(kind)
 
 
 class BackgroundCluster:
@@ -255,6 +344,7 @@ class BackgroundCluster:
     """
 
     def __init__(self, spec: str | None) -> None:
+        _load_in_main_thread(spec)
         self._stack = contextlib.ExitStack()
         self._result: Connection | None = None
         self._error: BaseException | None = None

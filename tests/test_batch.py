@@ -1,0 +1,112 @@
+"""Batch clusters through dask-jobqueue, as users run them: ``mdark-dask night ... --cluster
+my-slurm.yaml`` in a subprocess (the cluster is opened in a background thread, where
+dask-jobqueue cannot be imported first), and against a real single-node SLURM started by
+``scripts/slurm-test-cluster.sh`` when ``MDARK_SLURM_ENV`` names its environment file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mdark_dask.simulate import DarkSetSpec, simulate_set
+
+EXE = str(Path(sys.executable).with_name("mdark-dask"))
+
+
+def slurm_env() -> dict[str, str] | None:
+    """The environment that reaches the test SLURM (``SLURM_CONF``), or None."""
+    path = os.environ.get("MDARK_SLURM_ENV")
+    if not path or not Path(path).is_file():
+        return None
+    env = dict(os.environ)
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip().removeprefix("export ").strip()
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value.strip("'\"")
+    probe = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, timeout=30)
+    return env if probe.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def raw_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small sets of one night."""
+    root = tmp_path_factory.mktemp("batch")
+    for spec in (
+        DarkSetSpec("xsh", "NIR", n_frames=3, exptime=120.0, start="2026-01-11T11:00:00.000"),
+        DarkSetSpec("soxs", "VIS", n_frames=3, exptime=600.0, start="2026-01-11T09:00:00.000"),
+    ):
+        simulate_set(spec, root / "raw" / spec.arm)
+    return root / "raw"
+
+
+def night(
+    raw: Path, ws: Path, cluster: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, "night", str(raw), "-o", str(ws), "--cluster", cluster, "--no-plots"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def definition(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_an_unknown_key_is_one_line_naming_it(raw_night: Path, tmp_path: Path) -> None:
+    yaml = definition(tmp_path, "type: slurm\ncores: 1\nmemory: 1GB\nadpt: {maximum_jobs: 2}\n")
+    done = night(raw_night, tmp_path / "ws", str(yaml), timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("ERROR: "), done.stderr
+    assert "adpt" in done.stderr and "signal only works" not in done.stderr
+
+
+def test_jobs_the_batch_system_refuses_are_one_line(raw_night: Path, tmp_path: Path) -> None:
+    """Far more memory than any node has: sbatch's reason (or, with no SLURM here, that
+    sbatch is missing), before any work, instead of a night waiting forever."""
+    yaml = definition(tmp_path, "type: slurm\ncores: 1\nmemory: 100TB\njobs: 1\n")
+    done = night(raw_night, tmp_path / "ws", str(yaml), env=slurm_env(), timeout=120)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("ERROR: the batch system refuses the worker jobs: ")
+    assert "# REDUCING" not in done.stdout
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_night_on_slurm_gives_the_sync_products_and_leaves_no_job(
+    raw_night: Path, tmp_path: Path
+) -> None:
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    yaml = definition(
+        tmp_path,
+        "type: slurm\ncores: 1\nprocesses: 1\nmemory: 2GB\njobs: 2\ninterface: lo\n"
+        f"walltime: '00:10:00'\nlocal_directory: {tmp_path / 'workers'}\n"
+        f"log_directory: {tmp_path / 'logs'}\n"
+        f"job_script_prologue:\n  - 'cd {tmp_path}'\n"
+        f"python: {sys.executable}\n",
+    )
+    done = night(raw_night, tmp_path / "slurm", str(yaml), env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "SLURM CLUSTER" in done.stdout
+    sync = night(raw_night, tmp_path / "sync", "sync")
+    assert sync.returncode == 0, sync.stderr
+    ours = sorted((tmp_path / "slurm" / "products" / "soxs_mdark").glob("*.fits"))
+    assert len(ours) == 6  # two sets: master, hot-pixel map, noise image each
+    for path in ours:
+        other = tmp_path / "sync" / "products" / "soxs_mdark" / path.name
+        assert path.read_bytes() == other.read_bytes(), path.name
+    queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+    assert queue.stdout.strip() == ""
