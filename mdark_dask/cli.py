@@ -226,6 +226,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Sequence[str], Tee], int]] = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so the command
+    unwinds the same way: clusters closed (batch jobs cancelled), no temporary product
+    left behind."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mdark-dask`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -241,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 143
     except Exception as exc:  # a bug: still one line unless verbose
         if args.verbose:
             traceback.print_exc()
@@ -251,9 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The ``mdark-dask`` console script: :func:`main` in a process tuned as only a
     command may set its own (:func:`mdark_dask.process.configure`)."""
+    import signal
+
     from mdark_dask.process import configure
 
     configure()
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

@@ -70,6 +70,20 @@ def _worker_environ() -> dict[str, Any]:
     return environ
 
 
+def dashboard_address(port: int = 8787) -> str:
+    """Where the dashboard of a cluster started here listens: 127.0.0.1 (this machine
+    only), on ``port`` when it is free, else on a port the system picks, so distributed
+    prints no warning and the link printed is the one that answers."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return "127.0.0.1:0"
+    return f"127.0.0.1:{port}"
+
+
 def _local(options: dict[str, Any]) -> Any:
     import dask
     from distributed import LocalCluster
@@ -80,7 +94,8 @@ def _local(options: dict[str, Any]) -> Any:
         "threads_per_worker": 1,
         "processes": True,
         "memory_limit": "auto",
-        "dashboard_address": ":8787",
+        "host": "127.0.0.1",
+        "dashboard_address": dashboard_address(),
     }
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
@@ -274,7 +289,8 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 n_workers=1,
                 threads_per_worker=os.cpu_count() or 1,
                 set_as_default=False,
-                dashboard_address=":8787",
+                host="127.0.0.1",
+                dashboard_address=dashboard_address(),
             )
             description = "in-process threads"
         elif "://" in spec:

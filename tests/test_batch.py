@@ -110,3 +110,83 @@ def test_a_night_on_slurm_gives_the_sync_products_and_leaves_no_job(
         assert path.read_bytes() == other.read_bytes(), path.name
     queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
     assert queue.stdout.strip() == ""
+
+
+# --------------------------------------------------------------------------------------------
+# Clusters mdark-dask starts itself: loopback only, a link that answers, interruption
+
+
+def test_a_local_cluster_listens_on_loopback_and_its_link_answers() -> None:
+    import urllib.request
+
+    from mdark_dask.cluster import connect
+
+    with connect("local") as conn:
+        assert conn.client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert conn.dashboard is not None and conn.dashboard.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(conn.dashboard, timeout=30) as page:
+            assert page.status == 200
+
+
+def test_a_busy_dashboard_port_picks_another_without_a_warning(
+    raw_night: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        try:
+            busy.bind(("127.0.0.1", 8787))
+        except OSError:
+            pytest.skip("port 8787 is taken by something else already")
+        busy.listen()
+        done = night(raw_night, tmp_path / "ws", "local")
+    assert done.returncode == 0, done.stderr
+    assert "already in use" not in done.stderr
+    (link,) = [line for line in done.stdout.splitlines() if line.startswith("Dashboard: ")]
+    assert link.startswith("Dashboard: http://127.0.0.1:") and ":8787/" not in link
+
+
+@pytest.fixture(scope="module")
+def long_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six sets of SOXS NIR frames: a night that runs for some seconds."""
+    root = tmp_path_factory.mktemp("long")
+    for i, exptime in enumerate((5.0, 10.0, 20.0, 40.0, 60.0, 120.0)):
+        start = f"2026-01-11T0{i}:00:00.000"
+        simulate_set(DarkSetSpec("soxs", "NIR", 4, exptime, start=start), root / "raw" / str(i))
+    return root / "raw"
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+def test_an_interrupted_night_exits_cleanly(
+    long_night: Path, tmp_path: Path, signum: int, status: int
+) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM while the sets are reduced: one line, 130 or 143, no
+    temporary file, and every master dark left behind is complete."""
+    import signal
+    import time
+
+    from mdark_dask.io.product import product_fingerprint
+
+    ws = tmp_path / "ws"
+    proc = subprocess.Popen(
+        [EXE, "night", str(long_night), "-o", str(ws), "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("# REDUCING"):
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.Signals(signum))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert err.strip().splitlines()[-1] == "ERROR: interrupted"
+    products = ws / "products" / "soxs_mdark"
+    assert not list(products.glob(".*.tmp"))
+    for master in products.glob("*_S*.fits"):
+        if not master.name.endswith(("_HOTPIX.fits", "_NOISE.fits")):
+            assert product_fingerprint(master) is not None, master.name
