@@ -254,11 +254,14 @@ def _wait_for_workers(client: Any, where: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def connect(
-    spec: str | None, timeout: float = 30.0, worker_timeout: float = 120.0
+    spec: str | None, timeout: float = 5.0, worker_timeout: float = 120.0
 ) -> Iterator[Connection]:
     """Open the cluster a spec names; close what was opened on exit.
 
-    dask's global default scheduler is restored on exit, even when a client failed half
+    ``timeout``: seconds to reach a scheduler address (an address definition's
+    ``timeout:`` overrides it); ``worker_timeout``: seconds for the first worker to join
+    (``worker_timeout:`` in a definition). dask's global default scheduler is restored
+    on exit, even when a client failed half
     way through connecting (distributed sets it before it knows the connection works).
     """
     import dask
@@ -303,8 +306,9 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 address = str(definition.get("address") or "")
                 if not address:
                     raise ClusterError(f"cluster definition {spec} needs an 'address:' key")
-                client = _client(address, timeout)
-                _wait_for_workers(client, address, worker_timeout)
+                client = _client(address, float(definition.get("timeout", timeout)))
+                wait = float(definition.get("worker_timeout", worker_timeout))
+                _wait_for_workers(client, address, wait)
                 description = f"scheduler at {address}"
             else:
                 kind = definition["type"]

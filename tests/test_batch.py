@@ -190,3 +190,19 @@ def test_an_interrupted_night_exits_cleanly(
     for master in products.glob("*_S*.fits"):
         if not master.name.endswith(("_HOTPIX.fits", "_NOISE.fits")):
             assert product_fingerprint(master) is not None, master.name
+
+
+def test_an_address_where_nothing_listens_is_one_line_within_seconds(
+    raw_night: Path, tmp_path: Path
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.perf_counter()
+    done = night(raw_night, tmp_path / "ws", f"tcp://127.0.0.1:{port}", timeout=120)
+    assert time.perf_counter() - started < 20
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1 and "cannot reach the scheduler" in done.stderr
