@@ -292,7 +292,6 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 n_workers=1,
                 threads_per_worker=os.cpu_count() or 1,
                 set_as_default=False,
-                host="127.0.0.1",
                 dashboard_address=dashboard_address(),
             )
             description = "in-process threads"
