@@ -310,12 +310,13 @@ def _night(
     stamp: str,
     drawer: DrawingProcess | None,
 ) -> NightRun:
+    from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.plan.sets import plan_sets
     from mdark_dask.report.page import write_overview
     from mdark_dask.report.runstats import RunStats, profile
     from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
-    from mdark_dask.scheduler import run_plans
+    from mdark_dask.scheduler import preflight, run_plans
 
     last = [time.perf_counter()]
 
@@ -371,9 +372,18 @@ def _night(
     if todo:
         conn = opening.get()
         cluster_name = conn.description
-        out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
         if conn.dashboard:
             out(f"Dashboard: {conn.dashboard}")
+        if conn.client is not None and cluster not in ("threads",):
+            problem = preflight(
+                conn.client, [p.frameset.frames[0].path for _, p in todo], str(workspace)
+            )
+            if problem is not None:
+                raise ClusterError(f"preflight: {problem}")
+            out(
+                f"Preflight: the workers see the frames and the workspace; mdark-dask {__version__}"
+            )
+        out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
         html = workspace / "performance_report.html" if performance_report else None
         if cluster in ("threads", "sync"):
             preload(plots and drawer is None)  # the final tasks run in this process

@@ -68,6 +68,43 @@ def compute_products(
     return list(scheduler.gather(futures))
 
 
+def _worker_view(paths: Sequence[str], workspace: str) -> dict[str, Any]:
+    """Runs on a worker: which of ``paths`` it cannot read, whether it can write the
+    workspace, and its mdark-dask version."""
+    import os
+
+    from mdark_dask._version import __version__
+
+    return {
+        "unreadable": [p for p in paths if not os.access(p, os.R_OK)],
+        "workspace": os.path.isdir(workspace) and os.access(workspace, os.W_OK),
+        "version": __version__,
+    }
+
+
+def preflight(client: Any, paths: Sequence[str], workspace: str) -> str | None:
+    """What keeps the workers that have joined from making the products, or None.
+
+    Every worker must read the raw frames and write the workspace by the same paths as
+    this process, and run the same mdark-dask: a missing mount would otherwise fail every
+    set one by one. ``paths``: a few frames (one per set is enough).
+    """
+    from mdark_dask._version import __version__
+
+    if client is None:
+        return None
+    views = client.run(_worker_view, list(paths), workspace)
+    for worker, view in sorted(views.items()):
+        if view["version"] != __version__:
+            return f"worker {worker} runs mdark-dask {view['version']}, not {__version__}"
+        if not view["workspace"]:
+            return f"worker {worker} cannot write the workspace {workspace} (a missing mount?)"
+        if view["unreadable"]:
+            first = view["unreadable"][0]
+            return f"worker {worker} cannot read {first} (a missing mount?)"
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""

@@ -206,3 +206,44 @@ def test_an_address_where_nothing_listens_is_one_line_within_seconds(
     assert time.perf_counter() - started < 20
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1 and "cannot reach the scheduler" in done.stderr
+
+
+@pytest.mark.cluster
+def test_the_preflight_names_a_worker_that_cannot_see_the_frames(
+    raw_night: Path, tmp_path: Path
+) -> None:
+    """A worker whose file system lacks the raw frames (a mount missing on its node,
+    made here with a mount namespace of its own): one line naming it, before any work."""
+    import shutil
+    import signal
+    import socket
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a worker with a file system of its own")
+    dask = str(Path(sys.executable).with_name("dask"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        **quiet,  # type: ignore[call-overload]
+    )
+    hidden = f"mount -t tmpfs tmpfs {raw_night} && exec {dask} worker {address} --nthreads 1"
+    worker = subprocess.Popen(
+        ["unshare", "-m", "sh", "-c", f"{hidden} --host 127.0.0.1 --no-dashboard"],
+        **quiet,  # type: ignore[call-overload]
+    )
+    try:
+        done = night(raw_night, tmp_path / "ws", address, timeout=240)
+    finally:
+        for proc in (worker, scheduler):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("ERROR: preflight: worker tcp://127.0.0.1:")
+    assert "cannot read" in done.stderr and str(raw_night) in done.stderr
+    assert "# REDUCING" not in done.stdout
+    assert not list((tmp_path / "ws").glob("products/soxs_mdark/*.fits"))
