@@ -375,14 +375,12 @@ def _night(
         if conn.dashboard:
             out(f"Dashboard: {conn.dashboard}")
         if conn.client is not None and cluster not in ("threads",):
-            problem = preflight(
-                conn.client, [p.frameset.frames[0].path for _, p in todo], str(workspace)
-            )
+            # the workers may run elsewhere: the workspace by its absolute path
+            firsts = [p.frameset.frames[0].path for _, p in todo]
+            problem = preflight(conn.client, firsts, str(workspace.resolve()))
             if problem is not None:
                 raise ClusterError(f"preflight: {problem}")
-            out(
-                f"Preflight: the workers see the frames and the workspace; mdark-dask {__version__}"
-            )
+            out(f"Preflight: the workers read the frames and write the workspace ({__version__})")
         out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
         html = workspace / "performance_report.html" if performance_report else None
         if cluster in ("threads", "sync"):

@@ -247,3 +247,82 @@ def test_the_preflight_names_a_worker_that_cannot_see_the_frames(
     assert "cannot read" in done.stderr and str(raw_night) in done.stderr
     assert "# REDUCING" not in done.stdout
     assert not list((tmp_path / "ws").glob("products/soxs_mdark/*.fits"))
+
+
+def slurm_definition(tmp_path: Path, extra: str) -> Path:
+    """A definition for the test SLURM: one-core jobs of one worker on 127.0.0.1."""
+    return definition(
+        tmp_path,
+        "type: slurm\ncores: 1\nprocesses: 1\nmemory: 2GB\ninterface: lo\n"
+        f"walltime: '00:10:00'\nlocal_directory: {tmp_path / 'workers'}\n"
+        f"log_directory: {tmp_path / 'logs'}\npython: {sys.executable}\n{extra}",
+    )
+
+
+def queue(env: dict[str, str]) -> list[str]:
+    """The test SLURM's jobs, one line each."""
+    done = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
+    long_night: Path, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    assert queue(env) == []
+    yaml = slurm_definition(tmp_path, "adapt: {minimum_jobs: 0, maximum_jobs: 2}\n")
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(len(queue(env)))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        done = night(long_night, tmp_path / "ws", str(yaml), env=env, timeout=600)
+    finally:
+        stop.set()
+        watcher.join()
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert seen and seen[0] == 0  # no job before there was work
+    assert 1 <= max(seen) <= 2  # jobs were asked for, never more than the maximum
+    assert queue(env) == []  # and none is left
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_ctrl_c_during_a_slurm_night_cancels_the_jobs(long_night: Path, tmp_path: Path) -> None:
+    import signal
+
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    yaml = slurm_definition(tmp_path, "jobs: 2\n")
+    proc = subprocess.Popen(
+        [EXE, "night", str(long_night), "-o", str(tmp_path / "ws"), "--cluster", str(yaml)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("# REDUCING"):
+            break
+    assert queue(env)  # the jobs are running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "ERROR: interrupted"
+    assert queue(env) == []
+    assert not list((tmp_path / "ws").glob("products/soxs_mdark/.*.tmp"))
