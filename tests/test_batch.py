@@ -326,3 +326,39 @@ def test_ctrl_c_during_a_slurm_night_cancels_the_jobs(long_night: Path, tmp_path
     assert err.strip().splitlines()[-1] == "ERROR: interrupted"
     assert queue(env) == []
     assert not list((tmp_path / "ws").glob("products/soxs_mdark/.*.tmp"))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_worker_job_cancelled_mid_night_changes_nothing(long_night: Path, tmp_path: Path) -> None:
+    """``scancel`` of one of the two worker jobs while the sets run: the other finishes the
+    night, and the products are the ``--cluster sync`` ones byte for byte."""
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    yaml = slurm_definition(tmp_path, "jobs: 2\n")
+    command = [EXE, "night", str(long_night), "-o", str(tmp_path / "slurm"), "--no-plots"]
+    proc = subprocess.Popen(
+        [*command, "--cluster", str(yaml)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("# REDUCING"):
+            break
+    jobs = [line.split()[0] for line in queue(env)]
+    assert len(jobs) == 2
+    subprocess.run(["scancel", jobs[0]], env=env, check=True, timeout=30)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    sync = night(long_night, tmp_path / "sync", "sync")
+    assert sync.returncode == 0, sync.stderr
+    ours = sorted((tmp_path / "slurm" / "products" / "soxs_mdark").glob("*.fits"))
+    assert len(ours) == 18
+    for path in ours:
+        other = tmp_path / "sync" / "products" / "soxs_mdark" / path.name
+        assert path.read_bytes() == other.read_bytes(), path.name
+    assert queue(env) == []
