@@ -85,6 +85,9 @@ def preload(plots: bool, after: threading.Event | None = None) -> threading.Thre
                 load_matplotlib()
         except Exception:  # the import in the final task raises it again, with context
             return
+        from mdark_dask.process import settle_imports
+
+        settle_imports()  # the command's modules are all in now
 
     thread = threading.Thread(target=run, name="mdark-preload", daemon=True)
     thread.start()

@@ -37,11 +37,27 @@ M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD_BYTES: Final = 1 << 20
 
 
+_configured = False
+
+
 def configure() -> None:
     """One BLAS thread (unless set) and large frees unmapped."""
+    global _configured
+    _configured = True
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     release_large_frees()
+
+
+def settle_imports() -> None:
+    """In the console script's own process only: move every object made so far (the
+    modules the command imported) out of the cyclic collector's sight (``gc.freeze``),
+    so its later full collections, during the run and at exit, do not walk them again.
+    A host that runs the command's code in its own process keeps its collector as is."""
+    if _configured:
+        import gc
+
+        gc.freeze()
 
 
 def release_large_frees(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:

@@ -117,3 +117,23 @@ def test_configure_keeps_the_users_own_thread_counts() -> None:
         "MKL_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "3",
     }
+
+
+def test_settle_imports_freezes_only_the_commands_own_process() -> None:
+    code = textwrap.dedent(
+        """
+        import gc, json
+        from mdark_dask import process
+        process.settle_imports()
+        host = gc.get_freeze_count()
+        process.configure()
+        process.settle_imports()
+        print(json.dumps([host, gc.get_freeze_count(), gc.isenabled()]))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    host, own, enabled = json.loads(run.stdout)
+    assert host == 0  # a host's collector is left as it is
+    assert own > 1000 and enabled  # the command's modules frozen; the collector still on
