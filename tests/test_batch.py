@@ -63,6 +63,59 @@ def definition(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def slurm_definition(tmp_path: Path, extra: str) -> Path:
+    """A definition for the test SLURM: one-core jobs of one worker on 127.0.0.1."""
+    return definition(
+        tmp_path,
+        "type: slurm\ncores: 1\nprocesses: 1\nmemory: 2GB\ninterface: lo\n"
+        f"walltime: '00:10:00'\nlocal_directory: {tmp_path / 'workers'}\n"
+        f"log_directory: {tmp_path / 'logs'}\npython: {sys.executable}\n{extra}",
+    )
+
+
+def queue(env: dict[str, str]) -> list[str]:
+    """The test SLURM's jobs, one line each."""
+    done = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+def needs_slurm() -> dict[str, str]:
+    """The test SLURM's environment, or a skip saying how to start it."""
+    env = slurm_env()
+    if env is None:
+        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    return env
+
+
+def reducing(
+    raw: Path, ws: Path, *options: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``mdark-dask night`` started in a subprocess, once it prints ``# REDUCING``."""
+    proc = subprocess.Popen(
+        [EXE, "night", str(raw), "-o", str(ws), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("# REDUCING"):
+            break
+    return proc
+
+
+def assert_sync_products(raw: Path, ws: Path, tmp_path: Path, n_sets: int) -> None:
+    """``ws`` holds, byte for byte, the products of the same night on ``--cluster sync``."""
+    sync = night(raw, tmp_path / "sync", "sync")
+    assert sync.returncode == 0, sync.stderr
+    ours = sorted((ws / "products" / "soxs_mdark").glob("*.fits"))
+    assert len(ours) == 3 * n_sets  # master, hot-pixel map, noise image each
+    for path in ours:
+        other = tmp_path / "sync" / "products" / "soxs_mdark" / path.name
+        assert path.read_bytes() == other.read_bytes(), path.name
+
+
 def test_an_unknown_key_is_one_line_naming_it(raw_night: Path, tmp_path: Path) -> None:
     yaml = definition(tmp_path, "type: slurm\ncores: 1\nmemory: 1GB\nadpt: {maximum_jobs: 2}\n")
     done = night(raw_night, tmp_path / "ws", str(yaml), timeout=120)
@@ -87,29 +140,13 @@ def test_jobs_the_batch_system_refuses_are_one_line(raw_night: Path, tmp_path: P
 def test_a_night_on_slurm_gives_the_sync_products_and_leaves_no_job(
     raw_night: Path, tmp_path: Path
 ) -> None:
-    env = slurm_env()
-    if env is None:
-        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
-    yaml = definition(
-        tmp_path,
-        "type: slurm\ncores: 1\nprocesses: 1\nmemory: 2GB\njobs: 2\ninterface: lo\n"
-        f"walltime: '00:10:00'\nlocal_directory: {tmp_path / 'workers'}\n"
-        f"log_directory: {tmp_path / 'logs'}\n"
-        f"job_script_prologue:\n  - 'cd {tmp_path}'\n"
-        f"python: {sys.executable}\n",
-    )
+    env = needs_slurm()
+    yaml = slurm_definition(tmp_path, "jobs: 2\n")
     done = night(raw_night, tmp_path / "slurm", str(yaml), env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "SLURM CLUSTER" in done.stdout
-    sync = night(raw_night, tmp_path / "sync", "sync")
-    assert sync.returncode == 0, sync.stderr
-    ours = sorted((tmp_path / "slurm" / "products" / "soxs_mdark").glob("*.fits"))
-    assert len(ours) == 6  # two sets: master, hot-pixel map, noise image each
-    for path in ours:
-        other = tmp_path / "sync" / "products" / "soxs_mdark" / path.name
-        assert path.read_bytes() == other.read_bytes(), path.name
-    queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
-    assert queue.stdout.strip() == ""
+    assert_sync_products(raw_night, tmp_path / "slurm", tmp_path, 2)
+    assert queue(env) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,16 +207,7 @@ def test_an_interrupted_night_exits_cleanly(
     from mdark_dask.io.product import product_fingerprint
 
     ws = tmp_path / "ws"
-    proc = subprocess.Popen(
-        [EXE, "night", str(long_night), "-o", str(ws), "--no-plots"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            break
+    proc = reducing(long_night, ws, "--no-plots")
     time.sleep(0.5)
     proc.send_signal(signal.Signals(signum))
     _, err = proc.communicate(timeout=120)
@@ -249,22 +277,6 @@ def test_the_preflight_names_a_worker_that_cannot_see_the_frames(
     assert not list((tmp_path / "ws").glob("products/soxs_mdark/*.fits"))
 
 
-def slurm_definition(tmp_path: Path, extra: str) -> Path:
-    """A definition for the test SLURM: one-core jobs of one worker on 127.0.0.1."""
-    return definition(
-        tmp_path,
-        "type: slurm\ncores: 1\nprocesses: 1\nmemory: 2GB\ninterface: lo\n"
-        f"walltime: '00:10:00'\nlocal_directory: {tmp_path / 'workers'}\n"
-        f"log_directory: {tmp_path / 'logs'}\npython: {sys.executable}\n{extra}",
-    )
-
-
-def queue(env: dict[str, str]) -> list[str]:
-    """The test SLURM's jobs, one line each."""
-    done = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
-    return [line for line in done.stdout.splitlines() if line.strip()]
-
-
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
@@ -273,9 +285,7 @@ def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
     import threading
     import time
 
-    env = slurm_env()
-    if env is None:
-        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    env = needs_slurm()
     assert queue(env) == []
     yaml = slurm_definition(tmp_path, "adapt: {minimum_jobs: 0, maximum_jobs: 2}\n")
     seen: list[int] = []
@@ -304,21 +314,9 @@ def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
 def test_ctrl_c_during_a_slurm_night_cancels_the_jobs(long_night: Path, tmp_path: Path) -> None:
     import signal
 
-    env = slurm_env()
-    if env is None:
-        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    env = needs_slurm()
     yaml = slurm_definition(tmp_path, "jobs: 2\n")
-    proc = subprocess.Popen(
-        [EXE, "night", str(long_night), "-o", str(tmp_path / "ws"), "--cluster", str(yaml)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            break
+    proc = reducing(long_night, tmp_path / "ws", "--cluster", str(yaml), env=env)
     assert queue(env)  # the jobs are running
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -333,32 +331,14 @@ def test_ctrl_c_during_a_slurm_night_cancels_the_jobs(long_night: Path, tmp_path
 def test_a_worker_job_cancelled_mid_night_changes_nothing(long_night: Path, tmp_path: Path) -> None:
     """``scancel`` of one of the two worker jobs while the sets run: the other finishes the
     night, and the products are the ``--cluster sync`` ones byte for byte."""
-    env = slurm_env()
-    if env is None:
-        pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
+    env = needs_slurm()
     yaml = slurm_definition(tmp_path, "jobs: 2\n")
-    command = [EXE, "night", str(long_night), "-o", str(tmp_path / "slurm"), "--no-plots"]
-    proc = subprocess.Popen(
-        [*command, "--cluster", str(yaml)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            break
+    ws = tmp_path / "slurm"
+    proc = reducing(long_night, ws, "--no-plots", "--cluster", str(yaml), env=env)
     jobs = [line.split()[0] for line in queue(env)]
     assert len(jobs) == 2
     subprocess.run(["scancel", jobs[0]], env=env, check=True, timeout=30)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-2000:] + err[-2000:]
-    sync = night(long_night, tmp_path / "sync", "sync")
-    assert sync.returncode == 0, sync.stderr
-    ours = sorted((tmp_path / "slurm" / "products" / "soxs_mdark").glob("*.fits"))
-    assert len(ours) == 18
-    for path in ours:
-        other = tmp_path / "sync" / "products" / "soxs_mdark" / path.name
-        assert path.read_bytes() == other.read_bytes(), path.name
+    assert_sync_products(long_night, ws, tmp_path, 6)
     assert queue(env) == []
