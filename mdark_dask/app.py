@@ -166,45 +166,44 @@ def _mdark(
     from mdark_dask.scheduler import compute_products
 
     started = time.perf_counter()
-    out(f"Recipe Command: mdark-dask {' '.join(command)}")
-    out("# VERIFYING INPUT FRAMES")
+    log: list[str] = []  # the recipe log: every line printed, whatever prints them
+
+    def say(text: str = "", final: bool = False) -> None:
+        log.append(text)
+        out(text, final)
+
+    say(f"Recipe Command: mdark-dask {' '.join(command)}")
+    say("# VERIFYING INPUT FRAMES")
     settings_path = Path(settings) if settings is not None else None
     plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots)
     fs = plan.frameset
     for path, reason in fs.dropped:
         warning = f"WARNING: dropped {path}: {reason}"
         print(warning, file=sys.stderr)
-        _lines(out).append(warning)  # into the recipe log, in order
-    out("# VERIFYING INPUT FRAMES - ALL GOOD")
+        log.append(warning)  # into the recipe log, in order
+    say("# VERIFYING INPUT FRAMES - ALL GOOD")
     s = plan.settings
-    out(
+    say(
         f"{len(fs.frames)} {fs.instrument.upper()} {fs.arm} DARK frames of {fs.exptime:g} s; "
         f"gain {fs.gain:g} e-/ADU, RON {fs.ron:g} e-; numerics {s.numerics}; "
         f"settings: {s.source}"
     )
     if plan.product_path.exists() and not overwrite:
-        out(
+        say(
             f"The product of this recipe already exists: {plan.product_path}. "
             "To overwrite it, rerun with -x."
         )
         return None
     ensure_workspace(plan.product_path.parent)
     computing.set()
-    out(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
+    say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
     (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
-    out("")
-    out(recipe_report(result, verbose=verbose), final=True)
-    out("")
-    out(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
-    write_log(plan.log_path, "\n".join(_lines(out)), command)
+    say("")
+    say(recipe_report(result, verbose=verbose), final=True)
+    say("")
+    say(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
+    write_log(plan.log_path, "\n".join(log), command)
     return result
-
-
-def _lines(out: Printer) -> list[str]:
-    """The lines a recording printer (the CLI's) keeps for the recipe log; a new empty
-    list for a printer that keeps none."""
-    lines = getattr(out, "lines", None)
-    return lines if isinstance(lines, list) else []
 
 
 def write_sofs(night: NightPlan, directory: Path) -> list[Path]:

@@ -79,6 +79,8 @@ def test_make_master_is_the_mdark_command(raw_set: tuple[Path, Path], tmp_path: 
     _, sof = raw_set
     path = md.make_master(sof, tmp_path, plots=False)
     assert path.is_file() and path.with_suffix(".log").is_file()
+    log = path.with_suffix(".log").read_text(encoding="utf-8")
+    assert "# VERIFYING INPUT FRAMES - ALL GOOD" in log  # what the command prints, silent or not
     assert md.plan(sof, tmp_path).up_to_date()
 
 
