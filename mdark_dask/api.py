@@ -304,8 +304,11 @@ def open_product(path: str | Path) -> xr.Dataset:
     return xr.Dataset(data_vars, attrs=attrs)
 
 
-def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
+def plan_night(inputs: str | Path | Sequence[str | Path], client: Any = None) -> NightPlan:
     """Plan a night from headers: the sets (printable values) and what is left out.
+
+    The headers are read in threads, or on the workers of ``client`` (a
+    ``distributed.Client``) when given.
 
     Examples
     --------
@@ -317,8 +320,9 @@ def plan_night(inputs: str | Path | Sequence[str | Path]) -> NightPlan:
       20260111T110000_NIR_MDARK_120_0S_XSHOOTER: XSH NIR, 3 frames of 120 s
     """
     from mdark_dask.plan.night import plan_night as _plan_night
+    from mdark_dask.scheduler import mapper_for
 
-    return _plan_night(_inputs(inputs))
+    return _plan_night(_inputs(inputs), mapper=mapper_for(client))
 
 
 def run_night(
@@ -329,11 +333,13 @@ def run_night(
     numerics: str | None = None,
     overwrite: bool = False,
     plots: bool = True,
+    verify: bool = False,
 ) -> list[SetOutcome]:
     """Reduce every set of a night, as ``mdark-dask night`` does (sofs, products, QC
     plots, the run report and the night page), on ``client``: a ``distributed.Client``
     the caller owns, a cluster spec such as ``"local"``, or None to compute in this
-    process one set at a time. Returns one outcome per set.
+    process one set at a time. Returns one outcome per set. ``verify`` reads existing
+    products in full to verify them before taking them as up to date.
 
     Examples
     --------
@@ -351,5 +357,6 @@ def run_night(
         plots=plots,
         cluster="sync" if client is None else client,
         out=_silent,
+        verify=verify,
     )
     return list(run.outcomes)

@@ -107,12 +107,14 @@ def mdark(
     verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    verify: bool = False,
 ) -> ProductResult | None:
     """``mdark-dask mdark``: one set of raw darks to one master dark, its maps and plots.
 
     Returns the product's result, or None when the product exists and ``overwrite`` is
-    off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
-    the command that reruns it.
+    off (with ``verify``: exists, is up to date and every data checksum verifies;
+    otherwise it is made again). ``command`` (the arguments after ``mdark-dask``) goes
+    into the recipe log with the command that reruns it.
     """
     drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
     try:
@@ -129,6 +131,7 @@ def mdark(
             command,
             out,
             drawer,
+            verify,
         )
     finally:
         if drawer is not None:
@@ -157,6 +160,7 @@ def _mdark(
     command: Sequence[str],
     out: Printer,
     drawer: DrawingProcess | None,
+    verify: bool = False,
 ) -> ProductResult | None:
     computing = threading.Event()
     if scheduler in ("threads", "sync"):
@@ -189,11 +193,19 @@ def _mdark(
         f"settings: {s.source}"
     )
     if plan.product_path.exists() and not overwrite:
+        if not verify:
+            say(
+                f"The product of this recipe already exists: {plan.product_path}. "
+                "To overwrite it, rerun with -x."
+            )
+            return None
+        if plan.up_to_date(verify=True):
+            say(f"The product of this recipe is up to date and verifies: {plan.product_path}.")
+            return None
         say(
-            f"The product of this recipe already exists: {plan.product_path}. "
-            "To overwrite it, rerun with -x."
+            f"The product {plan.product_path} does not verify (incomplete, damaged, or made "
+            "from other frames or settings): making it again."
         )
-        return None
     ensure_workspace(plan.product_path.parent)
     computing.set()
     say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
@@ -242,6 +254,7 @@ def night(
     performance_report: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    verify: bool = False,
 ) -> NightRun:
     """``mdark-dask night``: plan a night from headers and make every master dark.
 
@@ -250,7 +263,10 @@ def night(
     ``distributed.Client`` that the caller owns. The local cluster starts while the
     headers are scanned when there will surely be work (a fresh workspace, or
     ``overwrite``); a batch cluster, or a rerun that may find everything up to date,
-    starts only once the plan says there is work.
+    starts only once the plan says there is work. The headers are read in this
+    process's threads, or on the workers of the caller's client; ``verify`` reads every
+    existing product in full to verify its checksums (on the cluster's workers) before
+    taking it as up to date.
     """
     from mdark_dask.cluster import BackgroundCluster, Connection
     from mdark_dask.plan.names import product_dir
@@ -288,6 +304,7 @@ def night(
             started,
             stamp,
             drawer,
+            verify,
         )
     finally:
         opening.close()
@@ -311,6 +328,7 @@ def _night(
     started: float,
     stamp: str,
     drawer: DrawingProcess | None,
+    verify: bool = False,
 ) -> NightRun:
     from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
@@ -318,7 +336,7 @@ def _night(
     from mdark_dask.report.page import write_overview
     from mdark_dask.report.runstats import RunStats, profile
     from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
-    from mdark_dask.scheduler import preflight, run_plans
+    from mdark_dask.scheduler import mapper_for, preflight, run_plans
 
     last = [time.perf_counter()]
 
@@ -333,7 +351,9 @@ def _night(
         night = inputs
     else:
         out(f"# SCANNING {len(inputs)} INPUT(S)")
-        night = plan_night(list(inputs), scanned)
+        # the caller's client reads the headers on its workers; else this process's threads
+        caller = None if cluster is None or isinstance(cluster, str) else cluster
+        night = plan_night(list(inputs), scanned, mapper_for(caller), [str(workspace)])
     out(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out"
@@ -341,7 +361,12 @@ def _night(
     if night.skipped:
         out(skipped_table([(k.what, k.reason) for k in night.skipped]))
     settings_path = Path(settings) if settings is not None else None
-    todo, settled = plan_sets(night, workspace, settings_path, numerics, overwrite, plots)
+    checker = None if cluster is None or isinstance(cluster, str) else cluster
+    if verify and not dry_run and not overwrite and cluster not in ("threads", "sync"):
+        checker = opening.get().client  # reading every product: on the workers
+    todo, settled = plan_sets(
+        night, workspace, settings_path, numerics, overwrite, plots, mapper_for(checker), verify
+    )
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
     paths = {s.name: str(p.product_path) for s, p in todo}
     paths |= {o.name: o.product for o in settled if o.product}

@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         help="rows per strip task (execution only: never changes the product)",
     )
     mdark.add_argument("--scheduler", choices=SCHEDULERS, default="threads")
+    mdark.add_argument(
+        "--verify",
+        action="store_true",
+        help="read an existing product in full to verify it; make it again if it does not",
+    )
 
     night = sub.add_parser(
         "night",
@@ -116,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         help="local (default), threads, sync, tcp://HOST:PORT or a cluster/ YAML file",
     )
     night.add_argument("--dry-run", action="store_true", help="print the plan; compute nothing")
+    night.add_argument(
+        "--verify",
+        action="store_true",
+        help="read existing products in full (on the workers) to verify them, not only "
+        "their headers and sizes; redo those that do not verify",
+    )
     night.add_argument(
         "--performance-report",
         action="store_true",
@@ -188,6 +199,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         verbose=args.verbose,
         command=argv,
         out=out,
+        verify=args.verify,
     )
     return 0
 
@@ -215,6 +227,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         performance_report=args.performance_report,
         command=argv,
         out=out,
+        verify=args.verify,
     )
     return run.status
 

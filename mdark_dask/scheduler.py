@@ -8,13 +8,16 @@ still complete.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dask
 
 from mdark_dask.errors import MdarkError
+from mdark_dask.plan.frameset import Mapper
 from mdark_dask.plan.night import NightSet
 from mdark_dask.plan.product import ProductPlan, ProductResult
 from mdark_dask.plan.sets import SetOutcome, outcome
@@ -66,6 +69,45 @@ def compute_products(
         return list(dask.compute(*graphs, scheduler=local_scheduler(scheduler)))
     futures = scheduler.compute(graphs)
     return list(scheduler.gather(futures))
+
+
+def thread_mapper(threads: int | None = None) -> Mapper:
+    """A ``map`` over a pool of threads, in order (:data:`mdark_dask.plan.frameset.Mapper`).
+
+    Header reads and product checks wait on the disk more than they compute, so threads
+    overlap them; the pool lives as long as one call's results are being consumed.
+    ``threads``: four a core (at most 32) when None.
+    """
+    count = threads or min(32, 4 * (os.cpu_count() or 1))
+
+    def mapper(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        with ThreadPoolExecutor(count, thread_name_prefix="mdark-scan") as pool:
+            yield from pool.map(function, items)
+
+    return mapper
+
+
+def client_mapper(client: Any) -> Mapper:
+    """A ``map`` on a distributed client's workers, in order: one task per item
+    (:func:`mdark_dask.plan.frameset.scan_paths` makes each item a batch of files), so a
+    cluster of N workers reads N batches at once. Results are gathered one by one, in
+    order, as the caller consumes them (its progress follows the workers)."""
+
+    def mapper(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        futures = client.map(function, list(items), pure=False)
+        try:
+            for future in futures:
+                yield client.gather(future)
+        finally:
+            client.cancel(futures)
+
+    return mapper
+
+
+def mapper_for(client: Any) -> Mapper:
+    """Where header reads and product checks run: on ``client``'s workers, or in this
+    process's threads when it is None (a local run, or before a cluster is needed)."""
+    return thread_mapper() if client is None else client_mapper(client)
 
 
 def _worker_view(paths: Sequence[str], workspace: str) -> dict[str, Any]:

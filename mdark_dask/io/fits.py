@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.errors import InputError, OutputError
-from mdark_dask.io.header import read_plain_header
+from mdark_dask.io.header import read_gzip_header, read_plain_header
 from mdark_dask.io.prepare import prepare_window
 
 if TYPE_CHECKING:
@@ -131,8 +131,9 @@ def _read_scan(
 
     A plain frame (one uncompressed image in the primary HDU, ordinary cards) is read
     without astropy (:func:`mdark_dask.io.header.read_plain_header`), so scanning does not
-    wait for astropy's import; anything else is read by astropy."""
-    plain = read_plain_header(path, keywords)
+    wait for astropy's import, and so is a gzipped plain frame
+    (:func:`mdark_dask.io.header.read_gzip_header`); anything else is read by astropy."""
+    plain = read_plain_header(path, keywords) or read_gzip_header(path, keywords)
     if plain is not None:
         return (
             0,
@@ -141,7 +142,7 @@ def _read_scan(
             plain.bzero,
             plain.bscale,
             plain.data_offset,
-            False,
+            plain.compressed,
             plain.cards,
         )
     return read_scan_astropy(path, keywords)

@@ -6,20 +6,32 @@ a single header and start clipping. Raw darks are almost always the simplest FIT
 there is: one primary HDU holding a 2-D image, uncompressed, with ordinary cards. This
 module reads exactly that case, the cards the recipe asks for and where the pixels start,
 so the command's first tasks run while astropy is imported in the background for the
-product writes.
+product writes. A gzipped plain file is read the same way from the first blocks of its
+decompressed stream (:func:`read_gzip_header`), where astropy would decompress the
+whole file to read a header of a few blocks.
 
 It is deliberately narrow. Anything it does not read exactly as astropy does (compressed
-or gzipped files, an image in an extension, a card astropy would repair or normalise, a
-string continued over CONTINUE cards, a value that is not a plain FITS string, logical,
-integer or fixed-format real, a requested keyword found twice) makes it return ``None``,
-and the caller reads the file with astropy (:func:`mdark_dask.io.fits.scan_frame`).
+files other than a gzipped plain file, an image in an extension, a card astropy would
+repair or normalise, a string continued over CONTINUE cards, a value that is not a plain
+FITS string, logical, integer or fixed-format real, a requested keyword found twice)
+makes it return ``None``, and the caller reads the file with astropy
+(:func:`mdark_dask.io.fits.scan_frame`).
 ``tests/test_header.py`` checks that both readers agree.
+
+The same card reader checks a product without reading its pixels
+(:func:`read_layout`): every HDU's header, its length and its own checksum.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
-from typing import Any, Final, NamedTuple
+import zlib
+from collections.abc import Callable
+from typing import Any, BinaryIO, Final, NamedTuple
+
+import numpy as np
 
 BLOCK: Final = 2880
 CARD: Final = 80
@@ -37,7 +49,9 @@ _VALID_BITPIX: Final = frozenset({8, 16, 32, 64, -32, -64})
 
 class PlainHeader(NamedTuple):
     """What :func:`read_plain_header` found: the image's shape, BITPIX, BZERO, BSCALE,
-    the byte offset of its pixels and the cards asked for, in the order asked."""
+    the byte offset of its pixels and the cards asked for, in the order asked; and
+    whether the file is gzip-compressed (:func:`read_gzip_header`), where the offset is
+    in the decompressed stream."""
 
     shape: tuple[int, int]
     bitpix: int
@@ -45,6 +59,7 @@ class PlainHeader(NamedTuple):
     bscale: float
     data_offset: int
     cards: tuple[tuple[str, Any], ...]
+    compressed: bool = False
 
 
 class _Unsure(Exception):
@@ -68,22 +83,83 @@ def read_plain_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | Non
     OSError
         The file cannot be opened or read (the caller decides what that means).
     """
+    with open(path, "rb") as f:
+        raw = _header_blocks(f.read)
+    return _parsed(raw, keywords)
+
+
+def read_gzip_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | None:
+    """The primary header of a gzip-compressed single-image FITS file, decompressing only
+    the stream's first blocks; ``None`` when :func:`read_plain_header` would be unsure of
+    the decompressed file, or the stream may not hold every pixel.
+
+    astropy decompresses the whole stream to open such a file, which finds a stream cut
+    short; here the gzip trailer stands in for that: its ISIZE (the decompressed length,
+    modulo 2**32) must be the length the header implies, with or without the padding of
+    the last block. A cut stream ends in compressed bytes, so it passes only by a
+    2**-31 chance; anything else (more HDUs, several gzip members, a decompressed length
+    of 4 GiB or more) is left to astropy. A stream damaged inside but of full length is
+    found when its pixels are read.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read.
+    """
+    with open(path, "rb") as f:
+        if f.read(2) != _GZIP_MAGIC:
+            return None
+        f.seek(0, os.SEEK_END)
+        if f.tell() < 18:  # the smallest gzip member: 10-byte header, 8-byte trailer
+            return None
+        f.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(f.read(4), "little")
+        f.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                raw = _header_blocks(stream.read)
+        except (EOFError, gzip.BadGzipFile, zlib.error):
+            return None
+    header = _parsed(raw, keywords)
+    if header is None:
+        return None
+    ny, nx = header.shape
+    data = ny * nx * abs(header.bitpix) // 8
+    needed = header.data_offset + data
+    padded = header.data_offset + -(-data // BLOCK) * BLOCK
+    if padded >= 2**32 or isize not in (needed, padded):
+        return None
+    return header._replace(compressed=True)
+
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def _header_blocks(read: Callable[[int], bytes]) -> bytes | None:
+    """The header blocks of a FITS stream (``read``: its read method) up to the END card,
+    or ``None`` when it does not start like a plain FITS file or no END comes in
+    :data:`MAX_BLOCKS` blocks."""
+    head = read(BLOCK)
+    if len(head) < BLOCK or not head.startswith(b"SIMPLE  =") or b"\x00" in head[:CARD]:
+        return None  # gzip, bzip2, not FITS, or shorter than a block: astropy decides
+    blocks = [head]
+    while END_CARD not in _cards_of(blocks[-1]):
+        if len(blocks) == MAX_BLOCKS:
+            return None
+        block = read(BLOCK)
+        if len(block) < BLOCK:
+            return None
+        blocks.append(block)
+    return b"".join(blocks)
+
+
+def _parsed(raw: bytes | None, keywords: tuple[str, ...]) -> PlainHeader | None:
+    if raw is None:
+        return None
     if any("." in k or k.upper().startswith("HIERARCH ") for k in keywords):
         return None  # record-valued or prefixed keywords: astropy's lookups decide
-    with open(path, "rb") as f:
-        head = f.read(BLOCK)
-        if len(head) < BLOCK or not head.startswith(b"SIMPLE  =") or b"\x00" in head[:CARD]:
-            return None  # gzip, bzip2, not FITS, or shorter than a block: astropy decides
-        blocks = [head]
-        while END_CARD not in _cards_of(blocks[-1]):
-            if len(blocks) == MAX_BLOCKS:
-                return None
-            block = f.read(BLOCK)
-            if len(block) < BLOCK:
-                return None
-            blocks.append(block)
     try:
-        return _parse(b"".join(blocks), keywords)
+        return _parse(raw, keywords)
     except (_Unsure, UnicodeDecodeError, ValueError):
         return None
 
@@ -198,3 +274,109 @@ def _string(text: str) -> str:
     if not value.isprintable() or value.endswith("&"):
         raise _Unsure  # astropy's card regex refuses it, or a CONTINUE'd long string
     return value.rstrip(" ")
+
+
+def read_layout(path: str) -> list[bytes] | None:
+    """The raw header of every HDU of an uncompressed FITS file, read without its data,
+    when the file is exactly as long as the headers say and every header carries a
+    CHECKSUM that verifies against its DATASUM; ``None`` otherwise.
+
+    The FITS checksum convention makes an HDU's 32-bit ones'-complement sum all ones;
+    DATASUM records the data's share, so the header's own sum plus DATASUM must be all
+    ones as well. That checks each header byte for byte, and the length checks that no
+    block is missing or added, without reading a pixel (the data's own sums are
+    checked only when the whole file is read).
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read.
+    """
+    headers: list[bytes] = []
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        position = 0
+        while position < size:
+            f.seek(position)
+            raw = _extension_blocks(f)
+            if raw is None:
+                return None
+            values = card_values(raw, _LAYOUT_KEYS + tuple(f"NAXIS{i}" for i in range(1, 10)))
+            data = _data_bytes(values)
+            if data is None or not _header_checksum_ok(raw, values.get("DATASUM")):
+                return None
+            headers.append(raw)
+            position += len(raw) + -(-data // BLOCK) * BLOCK
+    return headers if headers and position == size else None
+
+
+_LAYOUT_KEYS: Final = ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "DATASUM", "CHECKSUM")
+
+
+def _extension_blocks(f: BinaryIO) -> bytes | None:
+    """The header blocks of the HDU starting where ``f`` stands (primary or extension)."""
+    blocks: list[bytes] = []
+    while not blocks or END_CARD not in _cards_of(blocks[-1]):
+        block = f.read(BLOCK)
+        if len(block) < BLOCK or len(blocks) == MAX_BLOCKS:
+            return None
+        if not blocks and not block.startswith((b"SIMPLE  =", b"XTENSION=")):
+            return None
+        blocks.append(block)
+    return b"".join(blocks)
+
+
+def _data_bytes(values: dict[str, Any]) -> int | None:
+    """The data bytes an HDU's header announces (without padding), or None if unclear."""
+    bitpix, naxis = values.get("BITPIX"), values.get("NAXIS")
+    if type(bitpix) is not int or bitpix not in _VALID_BITPIX or type(naxis) is not int:
+        return None
+    if naxis == 0:
+        return 0
+    count = 1
+    for i in range(1, naxis + 1):
+        n = values.get(f"NAXIS{i}")
+        if type(n) is not int or n < 0:
+            return None
+        count *= n
+    pcount, gcount = values.get("PCOUNT", 0), values.get("GCOUNT", 1)
+    if type(pcount) is not int or type(gcount) is not int:
+        return None
+    return abs(bitpix) // 8 * gcount * (pcount + count)
+
+
+def ones_complement_sum(raw: bytes, start: int = 0) -> int:
+    """The FITS checksum convention's 32-bit ones'-complement sum of ``raw`` (a whole
+    number of 4-byte words, big-endian), added to ``start``."""
+    words = np.frombuffer(raw, dtype=">u4")
+    total = int(words.sum(dtype=np.uint64)) + start
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def _header_checksum_ok(raw: bytes, datasum: Any) -> bool:
+    """Whether a header's CHECKSUM verifies given its DATASUM (see :func:`read_layout`)."""
+    if not isinstance(datasum, str) or not datasum.isdigit() or b"CHECKSUM= '" not in raw:
+        return False
+    return ones_complement_sum(raw, int(datasum)) == 0xFFFFFFFF
+
+
+def card_values(raw: bytes, keywords: tuple[str, ...]) -> dict[str, Any]:
+    """The values of ``keywords`` (standard or HIERARCH, as astropy names them: ``"ESO
+    QC X"``) in a raw header, the first card of each; cards this module cannot read
+    exactly are left out, whatever else the header holds."""
+    wanted = set(keywords)
+    found: dict[str, Any] = {}
+    text = raw.decode("ascii", errors="replace")
+    for i in range(0, len(text), CARD):
+        card = text[i : i + CARD]
+        if card.startswith("END     ") and not card[3:].strip():
+            break
+        try:
+            key, value_text = _split(card)
+            if key in wanted and key not in found and value_text is not None:
+                found[key] = _value(value_text)
+        except (_Unsure, ValueError):
+            continue
+    return found

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from astropy.io import fits
 
 from mdark_dask._version import __version__
+from mdark_dask.io.header import card_values, read_layout
 from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.numerics.qc import QCRow
 from mdark_dask.numerics.steps import Master
@@ -253,7 +254,8 @@ def product_fingerprint(path: Path) -> str | None:
     """The fingerprint recorded in a complete product, or None.
 
     The product counts only if every HDU's DATASUM/CHECKSUM verifies, so a file cut short
-    or damaged under its final name is never taken as up to date.
+    or damaged under its final name is never taken as up to date. This reads every pixel:
+    :func:`recorded_fingerprint` is the check that does not.
     """
     if not path.is_file():
         return None
@@ -268,9 +270,54 @@ def product_fingerprint(path: Path) -> str | None:
         return None
 
 
+def recorded_fingerprint(path: str | Path) -> tuple[str, bytes] | None:
+    """The fingerprint a product records, and its primary header, checked without
+    reading its data: the file is as long as its headers say, and each header's CHECKSUM
+    verifies against its DATASUM (:func:`mdark_dask.io.header.read_layout`); None if not.
+
+    A file cut short or grown, or a header changed by a byte, is caught here; pixels
+    changed in place under intact headers only by :func:`product_fingerprint`.
+    """
+    try:
+        headers = read_layout(str(path))
+    except OSError:
+        return None
+    if headers is None:
+        return None
+    value = card_values(headers[0], (FINGERPRINT_KEY,)).get(FINGERPRINT_KEY)
+    return (value, headers[0]) if isinstance(value, str) else None
+
+
+def products_state(
+    paths: Sequence[str], fingerprint: str, verify: bool = False
+) -> tuple[QCRow, ...] | None:
+    """The QC rows of a product whose files (``paths``: the master first, then its
+    companions) are all there, complete and made from ``fingerprint``; None otherwise.
+
+    Cheap by default (:func:`recorded_fingerprint` of each file); with ``verify`` every
+    file's data checksums are verified as well (:func:`product_fingerprint`), which reads
+    every pixel.
+    """
+    master: bytes | None = None
+    for path in paths:
+        found = recorded_fingerprint(path)
+        if found is None or found[0] != fingerprint:
+            return None
+        master = found[1] if master is None else master
+        if verify and product_fingerprint(Path(path)) != fingerprint:
+            return None
+    if master is None:
+        return None
+    return qc_of_header(fits.Header.fromstring(master.decode("ascii")))
+
+
 def header_qc(path: Path) -> tuple[QCRow, ...]:
     """The QC rows recorded in an existing product's header (its ``ESO QC`` cards)."""
-    header = fits.getheader(path, 0)
+    return qc_of_header(fits.getheader(path, 0))
+
+
+def qc_of_header(header: fits.Header) -> tuple[QCRow, ...]:
+    """The QC rows of a product's primary header (its ``ESO QC`` cards)."""
     rows = []
     for card in header.cards:
         key = str(card.keyword)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from mdark_dask.errors import InputError
 from mdark_dask.instruments import (
@@ -128,23 +128,85 @@ def _mix(label: str, values: Sequence[Any]) -> InputError:
     return InputError(f"Input frames are a mix of {label}: {' and '.join(map(str, values))}")
 
 
-def scan_frames(
-    paths: Sequence[str], progress: Callable[[int, int], None] | None = None
-) -> tuple[list[RawFrame], list[tuple[str, str]]]:
-    """Scan every header; return the readable frames and the (path, reason) of the rest.
+_T = TypeVar("_T")
 
-    ``progress(done, total)`` is called after each file (for long scans).
+#: A ``map``-like callable: ``mapper(function, items)`` gives ``function(item)`` for every
+#: item, in order. The builtin ``map`` runs in this thread;
+#: :mod:`mdark_dask.scheduler` makes one of a thread pool and one of a cluster's workers.
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+
+#: Files per scan task, at most: enough that a task's overhead is small beside its reads,
+#: few enough that a long scan reports progress and spreads over many workers.
+SCAN_BATCH: Final = 128
+
+
+def scan_batch(paths: Sequence[str]) -> list[RawFrame | str]:
+    """Scan the headers of ``paths``: a :class:`RawFrame`, or the reason it cannot be
+    scanned, per path. One task of :func:`scan_frames`; it runs wherever the mapper sends
+    it (a thread, a worker), so it takes and returns only plain picklable values."""
+    out: list[RawFrame | str] = []
+    for path in paths:
+        try:
+            out.append(scan_frame(path, SCAN_KEYWORDS))
+        except InputError as exc:
+            out.append(str(exc))
+    return out
+
+
+def batches(items: Sequence[_T], most: int = SCAN_BATCH) -> list[tuple[_T, ...]]:
+    """``items`` in consecutive batches of at most ``most``, at least 64 batches where
+    there are as many items (so every worker of a cluster gets some), none empty."""
+    size = max(1, min(most, -(-len(items) // 64)))
+    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def scan_paths(
+    paths: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    mapper: Mapper = map,
+) -> dict[str, RawFrame | str]:
+    """Scan every header once: path -> :class:`RawFrame`, or the reason it cannot be
+    scanned.
+
+    The files are scanned in batches (:func:`scan_batch`), one ``mapper`` call each, so
+    the scan runs where the mapper runs them: in this thread with the builtin ``map``, in
+    threads or on a cluster's workers with :mod:`mdark_dask.scheduler`'s mappers.
+    ``progress(done, total)`` is called after each batch (for long scans).
     """
+    unique = list(dict.fromkeys(paths))
+    chunks = batches(unique)
+    scanned: dict[str, RawFrame | str] = {}
+    for batch, results in zip(chunks, mapper(scan_batch, chunks), strict=True):
+        scanned.update(zip(batch, results, strict=True))
+        if progress is not None:
+            progress(len(scanned), len(unique))
+    return scanned
+
+
+def split_scan(
+    paths: Sequence[str], scanned: dict[str, RawFrame | str]
+) -> tuple[list[RawFrame], list[tuple[str, str]]]:
+    """The readable frames and the (path, reason) of the rest among ``paths``, in their
+    order, from a scan (:func:`scan_paths`) that covered them."""
     good: list[RawFrame] = []
     bad: list[tuple[str, str]] = []
-    for done, path in enumerate(paths, start=1):
-        try:
-            good.append(scan_frame(path, SCAN_KEYWORDS))
-        except InputError as exc:
-            bad.append((path, str(exc)))
-        if progress is not None:
-            progress(done, len(paths))
+    for path in paths:
+        result = scanned[path]
+        if isinstance(result, str):
+            bad.append((path, result))
+        else:
+            good.append(result)
     return good, bad
+
+
+def scan_frames(
+    paths: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    mapper: Mapper = map,
+) -> tuple[list[RawFrame], list[tuple[str, str]]]:
+    """Scan every header (:func:`scan_paths`); return the readable frames and the
+    (path, reason) of the rest, both in the order of ``paths``."""
+    return split_scan(paths, scan_paths(paths, progress, mapper))
 
 
 def _gain(frames: Sequence[RawFrame], spec: ArmSpec, numerics: Numerics) -> float:

@@ -20,7 +20,7 @@ from mdark_dask.errors import InputError
 from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, instrument_of
 from mdark_dask.io.fits import RawFrame, is_fits_name
 from mdark_dask.io.sof import read_sof
-from mdark_dask.plan.frameset import MIN_FRAMES, scan_frames
+from mdark_dask.plan.frameset import MIN_FRAMES, Mapper, scan_paths, split_scan
 from mdark_dask.plan.names import binning_of, night_of_mjd, rospeed_field, set_name
 
 
@@ -82,8 +82,15 @@ class NightPlan:
         return "\n".join(lines)
 
 
-def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]]:
+def discover(
+    inputs: Sequence[str], exclude: Sequence[str] = ()
+) -> tuple[list[str], list[str], list[Skipped]]:
     """Split inputs into raw frame paths (directories searched recursively) and sof files.
+
+    Symbolic links to directories are followed, each directory searched once by its
+    resolved path (so a link back up the tree ends there); hidden directories and the
+    directories of ``exclude`` (a workspace inside the input tree holds products, not raw
+    frames) are not searched.
 
     Returns
     -------
@@ -95,12 +102,11 @@ def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]
     frames: list[str] = []
     sofs: list[str] = []
     missing: list[Skipped] = []
+    seen = {os.path.realpath(e) for e in exclude}
     for item in inputs:
         path = os.path.abspath(item)
         if os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                frames.extend(os.path.join(root, f) for f in sorted(files) if is_fits_name(f))
+            frames.extend(_walk(path, seen))
         elif path.lower().endswith(".sof") and os.path.isfile(path):
             sofs.append(path)
         elif os.path.isfile(path):
@@ -108,6 +114,25 @@ def discover(inputs: Sequence[str]) -> tuple[list[str], list[str], list[Skipped]
         else:
             missing.append(Skipped(item, "no such file or directory"))
     return sorted(dict.fromkeys(frames)), sorted(dict.fromkeys(sofs)), missing
+
+
+def _walk(top: str, seen: set[str]) -> list[str]:
+    """The FITS files under ``top``, following links to directories, skipping hidden
+    directories and those whose resolved path is in ``seen`` (which it extends)."""
+    found: list[str] = []
+    if os.path.realpath(top) in seen:
+        return found
+    seen.add(os.path.realpath(top))
+    for root, dirs, files in os.walk(top, followlinks=True):
+        kept = []
+        for d in sorted(dirs):
+            real = os.path.realpath(os.path.join(root, d))
+            if not d.startswith(".") and real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirs[:] = kept
+        found.extend(os.path.join(root, f) for f in sorted(files) if is_fits_name(f))
+    return found
 
 
 def _kw(frame: RawFrame) -> Any:
@@ -197,26 +222,38 @@ def _set_of(name: str, frames: Iterable[RawFrame], sof: str | None = None) -> Ni
 
 
 def plan_night(
-    inputs: Sequence[str], progress: Callable[[int, int], None] | None = None
+    inputs: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    mapper: Mapper = map,
+    exclude: Sequence[str] = (),
 ) -> NightPlan:
     """Scan headers, classify, group the darks; sof inputs become sets as they are.
 
     Groups with fewer than :data:`MIN_FRAMES` frames, groups from an incomplete template
     (fewer frames than ``ESO TPL NEXP``, which soxspipe's organiser also leaves out),
     frames that are not raw darks and unreadable files are listed in ``skipped``.
-    ``progress(done, total)`` follows the scan of the raw frames.
+    ``progress(done, total)`` follows the scan of the frames; ``mapper`` runs the
+    header reads (:func:`mdark_dask.plan.frameset.scan_paths`); directories in
+    ``exclude`` (the workspace) are not searched (:func:`discover`).
     """
-    raw_paths, sof_paths, skipped = discover(inputs)
-    sets: list[NightSet] = []
-    in_sofs: set[str] = set()
+    raw_paths, sof_paths, skipped = discover(inputs, exclude)
+    sofs: list[tuple[str, list[str] | InputError]] = []
     for sof in sof_paths:
         try:
-            entries = read_sof(Path(sof))
+            sofs.append((sof, [e.path for e in read_sof(Path(sof))]))
         except InputError as exc:
-            skipped.append(Skipped(sof, str(exc)))
+            sofs.append((sof, exc))
+    in_sofs = [p for _, entries in sofs if isinstance(entries, list) for p in entries]
+    listed = set(in_sofs)
+    loose = [p for p in raw_paths if p not in listed]
+    # one scan of every file, sofs' and loose, so the mapper spreads all of it at once
+    scanned = scan_paths([*in_sofs, *loose], progress, mapper)
+    sets: list[NightSet] = []
+    for sof, entries in sofs:
+        if isinstance(entries, InputError):
+            skipped.append(Skipped(sof, str(entries)))
             continue
-        good, bad = scan_frames([e.path for e in entries])
-        in_sofs.update(e.path for e in entries)
+        good, bad = split_scan(entries, scanned)
         if not good:
             skipped.append(Skipped(sof, bad[0][1] if bad else "no frames"))
             continue
@@ -224,7 +261,7 @@ def plan_night(
         sets.append(
             NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm, one.exptime, sof)
         )
-    good, bad = scan_frames([p for p in raw_paths if p not in in_sofs], progress)
+    good, bad = split_scan(loose, scanned)
     skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
     groups: dict[GroupKey, list[RawFrame]] = {}
     for frame in good:

@@ -100,14 +100,15 @@ class ProductPlan:
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
 
-    def up_to_date(self) -> bool:
-        """Whether the product (and its hot-pixel map and noise image, written first)
-        exists and was made from the same frames and settings."""
-        # astropy's FITS module loads here, not with the plan: the header scan needs none
-        from mdark_dask.io.product import product_fingerprint
+    @property
+    def files(self) -> tuple[str, str, str]:
+        """The product's files: master dark, hot-pixel map, noise image."""
+        return (str(self.product_path), str(self.hotpix_path), str(self.noise_path))
 
-        companions = self.hotpix_path.is_file() and self.noise_path.is_file()
-        return companions and product_fingerprint(self.product_path) == self.fingerprint
+    def up_to_date(self, verify: bool = False) -> bool:
+        """Whether the product and its hot-pixel map and noise image exist, complete, and
+        were made from the same frames and settings (:func:`product_check`)."""
+        return product_check((self.files, self.fingerprint, verify)) is not None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -121,6 +122,27 @@ class ProductPlan:
     def strip_bounds(self) -> list[tuple[int, int]]:
         """The rows of each strip task (:func:`mdark_dask.plan.sizing.strip_bounds`)."""
         return sizing.strip_bounds(self.shape, self.rows, self.task_bytes)
+
+
+#: What :func:`product_check` checks: the product's files (master first), the
+#: fingerprint they must record, and whether to verify their data checksums too.
+ProductCheck = tuple[tuple[str, ...], str, bool]
+
+
+def product_check(check: ProductCheck) -> tuple[QCRow, ...] | None:
+    """The QC rows of an up-to-date product, or None (see
+    :func:`mdark_dask.io.product.products_state`): without ``verify``, from its headers
+    and lengths alone; with it, every data checksum as well."""
+    # astropy's FITS module loads here, not with the plan: the header scan needs none
+    from mdark_dask.io.product import products_state
+
+    files, fingerprint, verify = check
+    return products_state(files, fingerprint, verify)
+
+
+def check_batch(checks: Sequence[ProductCheck]) -> list[tuple[QCRow, ...] | None]:
+    """:func:`product_check` of each; one task of a mapper (a thread, a worker)."""
+    return [product_check(c) for c in checks]
 
 
 def resolve_inputs(inputs: Sequence[str]) -> tuple[list[str], str | None]:

@@ -14,8 +14,9 @@ from typing import Any
 
 from mdark_dask.errors import MdarkError
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
+from mdark_dask.plan.frameset import Mapper, batches
 from mdark_dask.plan.night import NightPlan, NightSet
-from mdark_dask.plan.product import ProductPlan, plan_frames
+from mdark_dask.plan.product import ProductPlan, check_batch, plan_frames
 from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
 
 
@@ -61,12 +62,17 @@ def plan_sets(
     numerics: str | None,
     overwrite: bool,
     plots: bool = True,
+    mapper: Mapper = map,
+    verify: bool = False,
 ) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
     """Turn sets into product plans; sets that cannot be planned or are up to date
-    come back as outcomes straight away."""
-    from mdark_dask.io.product import header_qc  # astropy's FITS module, when needed
+    come back as outcomes straight away.
 
-    todo: list[tuple[NightSet, ProductPlan]] = []
+    The up-to-date checks (:func:`mdark_dask.plan.product.product_check`) run in batches
+    through ``mapper`` (threads, or a cluster's workers); ``verify`` makes them read every
+    product's data to verify its checksums, not only its headers and length.
+    """
+    planned: list[tuple[NightSet, ProductPlan]] = []
     settled: list[SetOutcome] = []
     for s in night.sets:
         try:
@@ -83,17 +89,26 @@ def plan_sets(
         except MdarkError as exc:
             settled.append(outcome(s, "failed", product=None, reason=str(exc)))
             continue
-        if not overwrite and plan.up_to_date():
-            qc = apply_ranges(header_qc(plan.product_path), plan.settings.qc_ranges)
-            settled.append(
-                outcome(
-                    s,
-                    "up to date",
-                    product=str(plan.product_path),
-                    qc=qc,
-                    fingerprint=plan.fingerprint,
-                )
-            )
+        planned.append((s, plan))
+    if overwrite:
+        return planned, settled
+    existing = [(s, p) for s, p in planned if p.product_path.is_file()]
+    chunks = batches([(p.files, p.fingerprint, verify) for _, p in existing], 16)
+    states = [qc for results in mapper(check_batch, chunks) for qc in results]
+    current = {p.name: qc for (_, p), qc in zip(existing, states, strict=True) if qc is not None}
+    todo: list[tuple[NightSet, ProductPlan]] = []
+    for s, plan in planned:
+        if plan.name not in current:
+            todo.append((s, plan))
             continue
-        todo.append((s, plan))
-    return todo, settled
+        settled.append(
+            outcome(
+                s,
+                "up to date",
+                product=str(plan.product_path),
+                qc=apply_ranges(current[plan.name], plan.settings.qc_ranges),
+                fingerprint=plan.fingerprint,
+            )
+        )
+    order = {s.name: i for i, s in enumerate(night.sets)}
+    return todo, sorted(settled, key=lambda o: order[o.name])
