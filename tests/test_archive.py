@@ -296,9 +296,7 @@ def test_products_verify_from_their_headers(made: tuple[Path, Path]) -> None:
     "damage",
     ["cut by a block", "grown by a block", "header replaced", "hot-pixel map missing"],
 )
-def test_a_damaged_product_is_remade(
-    damage: str, made: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_a_damaged_product_is_remade(damage: str, made: tuple[Path, Path], tmp_path: Path) -> None:
     raw, ws, masters = workspace_copy(made, tmp_path)
     victim, other = masters
     whole = victim.read_bytes()
