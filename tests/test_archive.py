@@ -353,3 +353,72 @@ def test_verify_finds_pixels_changed_under_intact_headers(
     assert result.returncode == 0, result.stderr
     assert statuses(ws) == {victim.stem: "done", masters[1].stem: "up to date"}
     assert victim.read_bytes() == whole
+
+
+def test_mdark_verify_remakes_a_damaged_product(made: tuple[Path, Path], tmp_path: Path) -> None:
+    """``mdark`` keeps an existing product; with ``--verify`` it reads it, and makes it
+    again when a pixel changed, or says it verifies."""
+    _, ws, masters = workspace_copy(made, tmp_path)
+    victim = masters[0]
+    sof = ws / "sof" / f"{victim.stem}.sof"
+    whole = victim.read_bytes()
+    flipped = bytearray(whole)
+    flipped[-BLOCK - 100] ^= 0xFF
+    victim.write_bytes(bytes(flipped))
+    exe = str(Path(sys.executable).with_name("mdark-dask"))
+    base = [exe, "mdark", str(sof), "-o", str(ws), "--no-plots"]
+
+    kept = subprocess.run(base, capture_output=True, text=True, check=False)
+    assert kept.returncode == 0, kept.stderr
+    assert "already exists" in kept.stdout
+    assert victim.read_bytes() == bytes(flipped)
+
+    remade = subprocess.run([*base, "--verify"], capture_output=True, text=True, check=False)
+    assert remade.returncode == 0, remade.stderr
+    assert "does not verify" in remade.stdout
+    assert victim.read_bytes() == whole
+
+    again = subprocess.run([*base, "--verify"], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "up to date and verifies" in again.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# the header-only layout check, against astropy's checksums
+
+
+@HYP
+@given(
+    shapes=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 37)), min_size=1, max_size=3),
+    dtype=st.sampled_from(["u1", ">i2", ">f4", ">f8"]),
+    where=st.floats(0, 1, exclude_max=True),
+    flip=st.integers(1, 255),
+)
+def test_read_layout_sees_any_changed_header_byte_and_any_block(
+    shapes: list[tuple[int, int]], dtype: str, where: float, flip: int, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from mdark_dask.io.fits import write_atomic
+
+    hdus: list[Any] = [fits.PrimaryHDU(np.ones(shapes[0], dtype=dtype))]
+    hdus += [fits.ImageHDU(np.arange(a * b).reshape(a, b).astype(dtype)) for a, b in shapes[1:]]
+    path = write_atomic(fits.HDUList(hdus), tmp_path / "p.fits")
+    headers = read_layout(str(path))
+    assert headers is not None and len(headers) == len(shapes)
+    whole = path.read_bytes()
+    # a byte of a header changed (any value, any header)
+    starts = []
+    with fits.open(path) as hdul:
+        for i in range(len(hdul)):
+            info = hdul.fileinfo(i)
+            starts.append((info["hdrLoc"], info["datLoc"]))
+    first, last = starts[int(where * len(starts))]
+    at = first + int(where * (last - first))
+    changed = bytearray(whole)
+    changed[at] ^= flip
+    path.write_bytes(bytes(changed))
+    assert read_layout(str(path)) is None
+    for cut in (whole[:-BLOCK], whole + bytes(BLOCK), whole[:-1]):
+        path.write_bytes(cut)
+        assert read_layout(str(path)) is None
