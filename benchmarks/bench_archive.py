@@ -40,7 +40,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -48,6 +48,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PYTHON = sys.executable
+#: The console script's entry point, run by any interpreter (with any tree on its path).
+CONSOLE = "import sys; sys.argv[0] = 'mdark-dask'; from mdark_dask.cli import console; console()"
+
+
+class Tree(NamedTuple):
+    """A source tree to measure: its interpreter, where to run, and its PYTHONPATH (a
+    checkout without its own install runs on another tree's interpreter this way)."""
+
+    python: str
+    cwd: Path
+    path: str | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        if self.path:
+            env["PYTHONPATH"] = self.path
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [self.python, "-c", CONSOLE, *args]
+
 
 SCAN_SNIPPET = """
 import sys, time, json
@@ -131,10 +152,11 @@ def make_scan_archive(data: Path, month: Path, count: int) -> tuple[Path, Path]:
     return plain_dir, gz_dir
 
 
-def scan_once(python: str, cwd: Path, paths: list[Path]) -> dict[str, Any]:
+def scan_once(tree: Tree, paths: list[Path]) -> dict[str, Any]:
     out = subprocess.run(
-        [python, "-c", SCAN_SNIPPET, *map(str, paths)],
-        cwd=cwd,
+        [tree.python, "-c", SCAN_SNIPPET, *map(str, paths)],
+        cwd=tree.cwd,
+        env=tree.env(),
         capture_output=True,
         text=True,
         check=True,
@@ -143,21 +165,28 @@ def scan_once(python: str, cwd: Path, paths: list[Path]) -> dict[str, Any]:
     return result
 
 
-def scan_bench(python: str, cwd: Path, plain: Path, gz: Path, repeats: int) -> dict[str, Any]:
-    """Files per second of the scan, plain and gzipped apart and together (warm cache:
-    the first pass reads the files into it)."""
+def scan_bench(
+    tree: Tree, plain: Path, gz: Path, repeats: int, warm: bool = True
+) -> dict[str, Any]:
+    """Files per second of the scan: plain alone, and the whole archive (plain and
+    gzipped); gzipped alone when ``repeats`` allows. Warm cache: a first pass reads the
+    files into it (``warm``)."""
     n_plain = sum(1 for _ in plain.rglob("*.fits"))
     n_gz = sum(1 for _ in gz.rglob("*.fits.gz"))
-    scan_once(python, cwd, [plain, gz])
+    if warm:
+        scan_once(tree, [plain, gz])
     out: dict[str, Any] = {"plain_files": n_plain, "gzip_files": n_gz}
-    for label, paths, n in (
-        ("plain", [plain], n_plain),
-        ("gzip", [gz], n_gz),
-        ("all", [plain, gz], n_plain + n_gz),
-    ):
-        secs = [scan_once(python, cwd, paths)["seconds"] for _ in range(repeats)]
-        best = min(secs)
+    cases = [("plain", [plain], n_plain), ("all", [plain, gz], n_plain + n_gz)]
+    if repeats > 1:
+        cases.insert(1, ("gzip", [gz], n_gz))
+    for label, paths, n in cases:
+        runs = [scan_once(tree, paths) for _ in range(repeats)]
+        best = min(r["seconds"] for r in runs)
         out[label] = {"seconds": round(best, 3), "files_per_second": round(n / best)}
+        out[label] |= {"sets": runs[0]["sets"], "left_out": runs[0]["skipped"]}
+    if "gzip" not in out:  # from the whole archive less its plain files
+        seconds = out["all"]["seconds"] - out["plain"]["seconds"]
+        out["gzip"] = {"seconds": round(seconds, 3), "files_per_second": round(n_gz / seconds)}
     return out
 
 
@@ -181,11 +210,13 @@ class TreeSampler:
             self.peak_rss = max(self.peak_rss, rss)
 
 
-def run_command(cmd: list[str], cwd: Path) -> dict[str, Any]:
+def run_command(cmd: list[str], tree: Tree) -> dict[str, Any]:
     """Wall, CPU seconds of the tree, peak RSS of the tree, stdout lines, exit status."""
     start = time.perf_counter()
     with open(os.devnull, "w") as sink:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=sink, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=tree.cwd, env=tree.env(), stdout=subprocess.PIPE, stderr=sink, text=True
+        )
         sampler = TreeSampler(proc.pid)
         lines: list[str] = []
         assert proc.stdout is not None
@@ -223,11 +254,11 @@ def drop_caches(*trees: Path) -> str:
         return "posix_fadvise"
 
 
-def noop_bench(exe: str, cwd: Path, month: Path, ws: Path, repeats: int) -> dict[str, Any]:
-    cmd = [exe, "night", str(month), "-o", str(ws)]
-    warm = [run_command(cmd, cwd) for _ in range(repeats + 1)][1:]
+def noop_bench(tree: Tree, month: Path, ws: Path, repeats: int) -> dict[str, Any]:
+    cmd = tree.command("night", str(month), "-o", str(ws))
+    warm = [run_command(cmd, tree) for _ in range(repeats + 1)][1:]
     method = drop_caches(month, ws)
-    cold = run_command(cmd, cwd)
+    cold = run_command(cmd, tree)
     return {
         "warm_seconds": [w["wall_seconds"] for w in warm],
         "cold_seconds": cold["wall_seconds"],
@@ -341,6 +372,13 @@ def main() -> int:
     parser.add_argument(
         "--baseline", default=None, metavar="PYTHON", help="the baseline tree's interpreter"
     )
+    parser.add_argument(
+        "--baseline-tree",
+        default=None,
+        metavar="DIR",
+        help="the baseline's source tree, put on the path of --baseline's interpreter "
+        "(default: the tree that interpreter's venv belongs to)",
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=("scan", "run", "noop", "cost"))
     parser.add_argument("--out", type=Path, default=Path("bench_archive.json"))
     args = parser.parse_args()
@@ -355,23 +393,24 @@ def main() -> int:
     t = time.perf_counter()
     month = simulate_nights(data, args.nights, args.frames, args.small)
     result["simulate_seconds"] = round(time.perf_counter() - t, 1)
-    baseline_cwd = Path(args.baseline).resolve().parents[2] if args.baseline else None
-    baseline_exe = str(Path(args.baseline).with_name("mdark-dask")) if args.baseline else None
-    mine = str(Path(PYTHON).with_name("mdark-dask"))
+    mine = Tree(PYTHON, ROOT)
+    baseline = None
+    if args.baseline:
+        where = args.baseline_tree or Path(args.baseline).absolute().parents[2]
+        baseline = Tree(args.baseline, Path(where), args.baseline_tree)
 
     if "scan" not in args.skip:
         plain, gz = make_scan_archive(data, month, args.scan_files)
-        result["scan"] = scan_bench(PYTHON, ROOT, plain, gz, args.repeats)
-        if args.baseline and baseline_cwd is not None:
-            result["scan_baseline"] = scan_bench(
-                args.baseline, baseline_cwd, plain, gz, args.repeats
-            )
+        result["scan"] = scan_bench(mine, plain, gz, args.repeats)
+        if baseline is not None:
+            # one pass each: the baseline reads every gzipped file whole
+            result["scan_baseline"] = scan_bench(baseline, plain, gz, 1, warm=False)
         print(json.dumps(result, indent=1), flush=True)
 
     ws = data / "ws"
     if "run" not in args.skip:
         shutil.rmtree(ws, ignore_errors=True)
-        run = run_command([mine, "night", str(month), "-o", str(ws)], ROOT)
+        run = run_command(mine.command("night", str(month), "-o", str(ws)), mine)
         report = json.loads((ws / "night_report.json").read_text())
         sets = sum(1 for s in report["sets"] if s["status"] == "done")
         run["sets"] = sets
@@ -382,11 +421,14 @@ def main() -> int:
         print(json.dumps(result, indent=1), flush=True)
 
     if "noop" not in args.skip and ws.exists():
-        result["noop"] = noop_bench(mine, ROOT, month, ws, args.repeats)
-        if baseline_exe and baseline_cwd is not None:
-            result["noop_baseline"] = noop_bench(
-                baseline_exe, baseline_cwd, month, ws, args.repeats
-            )
+        result["noop"] = noop_bench(mine, month, ws, args.repeats)
+        if baseline is not None:
+            # its own copy of the workspace (products hard-linked): the two trees keep
+            # different records beside the products
+            other = data / "ws-baseline"
+            shutil.rmtree(other, ignore_errors=True)
+            shutil.copytree(ws, other, copy_function=os.link)
+            result["noop_baseline"] = noop_bench(baseline, month, other, args.repeats)
         print(json.dumps(result, indent=1), flush=True)
 
     if "cost" not in args.skip:

@@ -12,6 +12,8 @@ silently ignored typo, because these settings change product bytes.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -220,6 +222,18 @@ def _recipe_block(block: object, where: str) -> tuple[dict[str, Any], dict[str, 
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping of a settings file, parsed once per version of the file: a night
+    resolves the settings of every set, and parsing YAML costs milliseconds each time."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from None
+    return copy.deepcopy(_parse_yaml(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_yaml(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """:func:`_read_yaml`'s parse, keyed by the file's version (modification time, size)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
