@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -255,17 +256,22 @@ def drop_caches(*trees: Path) -> str:
 
 
 def noop_bench(tree: Tree, month: Path, ws: Path, repeats: int) -> dict[str, Any]:
-    cmd = tree.command("night", str(month), "-o", str(ws))
-    warm = [run_command(cmd, tree) for _ in range(repeats + 1)][1:]
-    method = drop_caches(month, ws)
-    cold = run_command(cmd, tree)
-    return {
-        "warm_seconds": [w["wall_seconds"] for w in warm],
-        "cold_seconds": cold["wall_seconds"],
-        "cold_method": method,
-        "stdout_lines": warm[-1]["stdout_lines"],
-        "status": [w["status"] for w in warm] + [cold["status"]],
-    }
+    """A rerun with nothing to do, warm and cold: the whole command, and its dry run
+    (scan and up-to-date checks, without the reports and pages a run writes)."""
+    out: dict[str, Any] = {}
+    for label, extra in (("", ()), ("dry_run_", ("--dry-run",))):
+        cmd = tree.command("night", str(month), "-o", str(ws), *extra)
+        warm = [run_command(cmd, tree) for _ in range(repeats + 1)][1:]
+        method = drop_caches(month, ws)
+        cold = run_command(cmd, tree)
+        out |= {
+            f"{label}warm_seconds": [w["wall_seconds"] for w in warm],
+            f"{label}cold_seconds": cold["wall_seconds"],
+            "cold_method": method,
+            f"{label}stdout_lines": warm[-1]["stdout_lines"],
+            f"{label}status": [w["status"] for w in warm] + [cold["status"]],
+        }
+    return out
 
 
 def page_sizes(ws: Path) -> dict[str, Any]:
@@ -296,7 +302,9 @@ def client_cost(month: Path, ws: Path) -> dict[str, Any]:
     graphs = [master_graph(plan, None) for _, plan in todo]
     t3 = time.perf_counter()
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster,
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, silence_logs=logging.CRITICAL
+        ) as cluster,
         Client(cluster) as client,
     ):
         t4 = time.perf_counter()
@@ -354,6 +362,16 @@ def markdown(result: dict[str, Any]) -> str:
             noop_base.get("cold_seconds", ""),
         )
         row("no-op output lines", noop["stdout_lines"], noop_base.get("stdout_lines", ""))
+        row(
+            "no-op dry run (scan, up-to-date checks) warm s",
+            noop["dry_run_warm_seconds"],
+            noop_base.get("dry_run_warm_seconds", ""),
+        )
+        row(
+            "no-op dry run cold s",
+            noop["dry_run_cold_seconds"],
+            noop_base.get("dry_run_cold_seconds", ""),
+        )
     cost = result.get("client_cost")
     if cost:
         for key in ("scan", "plan", "graph", "submit"):

@@ -142,7 +142,7 @@ SCAN_BATCH: Final = 128
 
 def scan_batch(paths: Sequence[str]) -> list[RawFrame | str]:
     """Scan the headers of ``paths``: a :class:`RawFrame`, or the reason it cannot be
-    scanned, per path. One task of :func:`scan_frames`; it runs wherever the mapper sends
+    scanned, per path. One task of :func:`scan_paths`; it runs wherever the mapper sends
     it (a thread, a worker), so it takes and returns only plain picklable values."""
     out: list[RawFrame | str] = []
     for path in paths:
