@@ -13,18 +13,19 @@ pages and reports (:mod:`mdark_dask.report`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mdark_dask._version import __version__
-from mdark_dask.errors import OutputError
+from mdark_dask.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from mdark_dask.plan.night import NightPlan
@@ -61,6 +62,17 @@ def ensure_workspace(path: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to workspace {path}: {exc.strerror or exc}") from None
     return path
+
+
+@contextlib.contextmanager
+def locked_workspace(workspace: Path, command: Sequence[str] = ()) -> Iterator[Path]:
+    """Make the workspace and hold its lock (:mod:`mdark_dask.io.lock`) for the block:
+    one writer per workspace, whether the command line or the API writes."""
+    from mdark_dask.io.lock import workspace_lock
+
+    ensure_workspace(workspace)
+    with workspace_lock(workspace, command):
+        yield workspace
 
 
 def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
@@ -114,6 +126,10 @@ def mdark(
     off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
     the command that reruns it.
     """
+    from mdark_dask import checks
+
+    checks.writable_output(Path(workspace))
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
     drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
     try:
         return _mdark(
@@ -197,7 +213,8 @@ def _mdark(
     ensure_workspace(plan.product_path.parent)
     computing.set()
     say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
-    (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
+    with locked_workspace(Path(workspace), command):
+        (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
     say("")
     say(recipe_report(result, verbose=verbose), final=True)
     say("")
@@ -247,28 +264,35 @@ def night(
 
     ``inputs``: directories, frames and sofs to scan, or a night planned already.
     ``cluster`` is a cluster spec (:func:`mdark_dask.cluster.connect`) or a
-    ``distributed.Client`` that the caller owns. The local cluster starts while the
-    headers are scanned when there will surely be work (a fresh workspace, or
-    ``overwrite``); a batch cluster, or a rerun that may find everything up to date,
-    starts only once the plan says there is work.
+    ``distributed.Client`` that the caller owns. Bad input (missing inputs, settings,
+    output or cluster spec) fails before anything starts or is made.
     """
-    from mdark_dask.cluster import BackgroundCluster, Connection
+    from mdark_dask import checks
+    from mdark_dask.cluster import BackgroundCluster, Connection, check_spec
     from mdark_dask.plan.names import product_dir
+    from mdark_dask.plan.night import NightPlan
 
+    started = time.perf_counter()
+    ws = Path(workspace)
+    # bad input: one line before anything starts or is made
+    if not isinstance(inputs, NightPlan):
+        checks.existing_inputs(list(inputs))
+    if not dry_run:
+        checks.writable_output(ws)
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
+    if cluster is None or isinstance(cluster, str):
+        check_spec(cluster)
     # the products of an in-process cluster are drawn by a drawing process, made first
     drawer = _drawing_process(plots and not dry_run and cluster in ("threads", "sync"))
-    started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    ws = Path(workspace)
+    # a local cluster starts as soon as the scan has found sets, while they are planned,
+    # when there will surely be work (a fresh workspace, or ``overwrite``); a batch
+    # cluster, or a rerun that may find everything up to date, only once the plan says so
+    early = (
+        not dry_run and cluster in (None, "local") and (overwrite or not product_dir(ws).exists())
+    )
     if cluster is None or isinstance(cluster, str):
-        early = (
-            not dry_run
-            and cluster in (None, "local")
-            and (overwrite or not product_dir(ws).exists())
-        )
         opening = BackgroundCluster(cluster)
-        if early:
-            opening.start()
     else:
         opening = BackgroundCluster.of(Connection(cluster, "the caller's client"))
     try:
@@ -288,6 +312,7 @@ def night(
             started,
             stamp,
             drawer,
+            early,
         )
     finally:
         opening.close()
@@ -311,14 +336,10 @@ def _night(
     started: float,
     stamp: str,
     drawer: DrawingProcess | None,
+    early: bool,
 ) -> NightRun:
-    from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
-    from mdark_dask.plan.sets import plan_sets
-    from mdark_dask.report.page import write_overview
-    from mdark_dask.report.runstats import RunStats, profile
-    from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
-    from mdark_dask.scheduler import preflight, run_plans
+    from mdark_dask.report.tables import skipped_table
 
     last = [time.perf_counter()]
 
@@ -340,6 +361,65 @@ def _night(
     )
     if night.skipped:
         out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    if not night.sets:
+        raise InputError(_nothing_to_reduce(night))
+    if early:
+        opening.start()
+    with contextlib.nullcontext() if dry_run else locked_workspace(workspace, command):
+        return _reduce_night(
+            night,
+            workspace,
+            settings,
+            numerics,
+            overwrite,
+            plots,
+            cluster,
+            dry_run,
+            performance_report,
+            command,
+            out,
+            opening,
+            started,
+            stamp,
+            drawer,
+        )
+
+
+def _nothing_to_reduce(night: NightPlan) -> str:
+    """The one line of a night without a set: what was left out, counted by reason."""
+    from collections import Counter
+
+    if not night.skipped:
+        return "no raw dark frame in the inputs"
+    reasons = Counter(k.reason.split(" (")[0].split(";")[0] for k in night.skipped)
+    common = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
+    return f"no set of raw darks to reduce in the inputs ({len(night.skipped)} left out: {common})"
+
+
+def _reduce_night(
+    night: NightPlan,
+    workspace: Path,
+    settings: str | Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool,
+    cluster: Any,
+    dry_run: bool,
+    performance_report: bool,
+    command: Sequence[str],
+    out: Printer,
+    opening: Any,
+    started: float,
+    stamp: str,
+    drawer: DrawingProcess | None,
+) -> NightRun:
+    from mdark_dask.cluster import ClusterError
+    from mdark_dask.plan.sets import plan_sets
+    from mdark_dask.report.page import write_overview
+    from mdark_dask.report.runstats import RunStats, profile
+    from mdark_dask.report.tables import night_table, plan_table, write_run_report
+    from mdark_dask.scheduler import preflight, run_plans
+
     settings_path = Path(settings) if settings is not None else None
     todo, settled = plan_sets(night, workspace, settings_path, numerics, overwrite, plots)
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
@@ -404,6 +484,9 @@ def _night(
             "wall_seconds": round(stats.wall, 3),
             "worker_threads": stats.threads,
             "busy_fraction": round(stats.busy_fraction, 4),
+            "cpu_seconds": round(stats.cpu, 3),
+            "task_fraction": round(stats.task_fraction, 4),
+            "task_seconds": round(stats.busy, 3),
             "tasks": stats.tasks,
             "spilled_bytes": stats.spilled_bytes,
             "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
@@ -441,6 +524,9 @@ def demo_sets() -> tuple[Any, ...]:
 def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> int:
     """``mdark-dask demo``: simulate one small set of darks per arm and reduce them all,
     the same way ``mdark-dask mdark`` does; returns the exit status."""
+    from mdark_dask import checks
+
+    checks.writable_output(directory, "demo directory")
     drawer = _drawing_process(True)
     try:
         return _demo(directory, n_frames, out, drawer)

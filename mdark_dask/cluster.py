@@ -266,6 +266,30 @@ def security(tls: Any, where: str) -> Any:
     return Security(require_encryption=True, **files)
 
 
+#: Cluster names :func:`connect` knows besides addresses and definition files.
+NAMED_CLUSTERS = (None, "local", "threads", "sync")
+
+
+def check_spec(spec: str | None) -> None:
+    """A spec :func:`connect` would understand, checked without connecting or starting
+    anything (a definition file is read and its type checked).
+
+    Raises
+    ------
+    ClusterError
+        Its one line.
+    """
+    if spec in NAMED_CLUSTERS or (spec is not None and "://" in spec):
+        return
+    assert spec is not None
+    if not Path(spec).is_file():
+        raise ClusterError(
+            f"unknown cluster {spec!r}: use local, threads, sync, tcp://HOST:PORT "
+            "or a cluster definition file"
+        )
+    load_definition(Path(spec))
+
+
 def _client(address: str, timeout: float, secure: Any = None) -> Any:
     from distributed import Client
 
