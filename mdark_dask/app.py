@@ -257,6 +257,7 @@ def night(
     cluster: Any = None,
     dry_run: bool = False,
     performance_report: bool = False,
+    verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
 ) -> NightRun:
@@ -313,6 +314,7 @@ def night(
             stamp,
             drawer,
             early,
+            verbose,
         )
     finally:
         opening.close()
@@ -337,9 +339,10 @@ def _night(
     stamp: str,
     drawer: DrawingProcess | None,
     early: bool,
+    verbose: bool,
 ) -> NightRun:
     from mdark_dask.plan.night import NightPlan, plan_night
-    from mdark_dask.report.tables import skipped_table
+    from mdark_dask.report.progress import left_out_lines
 
     last = [time.perf_counter()]
 
@@ -359,8 +362,8 @@ def _night(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out"
     )
-    if night.skipped:
-        out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    for line in left_out_lines([(k.what, k.reason) for k in night.skipped], verbose):
+        out(line)
     if not night.sets:
         raise InputError(_nothing_to_reduce(night))
     if early:
@@ -382,6 +385,7 @@ def _night(
             started,
             stamp,
             drawer,
+            verbose,
         )
 
 
@@ -412,12 +416,21 @@ def _reduce_night(
     started: float,
     stamp: str,
     drawer: DrawingProcess | None,
+    verbose: bool,
 ) -> NightRun:
+    import numpy as np
+
     from mdark_dask.cluster import ClusterError
-    from mdark_dask.plan.sets import plan_sets
-    from mdark_dask.report.page import write_overview
+    from mdark_dask.plan.sets import outcome, plan_sets
+    from mdark_dask.report.progress import (
+        DETAIL_SETS,
+        SHOWN_FAILURES,
+        Progress,
+        group_table,
+        nights_line,
+    )
     from mdark_dask.report.runstats import RunStats, profile
-    from mdark_dask.report.tables import night_table, plan_table, write_run_report
+    from mdark_dask.report.tables import night_table, plan_table
     from mdark_dask.scheduler import preflight, run_plans
 
     settings_path = Path(settings) if settings is not None else None
@@ -437,16 +450,22 @@ def _reduce_night(
         )
         for s in night.sets
     ]
-    out(plan_table(rows))
+    detail = verbose or len(night.sets) <= DETAIL_SETS
+    if detail:
+        out(plan_table(rows))
+    else:
+        planned = [*settled, *(outcome(s, "to do", product=None) for s, _ in todo)]
+        out(f"{nights_line([o.night for o in planned])}; the sets by arm and exposure time:")
+        out(group_table(planned))
     if dry_run:
         return NightRun(tuple(settled), {}, 0)
     ensure_workspace(workspace)
     write_sofs(night, workspace / "sof")
-
-    def progress(o: SetOutcome, done: int, total: int, elapsed: float) -> None:
-        eta = elapsed / done * (total - done)
-        tail = o.qc_flag if o.status == "done" else f"FAILED: {o.reason}"
-        out(f"[{done:>3}/{total}] {o.name}: {o.status} ({tail}); {elapsed:.0f}s, ETA {eta:.0f}s")
+    progress = Progress(
+        line=out,
+        status=getattr(out, "status", None),
+        work={s.name: float(np.prod(p.frameset.shape)) for s, p in todo},
+    )
 
     outcomes = list(settled)
     cluster_name = "none needed"
@@ -471,7 +490,7 @@ def _reduce_night(
             outcomes += run_plans(todo, conn.client, progress, drawer)
         opening.release()  # the workers shut down while the reports are written
     out("")
-    out(night_table(outcomes), final=True)
+    out(night_table(outcomes) if detail else group_table(outcomes), final=True)
     record = {
         "mdark_dask_version": __version__,
         "started_utc": stamp,
@@ -495,17 +514,65 @@ def _reduce_night(
             "transfer_seconds": round(stats.transfer_seconds, 3),
         },
     }
-    report = write_run_report(workspace / "night_report.json", record, outcomes)
-    page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
-    out(f"Night overview: {page}")
     bad = [o for o in outcomes if not o.ok]
+    report, index = record_night(workspace, record, outcomes)
+    out(f"Pages: {index}")
     out(
         f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
         f"report: {report}; {time.perf_counter() - started:.1f}s"
     )
     if bad:
-        print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
+        names = ", ".join(o.name for o in bad[:SHOWN_FAILURES])
+        more = f" and {len(bad) - SHOWN_FAILURES} more" if len(bad) > SHOWN_FAILURES else ""
+        print(f"ERROR: {len(bad)} set(s) failed: {names}{more}", file=sys.stderr)
     return NightRun(tuple(outcomes), record, 1 if bad else 0)
+
+
+def record_night(
+    workspace: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]
+) -> tuple[Path, Path]:
+    """Keep what a night run did: its own report (``runs/<run>.json``), its sets in the
+    workspace's store (:mod:`mdark_dask.io.store`), the workspace's report
+    (``night_report.json``: every set the workspace holds) and the pages of the nights
+    it computed; returns (the workspace report, the index page).
+    """
+    import os
+
+    from mdark_dask.io import store
+    from mdark_dask.report.history import write_history
+    from mdark_dask.report.page import write_pages
+    from mdark_dask.report.tables import set_record, write_json, write_run_report
+
+    run = f"{record['started_utc'].replace('-', '').replace(':', '')}-{os.getpid()}"
+    own = Path("runs") / f"{run}.json"
+    write_run_report(workspace / own, {**record, "run": run}, outcomes)
+    nights = sorted({o.night for o in outcomes})
+    store.record_run(
+        workspace,
+        {
+            "run": run,
+            "started_utc": record["started_utc"],
+            "seconds": record["seconds"],
+            "command": record["command"],
+            "cluster": record["cluster"],
+            "report": str(own),
+            "sets": len(outcomes),
+            "failed": sum(not o.ok for o in outcomes),
+            "nights": nights,
+        },
+        [set_record(o, run) for o in outcomes],
+    )
+    rows = store.products(workspace)
+    runs = store.runs(workspace)
+    report = write_json(
+        workspace / "night_report.json",
+        {**record, "run": run, "runs": [r["report"] for r in runs], "sets": rows},
+    )
+    touched = {o.night for o in outcomes if o.status != "up to date"}
+    index = write_pages(workspace, rows, runs, record["left_out"], touched, str(own))
+    if touched or not (workspace / "qc" / "history.html").exists():
+        write_history(workspace, rows)
+    return report, index
 
 
 def demo_sets() -> tuple[Any, ...]:

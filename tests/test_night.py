@@ -763,8 +763,13 @@ def test_night_report_structure(night: Night, capsys: pytest.CaptureFixture[str]
         {"what": str(night.raw / "junk.fits"), "reason": "not a readable FITS file"}
     ]
     assert [s["name"] for s in data["sets"]] == night.names()
+    # this run's own report, beside the workspace's record of every run
+    assert data["runs"][-1] == f"runs/{data['run']}.json"
+    own = json.loads((night.ws / data["runs"][-1]).read_text(encoding="utf-8"))
+    assert [s["name"] for s in own["sets"]] == night.names()
     for s in data["sets"]:
         assert s["status"] == "done"
+        assert s["run"] == data["run"] and s["night"] == "2026-01-10"
         assert s["product"] == str(product(night.ws.resolve(), s["name"]))
         assert s["reason"] == ""
         assert s["frames"] == 3
@@ -773,7 +778,7 @@ def test_night_report_structure(night: Night, capsys: pytest.CaptureFixture[str]
             s["qc"]
         )
         for name, qc in s["qc"].items():
-            assert set(qc) == {"value", "unit", "flag"}, name
+            assert set(qc) == {"value", "unit", "flag", "lo", "hi"}, name
             assert isinstance(qc["value"], int | float) and np.isfinite(qc["value"]), name
             assert qc["flag"] == "pass", name
     by_name = {s["name"]: s for s in data["sets"]}
