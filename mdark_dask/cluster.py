@@ -312,8 +312,8 @@ def _connect_failure(exc: BaseException, address: str) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     first = re.sub(r"^in <[^>]*>: ", "", first)
-    if "SSLError" in first or "certificate" in first.lower():
-        reason = re.sub(r"^SSLError: ", "", first).split(". Check your security")[0]
+    if re.search(r"SSL\w*Error|certificate", first, flags=re.IGNORECASE):
+        reason = re.sub(r"^SSL\w*Error: ", "", first).split(". Check your security")[0]
         return f"the TLS handshake failed ({reason}): check the tls: certificates"
     if address.startswith("tcp://") and "reset by peer" in first:
         return f"{first} (a scheduler that wants tls://?)"
