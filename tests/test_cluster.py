@@ -312,12 +312,17 @@ def run_sync(raw: Path, workspace: Path) -> None:
     assert code == 0, f"the in-process reference night failed ({code})"
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
-    root = tmp_path_factory.mktemp("night")
+def make_night(tmp_path_factory: pytest.TempPathFactory, name: str = "night") -> Night:
+    """A small night and its in-process reference workspace."""
+    root = tmp_path_factory.mktemp(name)
     awkward = simulate_night(root / "raw")
     run_sync(root / "raw", root / "ws-sync")
     return Night(root / "raw", root / "ws-sync", awkward)
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
+    return make_night(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,8 @@ from tests.test_cluster import (
     Night,
     NightProcess,
     assert_same_products,
+    make_night,
     read_report,
-    run_sync,
-    simulate_night,
 )
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -174,11 +173,7 @@ class TlsDaskProcesses(DaskProcesses):
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
-    """A small night and its in-process reference workspace."""
-    root = tmp_path_factory.mktemp("tls-night")
-    awkward = simulate_night(root / "raw")
-    run_sync(root / "raw", root / "ws-sync")
-    return Night(root / "raw", root / "ws-sync", awkward)
+    return make_night(tmp_path_factory, "tls-night")
 
 
 @pytest.fixture(scope="module")
