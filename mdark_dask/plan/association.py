@@ -205,12 +205,16 @@ def pick(
 
 def pedestal(masters: Sequence[Master], master: Master) -> tuple[float, bool] | None:
     """``(P, fitted)``: the pedestal estimated for ``master``, fitted as the intercept of
-    MDARK MEDIAN against exposure time over the night's masters of its arm and readout
-    mode when they span two or more exposure times, else ``master``'s median (a bound)."""
+    MDARK MEDIAN against exposure time over the night's passing masters of its arm and
+    readout mode when they span two or more exposure times, else ``master``'s median (a
+    bound). Failed masters stay out: a QC failure is often an odd level."""
     pts = [
         (m.exptime, m.median)
         for m in masters
-        if m.arm == master.arm and m.rospeed == master.rospeed and m.median is not None
+        if m.arm == master.arm
+        and m.rospeed == master.rospeed
+        and m.median is not None
+        and m.status == "pass"
     ]
     if len({t for t, _ in pts}) >= 2:
         n = len(pts)
