@@ -7,6 +7,7 @@ choice to the organiser's SQL view itself.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -23,6 +24,7 @@ from mdark_dask.plan.association import (
     associate,
     page_rows,
     pick,
+    record_rows,
     summary_lines,
 )
 from mdark_dask.plan.night import NightPlan, NightSet
@@ -151,6 +153,9 @@ def test_output_is_bounded() -> None:
     table = page_rows(rows, limit=50)
     assert len(table) == 51 and all(len(r) == len(PAGE_HEADERS) for r in table)
     assert "249 more" in table[-1][0]
+    # the night page gets the run record's JSON: the same rows
+    entries = json.loads(json.dumps([a.as_dict() for a in rows]))
+    assert record_rows(entries, limit=50) == table
 
 
 masters_st = st.lists(

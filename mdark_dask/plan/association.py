@@ -33,7 +33,7 @@ Pure: a night's plan and its outcomes in, frozen rows out. The rules are soxspip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -324,24 +324,31 @@ def _associate_one(
 def page_rows(rows: Sequence[Association], limit: int = 200) -> list[tuple[str, ...]]:
     """Rows for the night page's association table (:data:`PAGE_HEADERS`), at most
     ``limit``; a last row says how many more the JSON report holds."""
+    return record_rows([a.as_dict() for a in rows], limit)
+
+
+def record_rows(entries: Sequence[Mapping[str, Any]], limit: int = 200) -> list[tuple[str, ...]]:
+    """:func:`page_rows` from the run record's ``association`` entries
+    (:meth:`Association.as_dict`), as the night page receives them."""
     out: list[tuple[str, ...]] = []
-    for a in rows[:limit]:
-        names = [f.rsplit("/", 1)[-1] for f in a.frames]
+    for a in entries[:limit]:
+        names = list(a["frames"])
         frames = names[0] + (f" (+{len(names) - 1})" if len(names) > 1 else "")
+        d_exp, d_hours = a.get("d_exptime"), a.get("d_hours")
         out.append(
             (
                 frames,
-                a.arm,
-                a.recipe or "--",
-                f"{a.exptime:g}",
-                a.master or "--",
-                "--" if a.d_exptime is None else f"{a.d_exptime:+g} s",
-                "--" if a.d_hours is None else f"{a.d_hours:+.2f} h",
-                "; ".join(x for x in (a.note, *a.warnings) if x),
+                str(a["arm"]),
+                a.get("recipe") or "--",
+                f"{a['exptime']:g}",
+                a.get("master") or "--",
+                "--" if d_exp is None else f"{d_exp:+g} s",
+                "--" if d_hours is None else f"{d_hours:+.2f} h",
+                "; ".join(x for x in (a.get("note", ""), *a.get("warnings", ())) if x),
             )
         )
-    if len(rows) > limit:
-        out.append((f"... {len(rows) - limit} more in night_report.json",) + ("",) * 7)
+    if len(entries) > limit:
+        out.append((f"... {len(entries) - limit} more in night_report.json",) + ("",) * 7)
     return out
 
 
