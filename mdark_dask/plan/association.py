@@ -152,7 +152,11 @@ def _rospeed(instrument: str, value: object) -> str | None:
 
 
 def masters_of(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Master, ...]:
-    """The night's masters that have a product, with their QC status and median."""
+    """The night's masters that have a product, with their QC status and median.
+
+    A set without a product is left out: soxspipe would make that master itself, and
+    the report cannot know its QC.
+    """
     by_name = {o.name: o for o in outcomes}
     out = []
     for s in night.sets:
@@ -229,10 +233,7 @@ def _groups(frames: Iterable[RawFrame]) -> list[list[RawFrame]]:
     """Frames of one template, type, technique, exposure time and readout mode."""
     groups: dict[tuple[Any, ...], list[RawFrame]] = {}
     for f in frames:
-        try:
-            inst = instrument_of(f.get("INSTRUME"))
-        except Exception:  # unknown instruments never reach here; be safe
-            continue
+        inst = instrument_of(f.get("INSTRUME"))  # the night kept known instruments only
         kw = _kw(inst)
         key = (
             inst,
