@@ -126,7 +126,7 @@ def _disp_solution(
         "save-intermediate-products: False", "save-intermediate-products: True"
     )
     (workdir / "soxspipe.yaml").write_text(settings)
-    sof = workdir / "20260111T090000_NIR_3_DSOL_PINHOLE_5_0S_SOXS.sof"
+    sof = workdir / "20260111T090000_NIR_3_DSOL_PINHOLE_10_0S_SOXS.sof"
     lines = [(arc, "LAMP,WAVE_NIR"), *extra]
     sof.write_text("".join(f"{p} {tag}\n" for p, tag in lines))
     run = run_soxspipe(
@@ -146,7 +146,7 @@ def _disp_solution(
 
 @pytest.fixture(scope="module")
 def downstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A night of SOXS NIR darks (5 s) and one arc; soxspipe's and mdark-dask's masters;
+    """A night of SOXS NIR darks (5 s) and one 10 s arc; soxspipe's and mdark-dask's masters;
     disp_solution with mdark-dask's master (shared by the two tests below)."""
     venv = oracle_venv()
     if venv is None:
@@ -155,7 +155,8 @@ def downstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     spec = _darks(5.0, "2026-01-11T08:00:00.000", seed=11)
     frames = simulate_set(spec, root / "raw")
     sof = write_sof(root / sof_name(spec), frames)
-    (arc,) = simulate_set(_arc(venv, "2026-01-11T09:00:00.000"), root / "arc")
+    # a 10 s arc: soxspipe scales the 5 s master, reading its EXPTIME too
+    (arc,) = simulate_set(_arc(venv, "2026-01-11T09:00:00.000", exptime=10.0), root / "arc")
     theirs = run_soxspipe_mdark(sof, root / "soxspipe-mdark", "soxs", timeout=120).product
     made = _console(
         "mdark",
