@@ -453,7 +453,11 @@ def _association(
         from mdark_dask.handoff import Made, hand_off
 
         firsts = {s.name: str(s.frames[0].get("DATE-OBS") or "") for s in night.sets if s.frames}
-        made = [Made(o.name, o.qc, firsts.get(o.name, "")) for o in outcomes if o.product]
+        made = [
+            Made(o.name, o.qc, firsts.get(o.name, ""), o.status == "done")
+            for o in outcomes
+            if o.product
+        ]
         out(hand_off(workspace, made))
     rows = associate(night, outcomes)
     for line in summary_lines(rows):

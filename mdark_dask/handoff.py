@@ -20,11 +20,14 @@ from mdark_dask.numerics.qc import HOTPIX_QC, QCRow
 
 
 class Made(NamedTuple):
-    """A master to record: its sof name (without ``.sof``), QC rows and first DATE-OBS."""
+    """A master to record: its sof name (without ``.sof``), QC rows, first DATE-OBS, and
+    whether it was made by this run (else found up to date: its QC rows are those of its
+    header, and a status already recorded stays)."""
 
     name: str
     qc: Sequence[QCRow]
     date_obs: str
+    fresh: bool = True
 
 
 def qc_values(rows: Sequence[QCRow]) -> list[QCValue]:
@@ -54,7 +57,7 @@ def hand_off(workspace: Path, masters: Sequence[Made]) -> str:
     try:
         session = current_session(workspace)
         done = [
-            record_master(db, session, f"{m.name}.sof", qc_values(m.qc), m.date_obs)
+            record_master(db, session, f"{m.name}.sof", qc_values(m.qc), m.date_obs, not m.fresh)
             for m in masters
             if m.qc
         ]

@@ -93,6 +93,8 @@ def test_record_master_as_soxspipes_recipe_records_it(template_db: Path) -> None
     assert record_master(template_db, "base", "A.sof", [median, ron], "2026-01-11").status == "pass"
     assert record_master(template_db, "base", "B.sof", [bad, ron], "2026-01-11").status == "fail"
     assert record_master(template_db, "base", "C.sof", [ron], "2026-01-11").status == "unknown"
+    # a master found up to date keeps what was recorded when it was made
+    assert record_master(template_db, "base", "B.sof", [ron], "2026-01-11", True).status == "fail"
     with sqlite3.connect(template_db) as conn:
         status = dict(conn.execute("SELECT sof, status_base FROM product_frames").fetchall())
         qc = conn.execute(

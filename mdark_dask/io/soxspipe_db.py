@@ -81,21 +81,28 @@ def record_master(
     sof: str,
     qc: Sequence[QCValue],
     date_obs: str,
+    keep_recorded: bool = False,
 ) -> Recorded:
     """Record one master dark's QC and status for sof ``sof`` (``<name>.sof``).
 
     The status is ``fail`` when any QC value failed, else ``pass``, as
     ``base_recipe.clean_up`` sets it; the QC rows replace the sof's earlier ones, as
     ``base_recipe.report_output`` does. One transaction: soxspipe sees all or nothing.
+    With ``keep_recorded`` a sof that has a status already is left as it is (a master
+    found up to date was recorded when it was made, with every QC value).
     """
     if not _SESSION.match(session):
         raise ValueError(f"not a soxspipe session id: {session!r}")
     status = "fail" if any(q.flag == "fail" for q in qc) else "pass"
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     with sqlite3.connect(db, timeout=60.0) as conn:
-        known = conn.execute("SELECT 1 FROM product_frames WHERE sof = ?", (sof,)).fetchone()
+        known = conn.execute(
+            f'SELECT "status_{session}" FROM product_frames WHERE sof = ?', (sof,)
+        ).fetchone()
         if known is None:
             return Recorded(sof, "unknown")
+        if keep_recorded and known[0] in ("pass", "fail"):
+            return Recorded(sof, str(known[0]))
         conn.execute(
             f'UPDATE product_frames SET "status_{session}" = ? WHERE sof = ?', (status, sof)
         )
