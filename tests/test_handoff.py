@@ -119,3 +119,33 @@ def test_session_ids_are_soxspipes(tmp_path: Path) -> None:
     (tmp_path / "sessions" / ".sessionid").write_text('x"; DROP TABLE raw_frames; --')
     with pytest.raises(ValueError, match="not a soxspipe session id"):
         current_session(tmp_path)
+
+
+def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: Path) -> None:
+    """The default layout: the association in the terminal and the JSON report."""
+    arc = DarkSetSpec(
+        "soxs",
+        "NIR",
+        n_frames=1,
+        exptime=60.0,
+        start="2026-01-11T09:00:00.000",
+        seed=9,
+        dpr_type="LAMP,WAVE",
+        dpr_tech="ECHELLE,PINHOLE",
+        slit="PINHOLE",
+    )
+    (frame,) = simulate_set(arc, tmp_path / "arc")
+    ws = tmp_path / "ws"
+    args = ("night", str(raw / "raw"), str(frame), "-o", str(ws))
+    run = _console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (ws / "products" / "soxs_mdark" / f"{NAME}.fits").is_file()
+    assert "soxspipe database" not in run.stdout
+    assert "# CALIBRATION BY SOXSPIPE 0.17.4: 1 non-dark frame(s), 1 with a warning" in run.stdout
+    assert f"1 NIR disp_solution frame(s) <- {NAME} (d exptime +55 s): scaled x12" in run.stdout
+    (row,) = json.loads((ws / "night_report.json").read_text())["association"]
+    assert row["frames"] == [frame.name] and row["master"] == NAME
+    assert (row["recipe"], row["d_exptime"], row["note"]) == ("disp_solution", 55.0, "scaled x12")
+    assert row["warnings"][0].startswith("soxspipe scales the master by 12, pedestal included")
+    # 09:00:00 minus the mean of 08:29:24.123, +11 s and +22 s
+    assert abs(row["d_hours"] - 0.5069) < 1e-3
