@@ -13,18 +13,19 @@ pages and reports (:mod:`mdark_dask.report`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mdark_dask._version import __version__
-from mdark_dask.errors import OutputError
+from mdark_dask.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from mdark_dask.plan.night import NightPlan
@@ -61,6 +62,17 @@ def ensure_workspace(path: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to workspace {path}: {exc.strerror or exc}") from None
     return path
+
+
+@contextlib.contextmanager
+def locked_workspace(workspace: Path, command: Sequence[str] = ()) -> Iterator[Path]:
+    """Make the workspace and hold its lock (:mod:`mdark_dask.io.lock`) for the block:
+    one writer per workspace, whether the command line or the API writes."""
+    from mdark_dask.io.lock import workspace_lock
+
+    ensure_workspace(workspace)
+    with workspace_lock(workspace, command):
+        yield workspace
 
 
 def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
@@ -115,6 +127,10 @@ def mdark(
     off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
     the command that reruns it. ``layout`` as for :func:`night`.
     """
+    from mdark_dask import checks
+
+    checks.writable_output(Path(workspace))
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
     drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
     try:
         return _mdark(
@@ -200,7 +216,8 @@ def _mdark(
     ensure_workspace(plan.product_path.parent)
     computing.set()
     say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
-    (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
+    with locked_workspace(Path(workspace), command):
+        (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
     say("")
     say(recipe_report(result, verbose=verbose), final=True)
     say("")
@@ -248,6 +265,7 @@ def night(
     cluster: Any = None,
     dry_run: bool = False,
     performance_report: bool = False,
+    verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
     layout: str = "mdark-dask",
@@ -256,30 +274,37 @@ def night(
 
     ``inputs``: directories, frames and sofs to scan, or a night planned already.
     ``cluster`` is a cluster spec (:func:`mdark_dask.cluster.connect`) or a
-    ``distributed.Client`` that the caller owns. The local cluster starts while the
-    headers are scanned when there will surely be work (a fresh workspace, or
-    ``overwrite``); a batch cluster, or a rerun that may find everything up to date,
-    starts only once the plan says there is work. ``layout`` ``soxspipe`` writes the
-    masters where soxspipe's organiser looks for them and records them in the
-    workspace's soxspipe database (:mod:`mdark_dask.handoff`).
+    ``distributed.Client`` that the caller owns. Bad input (missing inputs, settings,
+    output or cluster spec) fails before anything starts or is made. ``layout``
+    ``soxspipe`` writes the masters where soxspipe's organiser looks for them and records
+    them in the workspace's soxspipe database (:mod:`mdark_dask.handoff`).
     """
-    from mdark_dask.cluster import BackgroundCluster, Connection
+    from mdark_dask import checks
+    from mdark_dask.cluster import BackgroundCluster, Connection, check_spec
     from mdark_dask.plan.names import product_dir
+    from mdark_dask.plan.night import NightPlan
 
+    started = time.perf_counter()
+    ws = Path(workspace)
+    # bad input: one line before anything starts or is made
+    if not isinstance(inputs, NightPlan):
+        checks.existing_inputs(list(inputs))
+    if not dry_run:
+        checks.writable_output(ws)
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
+    if cluster is None or isinstance(cluster, str):
+        check_spec(cluster)
     # the products of an in-process cluster are drawn by a drawing process, made first
     drawer = _drawing_process(plots and not dry_run and cluster in ("threads", "sync"))
-    started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    ws = Path(workspace)
+    # a local cluster starts as soon as the scan has found sets, while they are planned,
+    # when there will surely be work (a fresh workspace, or ``overwrite``); a batch
+    # cluster, or a rerun that may find everything up to date, only once the plan says so
+    early = (
+        not dry_run and cluster in (None, "local") and (overwrite or not product_dir(ws).exists())
+    )
     if cluster is None or isinstance(cluster, str):
-        early = (
-            not dry_run
-            and cluster in (None, "local")
-            and (overwrite or not product_dir(ws).exists())
-        )
         opening = BackgroundCluster(cluster)
-        if early:
-            opening.start()
     else:
         opening = BackgroundCluster.of(Connection(cluster, "the caller's client"))
     try:
@@ -299,6 +324,8 @@ def night(
             started,
             stamp,
             drawer,
+            early,
+            verbose,
             layout,
         )
     finally:
@@ -323,15 +350,12 @@ def _night(
     started: float,
     stamp: str,
     drawer: DrawingProcess | None,
+    early: bool,
+    verbose: bool,
     layout: str = "mdark-dask",
 ) -> NightRun:
-    from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
-    from mdark_dask.plan.sets import plan_sets
-    from mdark_dask.report.page import write_overview
-    from mdark_dask.report.runstats import RunStats, profile
-    from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
-    from mdark_dask.scheduler import preflight, run_plans
+    from mdark_dask.report.progress import left_out_lines
 
     last = [time.perf_counter()]
 
@@ -351,8 +375,79 @@ def _night(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out"
     )
-    if night.skipped:
-        out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    for line in left_out_lines([(k.what, k.reason) for k in night.skipped], verbose):
+        out(line)
+    if not night.sets:
+        raise InputError(_nothing_to_reduce(night))
+    if early:
+        opening.start()
+    with contextlib.nullcontext() if dry_run else locked_workspace(workspace, command):
+        return _reduce_night(
+            night,
+            workspace,
+            settings,
+            numerics,
+            overwrite,
+            plots,
+            cluster,
+            dry_run,
+            performance_report,
+            command,
+            out,
+            opening,
+            started,
+            stamp,
+            drawer,
+            verbose,
+            layout,
+        )
+
+
+def _nothing_to_reduce(night: NightPlan) -> str:
+    """The one line of a night without a set: what was left out, counted by reason."""
+    from collections import Counter
+
+    if not night.skipped:
+        return "no raw dark frame in the inputs"
+    reasons = Counter(k.reason.split(" (")[0].split(";")[0] for k in night.skipped)
+    common = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
+    return f"no set of raw darks to reduce in the inputs ({len(night.skipped)} left out: {common})"
+
+
+def _reduce_night(
+    night: NightPlan,
+    workspace: Path,
+    settings: str | Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool,
+    cluster: Any,
+    dry_run: bool,
+    performance_report: bool,
+    command: Sequence[str],
+    out: Printer,
+    opening: Any,
+    started: float,
+    stamp: str,
+    drawer: DrawingProcess | None,
+    verbose: bool,
+    layout: str = "mdark-dask",
+) -> NightRun:
+    import numpy as np
+
+    from mdark_dask.cluster import ClusterError
+    from mdark_dask.plan.sets import outcome, plan_sets
+    from mdark_dask.report.progress import (
+        DETAIL_SETS,
+        SHOWN_FAILURES,
+        Progress,
+        group_table,
+        nights_line,
+    )
+    from mdark_dask.report.runstats import RunStats, profile
+    from mdark_dask.report.tables import night_table, plan_table
+    from mdark_dask.scheduler import preflight, run_plans
+
     settings_path = Path(settings) if settings is not None else None
     todo, settled = plan_sets(
         night, workspace, settings_path, numerics, overwrite, plots, layout=layout
@@ -372,16 +467,22 @@ def _night(
         )
         for s in night.sets
     ]
-    out(plan_table(rows))
+    detail = verbose or len(night.sets) <= DETAIL_SETS
+    if detail:
+        out(plan_table(rows))
+    else:
+        planned = [*settled, *(outcome(s, "to do", product=None) for s, _ in todo)]
+        out(f"{nights_line([o.night for o in planned])}; the sets by arm and exposure time:")
+        out(group_table(planned))
     if dry_run:
         return NightRun(tuple(settled), {}, 0)
     ensure_workspace(workspace)
     write_sofs(night, workspace / "sof", keep_existing=layout == "soxspipe")
-
-    def progress(o: SetOutcome, done: int, total: int, elapsed: float) -> None:
-        eta = elapsed / done * (total - done)
-        tail = o.qc_flag if o.status == "done" else f"FAILED: {o.reason}"
-        out(f"[{done:>3}/{total}] {o.name}: {o.status} ({tail}); {elapsed:.0f}s, ETA {eta:.0f}s")
+    progress = Progress(
+        line=out,
+        status=getattr(out, "status", None),
+        work={s.name: float(np.prod(p.frameset.shape)) for s, p in todo},
+    )
 
     outcomes = list(settled)
     cluster_name = "none needed"
@@ -406,7 +507,7 @@ def _night(
             outcomes += run_plans(todo, conn.client, progress, drawer)
         opening.release()  # the workers shut down while the reports are written
     out("")
-    out(night_table(outcomes), final=True)
+    out(night_table(outcomes) if detail else group_table(outcomes), final=True)
     association = _association(night, outcomes, workspace, layout, out)
     record = {
         "mdark_dask_version": __version__,
@@ -421,6 +522,9 @@ def _night(
             "wall_seconds": round(stats.wall, 3),
             "worker_threads": stats.threads,
             "busy_fraction": round(stats.busy_fraction, 4),
+            "cpu_seconds": round(stats.cpu, 3),
+            "task_fraction": round(stats.task_fraction, 4),
+            "task_seconds": round(stats.busy, 3),
             "tasks": stats.tasks,
             "spilled_bytes": stats.spilled_bytes,
             "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
@@ -429,16 +533,17 @@ def _night(
             "transfer_seconds": round(stats.transfer_seconds, 3),
         },
     }
-    report = write_run_report(workspace / "night_report.json", record, outcomes)
-    page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
-    out(f"Night overview: {page}")
     bad = [o for o in outcomes if not o.ok]
+    report, index = record_night(workspace, record, outcomes)
+    out(f"Pages: {index}")
     out(
         f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
         f"report: {report}; {time.perf_counter() - started:.1f}s"
     )
     if bad:
-        print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
+        names = ", ".join(o.name for o in bad[:SHOWN_FAILURES])
+        more = f" and {len(bad) - SHOWN_FAILURES} more" if len(bad) > SHOWN_FAILURES else ""
+        print(f"ERROR: {len(bad)} set(s) failed: {names}{more}", file=sys.stderr)
     return NightRun(tuple(outcomes), record, 1 if bad else 0)
 
 
@@ -465,6 +570,53 @@ def _association(
     return [a.as_dict() for a in rows]
 
 
+def record_night(
+    workspace: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]
+) -> tuple[Path, Path]:
+    """Keep what a night run did: its own report (``runs/<run>.json``), its sets in the
+    workspace's store (:mod:`mdark_dask.io.store`), the workspace's report
+    (``night_report.json``: every set the workspace holds) and the pages of the nights
+    it computed; returns (the workspace report, the index page).
+    """
+    import os
+
+    from mdark_dask.io import store
+    from mdark_dask.report.history import write_history
+    from mdark_dask.report.page import write_pages
+    from mdark_dask.report.tables import set_record, write_json, write_run_report
+
+    run = f"{record['started_utc'].replace('-', '').replace(':', '')}-{os.getpid()}"
+    own = Path("runs") / f"{run}.json"
+    write_run_report(workspace / own, {**record, "run": run}, outcomes)
+    nights = sorted({o.night for o in outcomes})
+    store.record_run(
+        workspace,
+        {
+            "run": run,
+            "started_utc": record["started_utc"],
+            "seconds": record["seconds"],
+            "command": record["command"],
+            "cluster": record["cluster"],
+            "report": str(own),
+            "sets": len(outcomes),
+            "failed": sum(not o.ok for o in outcomes),
+            "nights": nights,
+        },
+        [set_record(o, run) for o in outcomes],
+    )
+    rows = store.products(workspace)
+    runs = store.runs(workspace)
+    report = write_json(
+        workspace / "night_report.json",
+        {**record, "run": run, "runs": [r["report"] for r in runs], "sets": rows},
+    )
+    touched = {o.night for o in outcomes if o.status != "up to date"}
+    index = write_pages(workspace, rows, runs, record["left_out"], touched, str(own))
+    if touched or not (workspace / "qc" / "history.html").exists():
+        write_history(workspace, rows)
+    return report, index
+
+
 def demo_sets() -> tuple[Any, ...]:
     """The demo's sets: one of every arm of SOXS and X-shooter."""
     from mdark_dask.simulate import DarkSetSpec
@@ -481,6 +633,9 @@ def demo_sets() -> tuple[Any, ...]:
 def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> int:
     """``mdark-dask demo``: simulate one small set of darks per arm and reduce them all,
     the same way ``mdark-dask mdark`` does; returns the exit status."""
+    from mdark_dask import checks
+
+    checks.writable_output(directory, "demo directory")
     drawer = _drawing_process(True)
     try:
         return _demo(directory, n_frames, out, drawer)

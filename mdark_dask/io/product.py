@@ -306,3 +306,12 @@ def read_product(path: str | Path) -> ProductImages:
             errs=np.asarray(hdul["ERRS"].data, dtype=np.float32),
             cards=cards,
         )
+
+
+def read_hotpix_map(path: str | Path) -> npt.NDArray[np.uint8]:
+    """The map of a ``_HOTPIX.fits`` file (hot and noisy bits, 0 for good pixels)."""
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            if hdu.data is not None:
+                return np.asarray(hdu.data, dtype=np.uint8)
+    raise OSError(f"{path} holds no image")

@@ -90,6 +90,11 @@ class ProductPlan:
         return qc_dir(Path(self.workspace))
 
     @property
+    def thumbnail_path(self) -> Path:
+        """The night page's picture of the master: ``<qc_dir>/<name>_thumb.png``."""
+        return self.qc_dir / f"{self.name}_thumb.png"
+
+    @property
     def fingerprint(self) -> str:
         """Digest of everything that decides the product: frames, settings, version.
 

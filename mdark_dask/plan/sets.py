@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from mdark_dask.errors import MdarkError
+from mdark_dask.instruments import arm_spec
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
+from mdark_dask.plan.names import night_of_mjd, night_of_sof
 from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.plan.product import ProductPlan, plan_frames
 from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
@@ -34,6 +36,9 @@ class SetOutcome:
     qc: tuple[QCRow, ...] = ()
     seconds: float = 0.0
     fingerprint: str = ""
+    night: str = ""
+    date_obs: str = ""
+    temperature: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -50,8 +55,37 @@ class SetOutcome:
 
 
 def outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
-    """The outcome of set ``s`` with ``status``; ``kw``: the other fields."""
-    return SetOutcome(s.name, s.instrument, s.arm, s.exptime, len(s.frames), status, **kw)
+    """The outcome of set ``s`` with ``status``; ``kw``: the other fields. The night
+    (soxspipe's night start date), the first frame's DATE-OBS and the detector
+    temperature of the last frame (SOXS; as soxspipe reads it) come from the frames."""
+    return SetOutcome(
+        s.name,
+        s.instrument,
+        s.arm,
+        s.exptime,
+        len(s.frames),
+        status,
+        **{**describe(s), **kw},
+    )
+
+
+def describe(s: NightSet) -> dict[str, Any]:
+    """``night``, ``date_obs`` and ``temperature`` of a set, from its headers."""
+    if not s.frames:
+        return {"night": night_of_sof(s.name) or ""}
+    first, last = s.frames[0], s.frames[-1]
+    keywords = arm_spec(s.instrument, s.arm).keywords
+    temperature = None
+    if s.instrument == "soxs":
+        name = keywords.detector_temp_nir if s.arm == "NIR" else keywords.detector_temp_vis
+        value = last.get(name) if name else None
+        temperature = float(value) if isinstance(value, int | float) else None
+    mjd = first.get(keywords.mjd_obs)
+    return {
+        "night": night_of_mjd(float(mjd)) if isinstance(mjd, int | float) else "",
+        "date_obs": str(first.get(keywords.date_obs) or ""),
+        "temperature": temperature,
+    }
 
 
 def plan_sets(
