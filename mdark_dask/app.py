@@ -119,12 +119,13 @@ def mdark(
     verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    layout: str = "mdark-dask",
 ) -> ProductResult | None:
     """``mdark-dask mdark``: one set of raw darks to one master dark, its maps and plots.
 
     Returns the product's result, or None when the product exists and ``overwrite`` is
     off. ``command`` (the arguments after ``mdark-dask``) goes into the recipe log with
-    the command that reruns it.
+    the command that reruns it. ``layout`` as for :func:`night`.
     """
     from mdark_dask import checks
 
@@ -145,6 +146,7 @@ def mdark(
             command,
             out,
             drawer,
+            layout,
         )
     finally:
         if drawer is not None:
@@ -173,6 +175,7 @@ def _mdark(
     command: Sequence[str],
     out: Printer,
     drawer: DrawingProcess | None,
+    layout: str = "mdark-dask",
 ) -> ProductResult | None:
     computing = threading.Event()
     if scheduler in ("threads", "sync"):
@@ -191,7 +194,7 @@ def _mdark(
     say(f"Recipe Command: mdark-dask {' '.join(command)}")
     say("# VERIFYING INPUT FRAMES")
     settings_path = Path(settings) if settings is not None else None
-    plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots)
+    plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots, layout=layout)
     fs = plan.frameset
     for path, reason in fs.dropped:
         warning = f"WARNING: dropped {path}: {reason}"
@@ -220,18 +223,23 @@ def _mdark(
     say("")
     say(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
     write_log(plan.log_path, "\n".join(log), command)
+    if layout == "soxspipe":
+        from mdark_dask.handoff import Made, hand_off
+
+        out(hand_off(Path(workspace), [Made(result.name, result.qc, result.date_obs)]))
     return result
 
 
-def write_sofs(night: NightPlan, directory: Path) -> list[Path]:
-    """Write one sof per set grouped from raw frames (sets given as sofs are left alone)."""
+def write_sofs(night: NightPlan, directory: Path, keep_existing: bool = False) -> list[Path]:
+    """Write one sof per set grouped from raw frames (sets given as sofs are left alone);
+    with ``keep_existing``, a sof already there (soxspipe's own) is kept as it is."""
     from mdark_dask.io.sof import write_sof_files
 
     return write_sof_files(
         [
             (s.name, [f.path for f in s.frames], f"DARK_{s.arm}")
             for s in night.sets
-            if s.sof is None
+            if s.sof is None and not (keep_existing and (directory / f"{s.name}.sof").exists())
         ],
         directory,
     )
@@ -260,13 +268,16 @@ def night(
     verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    layout: str = "mdark-dask",
 ) -> NightRun:
     """``mdark-dask night``: plan a night from headers and make every master dark.
 
     ``inputs``: directories, frames and sofs to scan, or a night planned already.
     ``cluster`` is a cluster spec (:func:`mdark_dask.cluster.connect`) or a
     ``distributed.Client`` that the caller owns. Bad input (missing inputs, settings,
-    output or cluster spec) fails before anything starts or is made.
+    output or cluster spec) fails before anything starts or is made. ``layout``
+    ``soxspipe`` writes the masters where soxspipe's organiser looks for them and records
+    them in the workspace's soxspipe database (:mod:`mdark_dask.handoff`).
     """
     from mdark_dask import checks
     from mdark_dask.cluster import BackgroundCluster, Connection, check_spec
@@ -315,6 +326,7 @@ def night(
             drawer,
             early,
             verbose,
+            layout,
         )
     finally:
         opening.close()
@@ -340,6 +352,7 @@ def _night(
     drawer: DrawingProcess | None,
     early: bool,
     verbose: bool,
+    layout: str = "mdark-dask",
 ) -> NightRun:
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.report.progress import left_out_lines
@@ -386,6 +399,7 @@ def _night(
             stamp,
             drawer,
             verbose,
+            layout,
         )
 
 
@@ -417,6 +431,7 @@ def _reduce_night(
     stamp: str,
     drawer: DrawingProcess | None,
     verbose: bool,
+    layout: str = "mdark-dask",
 ) -> NightRun:
     import numpy as np
 
@@ -434,7 +449,9 @@ def _reduce_night(
     from mdark_dask.scheduler import preflight, run_plans
 
     settings_path = Path(settings) if settings is not None else None
-    todo, settled = plan_sets(night, workspace, settings_path, numerics, overwrite, plots)
+    todo, settled = plan_sets(
+        night, workspace, settings_path, numerics, overwrite, plots, layout=layout
+    )
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
     paths = {s.name: str(p.product_path) for s, p in todo}
     paths |= {o.name: o.product for o in settled if o.product}
@@ -460,7 +477,7 @@ def _reduce_night(
     if dry_run:
         return NightRun(tuple(settled), {}, 0)
     ensure_workspace(workspace)
-    write_sofs(night, workspace / "sof")
+    write_sofs(night, workspace / "sof", keep_existing=layout == "soxspipe")
     progress = Progress(
         line=out,
         status=getattr(out, "status", None),
@@ -491,6 +508,7 @@ def _reduce_night(
         opening.release()  # the workers shut down while the reports are written
     out("")
     out(night_table(outcomes) if detail else group_table(outcomes), final=True)
+    association = _association(night, outcomes, workspace, layout, out)
     record = {
         "mdark_dask_version": __version__,
         "started_utc": stamp,
@@ -499,6 +517,7 @@ def _reduce_night(
         "cluster": cluster_name,
         "workspace": str(workspace.resolve()),
         "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+        "association": association,
         "compute": {
             "wall_seconds": round(stats.wall, 3),
             "worker_threads": stats.threads,
@@ -526,6 +545,29 @@ def _reduce_night(
         more = f" and {len(bad) - SHOWN_FAILURES} more" if len(bad) > SHOWN_FAILURES else ""
         print(f"ERROR: {len(bad)} set(s) failed: {names}{more}", file=sys.stderr)
     return NightRun(tuple(outcomes), record, 1 if bad else 0)
+
+
+def _association(
+    night: NightPlan, outcomes: Sequence[SetOutcome], workspace: Path, layout: str, out: Printer
+) -> list[dict[str, Any]]:
+    """Hand the masters to soxspipe (``layout`` ``soxspipe``), print which master soxspipe
+    will calibrate each non-dark frame with, and return that for the JSON report."""
+    from mdark_dask.plan.association import associate, summary_lines
+
+    if layout == "soxspipe":
+        from mdark_dask.handoff import Made, hand_off
+
+        firsts = {s.name: str(s.frames[0].get("DATE-OBS") or "") for s in night.sets if s.frames}
+        made = [
+            Made(o.name, o.qc, firsts.get(o.name, ""), o.status == "done")
+            for o in outcomes
+            if o.product
+        ]
+        out(hand_off(workspace, made))
+    rows = associate(night, outcomes)
+    for line in summary_lines(rows):
+        out(line)
+    return [a.as_dict() for a in rows]
 
 
 def record_night(

@@ -175,6 +175,13 @@ def _common(p: argparse.ArgumentParser, workspace_required: bool = False) -> Non
     p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
     p.add_argument(
+        "--layout",
+        choices=("mdark-dask", "soxspipe"),
+        default="mdark-dask",
+        help="where masters go: products/soxs_mdark/ (default), or reduced/<night>/soxs-mdark/"
+        " for soxspipe's organiser, recorded in WORKSPACE/soxspipe.db when present",
+    )
+    p.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors and the final table"
     )
 
@@ -205,6 +212,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         verbose=args.verbose,
         command=argv,
         out=out,
+        layout=args.layout,
     )
     return 0
 
@@ -233,6 +241,7 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         verbose=args.verbose,
         command=argv,
         out=out,
+        layout=args.layout,
     )
     return run.status
 

@@ -135,8 +135,13 @@ def _derived_header(
     follow the master's ``ESO PRO REC1 PARAMn`` (which stay the soxspipe recipe's).
     """
     header = master_header.copy()
-    for key in ("EXTNAME", "BUNIT", "SXSPRE"):
+    for key in ("EXTNAME", "BUNIT"):
         header.remove(key, ignore_missing=True, remove_all=True)
+    # Listed in a soxspipe sof, a one-HDU image without SXSPRE is taken for a raw frame
+    # to prepare (``base_recipe._prepare_single_frame``), whose ``ESO DPR TYPE`` the
+    # scrubbed header lacks (KeyError). With SXSPRE it passes as prepared and, its PRO
+    # CATG matching none a recipe filters on, is left unused.
+    header["SXSPRE"] = ("mdark-dask", "a product, not a raw frame to prepare")
     for key in [k for k in header if str(k).startswith("ESO QC ")]:
         header.remove(key, remove_all=True)
     set_card(header, "ESO PRO CATG", catg)

@@ -95,6 +95,7 @@ def plan_sets(
     numerics: str | None,
     overwrite: bool,
     plots: bool = True,
+    layout: str = "mdark-dask",
 ) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
     """Turn sets into product plans; sets that cannot be planned or are up to date
     come back as outcomes straight away."""
@@ -113,6 +114,7 @@ def plan_sets(
                 numerics,
                 plots=plots,
                 task_bytes=NIGHT_TASK_BYTES,
+                layout=layout,
             )
         except MdarkError as exc:
             settled.append(outcome(s, "failed", product=None, reason=str(exc)))
