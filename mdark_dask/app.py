@@ -610,8 +610,19 @@ def record_night(
         workspace / "night_report.json",
         {**record, "run": run, "runs": [r["report"] for r in runs], "sets": rows},
     )
+    from mdark_dask.plan.names import night_of_mjd
+
     touched = {o.night for o in outcomes if o.status != "up to date"}
-    index = write_pages(workspace, rows, runs, record["left_out"], touched, str(own))
+    touched |= {night_of_mjd(float(a["mjd_obs"])) for a in record.get("association", ())}
+    index = write_pages(
+        workspace,
+        rows,
+        runs,
+        record["left_out"],
+        touched,
+        str(own),
+        record.get("association", ()),
+    )
     if touched or not (workspace / "qc" / "history.html").exists():
         write_history(workspace, rows)
     return report, index

@@ -60,7 +60,7 @@ def night(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def table(workspace: Path) -> list[tuple[object, ...]]:
     """The store's product rows, without the run that made them."""
-    with sqlite3.connect(workspace / "mdark-dask.sqlite") as db:
+    with sqlite3.connect(workspace / "mdark-dask.db") as db:
         columns = [c[1] for c in db.execute("PRAGMA table_info(products)") if c[1] != "run"]
         return db.execute(f"SELECT {', '.join(columns)} FROM products ORDER BY name").fetchall()
 

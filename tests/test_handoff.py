@@ -149,3 +149,7 @@ def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: P
     assert row["warnings"][0].startswith("soxspipe scales the master by 12, pedestal included")
     # 09:00:00 minus the mean of 08:29:24.123, +11 s and +22 s
     assert abs(row["d_hours"] - 0.5069) < 1e-3
+    # and on the night's page, its warning in red
+    page = (ws / "qc" / "nights" / "2026-01-10.html").read_text(encoding="utf-8")
+    assert f'<td class="failed">{frame.name}</td>' in page
+    assert f'<td class="failed">{NAME}</td>' in page

@@ -1,4 +1,4 @@
-"""The workspace's record of its products and runs: ``WORKSPACE/mdark-dask.sqlite``.
+"""The workspace's record of its products and runs: ``WORKSPACE/mdark-dask.db``.
 
 Every run adds to it, so a workspace fed night by night, or a month in one command, ends
 with the same table: one row per set (the latest outcome of that set wins: a recomputed
@@ -8,7 +8,9 @@ history page and ``night_report.json`` are all drawn from it, so none of them fo
 what an earlier run made, and none of them reads a product's pixels.
 
 SQLite, from the standard library: one file that survives reruns, safe against a run
-killed half way (each run's rows go in one transaction), and readable by any tool.
+killed half way (each run's rows go in one transaction), and readable by any tool. Its
+``.db`` suffix keeps it in place when ``soxspipe prep`` tidies a workspace's top level
+(it moves every other kind of file into ``misc/``).
 Writes happen under the workspace lock (:mod:`mdark_dask.io.lock`).
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 #: The store's file name in a workspace.
-STORE_NAME: Final = "mdark-dask.sqlite"
+STORE_NAME: Final = "mdark-dask.db"
 
 #: Columns of a product row, in order (``qc`` is JSON: {name: {value, unit, flag, lo, hi}}).
 PRODUCT_COLUMNS: Final = (
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def store_path(workspace: Path) -> Path:
-    """``WORKSPACE/mdark-dask.sqlite``."""
+    """``WORKSPACE/mdark-dask.db``."""
     return workspace / STORE_NAME
 
 

@@ -198,7 +198,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h1>QC history of the master darks</h1>
 <p>{n_rows} sets recorded. Each QC value against the date of its master, per arm, one
 line per exposure time; the shaded band is the accepted range. Every value is in the
-workspace's <code>mdark-dask.sqlite</code>, table <code>products</code>.</p>
+workspace's <code>mdark-dask.db</code>, table <code>products</code>.</p>
 {figure}
 <h2>Hot pixels since the previous master of each arm</h2>
 {table}

@@ -125,8 +125,31 @@ def _links(row: Mapping[str, Any], qc_dir: Path, product_dir: Path) -> str:
     return " &middot; ".join(links) or "--"
 
 
-def render_night(night: str, rows: Sequence[Mapping[str, Any]], workspace: Path) -> str:
-    """The page of one night, from its store rows."""
+def _association_table(entries: Sequence[Mapping[str, Any]]) -> str:
+    """Which master soxspipe will calibrate each frame of the night with
+    (:mod:`mdark_dask.plan.association`); rows with a warning in red."""
+    from mdark_dask.plan.association import PAGE_HEADERS, record_rows
+
+    if not entries:
+        return "<p>No science, arc or flat frame of this night was among the inputs.</p>"
+    rows = record_rows(entries)
+    flags = [bool(e.get("warnings")) for e in entries[: len(rows)]]
+    body = "".join(
+        f"<tr>{''.join(f'<td class={cls}>{_esc(cell)}</td>' for cell in row)}</tr>"
+        for row, warned in zip(rows, flags + [False] * (len(rows) - len(flags)), strict=True)
+        for cls in ['"failed"' if warned else '"name"']
+    )
+    head = "".join(f"<th>{_esc(h)}</th>" for h in PAGE_HEADERS)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_night(
+    night: str,
+    rows: Sequence[Mapping[str, Any]],
+    workspace: Path,
+    association: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The page of one night, from its store rows and the association of its frames."""
     qc_dir, product_dir = workspace / "qc" / "soxs_mdark", workspace / "products" / "soxs_mdark"
     head = "".join(
         f"<th>{_esc(h)}</th>"
@@ -177,6 +200,10 @@ counts the physical hot pixels only.</p>
 <h2>Master darks</h2>
 <p>Grey from the 1st to the 99th percentile of each master; row 0 at the bottom.</p>
 <div class="thumbs">{"".join(thumbs) or "<p>No products.</p>"}</div>
+<h2>The masters soxspipe will calibrate this night's frames with</h2>
+<p>By soxspipe 0.17.4's own rule (same arm and readout mode, the nearest exposure time,
+then the nearest time; masters that failed QC are not used).</p>
+{_association_table(association)}
 </body></html>
 """
 
@@ -267,15 +294,22 @@ def write_pages(
     left_out: Sequence[Mapping[str, Any]],
     touched: Iterable[str],
     last_report: str,
+    association: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write the pages of the ``touched`` nights (and of any night without a page) and
-    the index, from every store row; return the index's path."""
+    the index, from every store row and this run's association entries; return the
+    index's path."""
+    from mdark_dask.plan.names import night_of_mjd
+
     by_night: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
         by_night.setdefault(r["night"] or "unknown", []).append(r)
+    frames: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in association:
+        frames.setdefault(night_of_mjd(float(entry["mjd_obs"])), []).append(entry)
     wanted = set(touched)
     for night, sets in by_night.items():
         page = night_page(workspace, night)
         if night in wanted or not page.exists():
-            _write(page, render_night(night, sets, workspace))
+            _write(page, render_night(night, sets, workspace, frames.get(night, ())))
     return _write(workspace / "qc" / "index.html", render_index(rows, runs, left_out, last_report))
