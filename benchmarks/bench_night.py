@@ -8,7 +8,7 @@ Usage::
 A simulated night of 8 sets (5-10 frames each, every SOXS and X-shooter arm, native raw
 sizes) is generated once under ``benchmarks/data/night``. Reported: median wall times and
 their ratio (scan and cluster start included in the night), the workers' busy fraction
-(task-stream compute time over threads x wall, from the night's JSON report), the peak
+(their CPU time over threads x wall, from the night's JSON report), the peak
 RSS of every worker process against its memory limit, and bytes spilled to disk.
 """
 
@@ -105,7 +105,7 @@ def main() -> int:
     print(f"sequential mdark (sum of {len(sofs)} commands): {seq:.1f} s  (runs {seq_walls})")
     print(f"night on default LocalCluster:               {night:.1f} s  (runs {night_walls})")
     print(f"night / sequential: {night / seq:.0%} (target <= 60%)")
-    print(f"worker busy fraction (compute / threads x wall): {busy} (target >= 80%)")
+    print(f"worker busy fraction (CPU / threads x wall): {busy} (target >= 80%)")
     peak = max(max(p) for p in worker_peaks) / 2**20
     print(
         f"peak worker RSS: {peak:.0f} MB of a {limit / 2**20:.0f} MB limit; spilled bytes {spilled}"

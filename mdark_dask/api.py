@@ -241,7 +241,10 @@ def write_master(ds: xr.Dataset, workspace: str | Path) -> Path:
     if p.fingerprint != ds.attrs["fingerprint"]:
         raise InputError(f"the frames of {p.name} changed since the dataset was made")
     reduced = ds["reduced"].values.item()
-    return Path(write_products(reduced, p).path)
+    from mdark_dask.app import locked_workspace
+
+    with locked_workspace(Path(workspace)):
+        return Path(write_products(reduced, p).path)
 
 
 def make_master(

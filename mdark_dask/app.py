@@ -13,18 +13,19 @@ pages and reports (:mod:`mdark_dask.report`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import shlex
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mdark_dask._version import __version__
-from mdark_dask.errors import OutputError
+from mdark_dask.errors import InputError, OutputError
 
 if TYPE_CHECKING:
     from mdark_dask.plan.night import NightPlan
@@ -61,6 +62,17 @@ def ensure_workspace(path: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot write to workspace {path}: {exc.strerror or exc}") from None
     return path
+
+
+@contextlib.contextmanager
+def locked_workspace(workspace: Path, command: Sequence[str] = ()) -> Iterator[Path]:
+    """Make the workspace and hold its lock (:mod:`mdark_dask.io.lock`) for the block:
+    one writer per workspace, whether the command line or the API writes."""
+    from mdark_dask.io.lock import workspace_lock
+
+    ensure_workspace(workspace)
+    with workspace_lock(workspace, command):
+        yield workspace
 
 
 def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
@@ -107,6 +119,7 @@ def mdark(
     verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    layout: str = "mdark-dask",
     verify: bool = False,
 ) -> ProductResult | None:
     """``mdark-dask mdark``: one set of raw darks to one master dark, its maps and plots.
@@ -114,8 +127,12 @@ def mdark(
     Returns the product's result, or None when the product exists and ``overwrite`` is
     off (with ``verify``: exists, is up to date and every data checksum verifies;
     otherwise it is made again). ``command`` (the arguments after ``mdark-dask``) goes
-    into the recipe log with the command that reruns it.
+    into the recipe log with the command that reruns it. ``layout`` as for :func:`night`.
     """
+    from mdark_dask import checks
+
+    checks.writable_output(Path(workspace))
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
     drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
     try:
         return _mdark(
@@ -131,6 +148,7 @@ def mdark(
             command,
             out,
             drawer,
+            layout,
             verify,
         )
     finally:
@@ -160,6 +178,7 @@ def _mdark(
     command: Sequence[str],
     out: Printer,
     drawer: DrawingProcess | None,
+    layout: str = "mdark-dask",
     verify: bool = False,
 ) -> ProductResult | None:
     computing = threading.Event()
@@ -179,7 +198,7 @@ def _mdark(
     say(f"Recipe Command: mdark-dask {' '.join(command)}")
     say("# VERIFYING INPUT FRAMES")
     settings_path = Path(settings) if settings is not None else None
-    plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots)
+    plan = plan_product(inputs, workspace, settings_path, numerics, rows, plots, layout=layout)
     fs = plan.frameset
     for path, reason in fs.dropped:
         warning = f"WARNING: dropped {path}: {reason}"
@@ -209,24 +228,30 @@ def _mdark(
     ensure_workspace(plan.product_path.parent)
     computing.set()
     say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
-    (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
+    with locked_workspace(Path(workspace), command):
+        (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
     say("")
     say(recipe_report(result, verbose=verbose), final=True)
     say("")
     say(f"Recipe Run Time: {time.perf_counter() - started:.1f}s")
     write_log(plan.log_path, "\n".join(log), command)
+    if layout == "soxspipe":
+        from mdark_dask.handoff import Made, hand_off
+
+        out(hand_off(Path(workspace), [Made(result.name, result.qc, result.date_obs)]))
     return result
 
 
-def write_sofs(night: NightPlan, directory: Path) -> list[Path]:
-    """Write one sof per set grouped from raw frames (sets given as sofs are left alone)."""
+def write_sofs(night: NightPlan, directory: Path, keep_existing: bool = False) -> list[Path]:
+    """Write one sof per set grouped from raw frames (sets given as sofs are left alone);
+    with ``keep_existing``, a sof already there (soxspipe's own) is kept as it is."""
     from mdark_dask.io.sof import write_sof_files
 
     return write_sof_files(
         [
             (s.name, [f.path for f in s.frames], f"DARK_{s.arm}")
             for s in night.sets
-            if s.sof is None
+            if s.sof is None and not (keep_existing and (directory / f"{s.name}.sof").exists())
         ],
         directory,
     )
@@ -252,39 +277,50 @@ def night(
     cluster: Any = None,
     dry_run: bool = False,
     performance_report: bool = False,
+    verbose: bool = False,
     command: Sequence[str] = (),
     out: Printer = plain_printer,
+    layout: str = "mdark-dask",
     verify: bool = False,
 ) -> NightRun:
     """``mdark-dask night``: plan a night from headers and make every master dark.
 
     ``inputs``: directories, frames and sofs to scan, or a night planned already.
     ``cluster`` is a cluster spec (:func:`mdark_dask.cluster.connect`) or a
-    ``distributed.Client`` that the caller owns. The local cluster starts while the
-    headers are scanned when there will surely be work (a fresh workspace, or
-    ``overwrite``); a batch cluster, or a rerun that may find everything up to date,
-    starts only once the plan says there is work. The headers are read in this
-    process's threads, or on the workers of the caller's client; ``verify`` reads every
-    existing product in full to verify its checksums (on the cluster's workers) before
-    taking it as up to date.
+    ``distributed.Client`` that the caller owns. Bad input (missing inputs, settings,
+    output or cluster spec) fails before anything starts or is made. ``layout``
+    ``soxspipe`` writes the masters where soxspipe's organiser looks for them and records
+    them in the workspace's soxspipe database (:mod:`mdark_dask.handoff`). The headers
+    are read in this process's threads, or on the workers of the caller's client;
+    ``verify`` reads every existing product in full to verify its checksums (on the
+    cluster's workers) before taking it as up to date.
     """
-    from mdark_dask.cluster import BackgroundCluster, Connection
+    from mdark_dask import checks
+    from mdark_dask.cluster import BackgroundCluster, Connection, check_spec
     from mdark_dask.plan.names import product_dir
+    from mdark_dask.plan.night import NightPlan
 
+    started = time.perf_counter()
+    ws = Path(workspace)
+    # bad input: one line before anything starts or is made
+    if not isinstance(inputs, NightPlan):
+        checks.existing_inputs(list(inputs))
+    if not dry_run:
+        checks.writable_output(ws)
+    checks.valid_settings(Path(settings) if settings is not None else None, numerics)
+    if cluster is None or isinstance(cluster, str):
+        check_spec(cluster)
     # the products of an in-process cluster are drawn by a drawing process, made first
     drawer = _drawing_process(plots and not dry_run and cluster in ("threads", "sync"))
-    started = time.perf_counter()
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    ws = Path(workspace)
+    # a local cluster starts as soon as the scan has found sets, while they are planned,
+    # when there will surely be work (a fresh workspace, or ``overwrite``); a batch
+    # cluster, or a rerun that may find everything up to date, only once the plan says so
+    early = (
+        not dry_run and cluster in (None, "local") and (overwrite or not product_dir(ws).exists())
+    )
     if cluster is None or isinstance(cluster, str):
-        early = (
-            not dry_run
-            and cluster in (None, "local")
-            and (overwrite or not product_dir(ws).exists())
-        )
         opening = BackgroundCluster(cluster)
-        if early:
-            opening.start()
     else:
         opening = BackgroundCluster.of(Connection(cluster, "the caller's client"))
     try:
@@ -304,6 +340,9 @@ def night(
             started,
             stamp,
             drawer,
+            early,
+            verbose,
+            layout,
             verify,
         )
     finally:
@@ -328,15 +367,14 @@ def _night(
     started: float,
     stamp: str,
     drawer: DrawingProcess | None,
+    early: bool,
+    verbose: bool,
+    layout: str = "mdark-dask",
     verify: bool = False,
 ) -> NightRun:
-    from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
-    from mdark_dask.plan.sets import plan_sets
-    from mdark_dask.report.page import write_overview
-    from mdark_dask.report.runstats import RunStats, profile
-    from mdark_dask.report.tables import night_table, plan_table, skipped_table, write_run_report
-    from mdark_dask.scheduler import mapper_for, preflight, run_plans
+    from mdark_dask.report.progress import left_out_lines
+    from mdark_dask.scheduler import mapper_for
 
     last = [time.perf_counter()]
 
@@ -358,14 +396,97 @@ def _night(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out"
     )
-    if night.skipped:
-        out(skipped_table([(k.what, k.reason) for k in night.skipped]))
+    for line in left_out_lines([(k.what, k.reason) for k in night.skipped], verbose):
+        out(line)
+    if not night.sets:
+        raise InputError(_nothing_to_reduce(night))
+    if early:
+        opening.start()
+    with contextlib.nullcontext() if dry_run else locked_workspace(workspace, command):
+        return _reduce_night(
+            night,
+            workspace,
+            settings,
+            numerics,
+            overwrite,
+            plots,
+            cluster,
+            dry_run,
+            performance_report,
+            command,
+            out,
+            opening,
+            started,
+            stamp,
+            drawer,
+            verbose,
+            layout,
+            verify,
+        )
+
+
+def _nothing_to_reduce(night: NightPlan) -> str:
+    """The one line of a night without a set: what was left out, counted by reason."""
+    from collections import Counter
+
+    if not night.skipped:
+        return "no raw dark frame in the inputs"
+    reasons = Counter(k.reason.split(" (")[0].split(";")[0] for k in night.skipped)
+    common = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
+    return f"no set of raw darks to reduce in the inputs ({len(night.skipped)} left out: {common})"
+
+
+def _reduce_night(
+    night: NightPlan,
+    workspace: Path,
+    settings: str | Path | None,
+    numerics: str | None,
+    overwrite: bool,
+    plots: bool,
+    cluster: Any,
+    dry_run: bool,
+    performance_report: bool,
+    command: Sequence[str],
+    out: Printer,
+    opening: Any,
+    started: float,
+    stamp: str,
+    drawer: DrawingProcess | None,
+    verbose: bool,
+    layout: str = "mdark-dask",
+    verify: bool = False,
+) -> NightRun:
+    import numpy as np
+
+    from mdark_dask.cluster import ClusterError
+    from mdark_dask.plan.sets import outcome, plan_sets
+    from mdark_dask.report.progress import (
+        DETAIL_SETS,
+        SHOWN_FAILURES,
+        Progress,
+        group_table,
+        nights_line,
+    )
+    from mdark_dask.report.runstats import RunStats, profile
+    from mdark_dask.report.tables import night_table, plan_table
+    from mdark_dask.scheduler import mapper_for, preflight, run_plans
+
     settings_path = Path(settings) if settings is not None else None
+    # up-to-date checks in threads, or on the caller's workers; reading every product
+    # (``verify``) on the cluster's workers
     checker = None if cluster is None or isinstance(cluster, str) else cluster
     if verify and not dry_run and not overwrite and cluster not in ("threads", "sync"):
-        checker = opening.get().client  # reading every product: on the workers
+        checker = opening.get().client
     todo, settled = plan_sets(
-        night, workspace, settings_path, numerics, overwrite, plots, mapper_for(checker), verify
+        night,
+        workspace,
+        settings_path,
+        numerics,
+        overwrite,
+        plots,
+        layout=layout,
+        mapper=mapper_for(checker),
+        verify=verify,
     )
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
     paths = {s.name: str(p.product_path) for s, p in todo}
@@ -382,16 +503,22 @@ def _night(
         )
         for s in night.sets
     ]
-    out(plan_table(rows))
+    detail = verbose or len(night.sets) <= DETAIL_SETS
+    if detail:
+        out(plan_table(rows))
+    else:
+        planned = [*settled, *(outcome(s, "to do", product=None) for s, _ in todo)]
+        out(f"{nights_line([o.night for o in planned])}; the sets by arm and exposure time:")
+        out(group_table(planned))
     if dry_run:
         return NightRun(tuple(settled), {}, 0)
     ensure_workspace(workspace)
-    write_sofs(night, workspace / "sof")
-
-    def progress(o: SetOutcome, done: int, total: int, elapsed: float) -> None:
-        eta = elapsed / done * (total - done)
-        tail = o.qc_flag if o.status == "done" else f"FAILED: {o.reason}"
-        out(f"[{done:>3}/{total}] {o.name}: {o.status} ({tail}); {elapsed:.0f}s, ETA {eta:.0f}s")
+    write_sofs(night, workspace / "sof", keep_existing=layout == "soxspipe")
+    progress = Progress(
+        line=out,
+        status=getattr(out, "status", None),
+        work={s.name: float(np.prod(p.frameset.shape)) for s, p in todo},
+    )
 
     outcomes = list(settled)
     cluster_name = "none needed"
@@ -416,7 +543,8 @@ def _night(
             outcomes += run_plans(todo, conn.client, progress, drawer)
         opening.release()  # the workers shut down while the reports are written
     out("")
-    out(night_table(outcomes), final=True)
+    out(night_table(outcomes) if detail else group_table(outcomes), final=True)
+    association = _association(night, outcomes, workspace, layout, out)
     record = {
         "mdark_dask_version": __version__,
         "started_utc": stamp,
@@ -425,10 +553,14 @@ def _night(
         "cluster": cluster_name,
         "workspace": str(workspace.resolve()),
         "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],
+        "association": association,
         "compute": {
             "wall_seconds": round(stats.wall, 3),
             "worker_threads": stats.threads,
             "busy_fraction": round(stats.busy_fraction, 4),
+            "cpu_seconds": round(stats.cpu, 3),
+            "task_fraction": round(stats.task_fraction, 4),
+            "task_seconds": round(stats.busy, 3),
             "tasks": stats.tasks,
             "spilled_bytes": stats.spilled_bytes,
             "task_seconds_by_prefix": {k: round(v, 3) for k, v in stats.by_prefix.items()},
@@ -437,17 +569,99 @@ def _night(
             "transfer_seconds": round(stats.transfer_seconds, 3),
         },
     }
-    report = write_run_report(workspace / "night_report.json", record, outcomes)
-    page = write_overview(workspace / "qc" / "night_report.html", outcomes, record)
-    out(f"Night overview: {page}")
     bad = [o for o in outcomes if not o.ok]
+    report, index = record_night(workspace, record, outcomes)
+    out(f"Pages: {index}")
     out(
         f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
         f"report: {report}; {time.perf_counter() - started:.1f}s"
     )
     if bad:
-        print(f"ERROR: {len(bad)} set(s) failed: {', '.join(o.name for o in bad)}", file=sys.stderr)
+        names = ", ".join(o.name for o in bad[:SHOWN_FAILURES])
+        more = f" and {len(bad) - SHOWN_FAILURES} more" if len(bad) > SHOWN_FAILURES else ""
+        print(f"ERROR: {len(bad)} set(s) failed: {names}{more}", file=sys.stderr)
     return NightRun(tuple(outcomes), record, 1 if bad else 0)
+
+
+def _association(
+    night: NightPlan, outcomes: Sequence[SetOutcome], workspace: Path, layout: str, out: Printer
+) -> list[dict[str, Any]]:
+    """Hand the masters to soxspipe (``layout`` ``soxspipe``), print which master soxspipe
+    will calibrate each non-dark frame with, and return that for the JSON report."""
+    from mdark_dask.plan.association import associate, summary_lines
+
+    if layout == "soxspipe":
+        from mdark_dask.handoff import Made, hand_off
+
+        firsts = {s.name: str(s.frames[0].get("DATE-OBS") or "") for s in night.sets if s.frames}
+        made = [
+            Made(o.name, o.qc, firsts.get(o.name, ""), o.status == "done")
+            for o in outcomes
+            if o.product
+        ]
+        out(hand_off(workspace, made))
+    rows = associate(night, outcomes)
+    for line in summary_lines(rows):
+        out(line)
+    return [a.as_dict() for a in rows]
+
+
+def record_night(
+    workspace: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]
+) -> tuple[Path, Path]:
+    """Keep what a night run did: its own report (``runs/<run>.json``), its sets in the
+    workspace's store (:mod:`mdark_dask.io.store`), the workspace's report
+    (``night_report.json``: every set the workspace holds) and the pages of the nights
+    it computed; returns (the workspace report, the index page).
+    """
+    import os
+
+    from mdark_dask.io import store
+    from mdark_dask.report.history import write_history
+    from mdark_dask.report.page import write_pages
+    from mdark_dask.report.tables import set_record, write_json, write_run_report
+
+    run = f"{record['started_utc'].replace('-', '').replace(':', '')}-{os.getpid()}"
+    own = Path("runs") / f"{run}.json"
+    write_run_report(workspace / own, {**record, "run": run}, outcomes)
+    nights = sorted({o.night for o in outcomes})
+    store.record_run(
+        workspace,
+        {
+            "run": run,
+            "started_utc": record["started_utc"],
+            "seconds": record["seconds"],
+            "command": record["command"],
+            "cluster": record["cluster"],
+            "report": str(own),
+            "sets": len(outcomes),
+            "failed": sum(not o.ok for o in outcomes),
+            "nights": nights,
+        },
+        [set_record(o, run) for o in outcomes],
+    )
+    rows = store.products(workspace)
+    runs = store.runs(workspace)
+    report = write_json(
+        workspace / "night_report.json",
+        {**record, "run": run, "runs": [r["report"] for r in runs], "sets": rows},
+    )
+    from mdark_dask.plan.names import night_of_mjd
+
+    touched = {o.night for o in outcomes if o.status != "up to date"}
+    touched |= {night_of_mjd(float(a["mjd_obs"])) for a in record.get("association", ())}
+    index = write_pages(
+        workspace,
+        rows,
+        runs,
+        record["left_out"],
+        touched,
+        str(own),
+        record.get("association", ()),
+    )
+    if touched or not (workspace / "qc" / "history.html").exists():
+        write_history(workspace, rows)
+    return report, index
 
 
 def demo_sets() -> tuple[Any, ...]:
@@ -466,6 +680,9 @@ def demo_sets() -> tuple[Any, ...]:
 def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> int:
     """``mdark-dask demo``: simulate one small set of darks per arm and reduce them all,
     the same way ``mdark-dask mdark`` does; returns the exit status."""
+    from mdark_dask import checks
+
+    checks.writable_output(directory, "demo directory")
     drawer = _drawing_process(True)
     try:
         return _demo(directory, n_frames, out, drawer)

@@ -46,11 +46,28 @@ class Tee:
         self.stream = stream
         self.quiet = quiet
         self.lines: list[str] = []
+        self._status = False
 
     def __call__(self, text: str = "", final: bool = False) -> None:
         if final or not self.quiet:
+            if self._status:
+                self.stream.write("\r\x1b[K")  # the status line gives way
+                self._status = False
             print(_paint(text, self.stream), file=self.stream, flush=True)
         self.lines.append(text)
+
+    @property
+    def status(self) -> Callable[[str], None] | None:
+        """On a terminal (and not quiet): rewrite one status line in place; else None."""
+        isatty = getattr(self.stream, "isatty", None)
+        if self.quiet or isatty is None or not isatty():
+            return None
+        return self._show_status
+
+    def _show_status(self, text: str) -> None:
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+        self._status = True
 
     @property
     def text(self) -> str:
@@ -169,6 +186,13 @@ def _common(p: argparse.ArgumentParser, workspace_required: bool = False) -> Non
     p.add_argument("--numerics", choices=("accurate", "soxspipe-0.17.4"), default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
     p.add_argument(
+        "--layout",
+        choices=("mdark-dask", "soxspipe"),
+        default="mdark-dask",
+        help="where masters go: products/soxs_mdark/ (default), or reduced/<night>/soxs-mdark/"
+        " for soxspipe's organiser, recorded in WORKSPACE/soxspipe.db when present",
+    )
+    p.add_argument(
         "-q", "--quiet", action="store_true", help="print only errors and the final table"
     )
 
@@ -199,6 +223,7 @@ def run_mdark(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         verbose=args.verbose,
         command=argv,
         out=out,
+        layout=args.layout,
         verify=args.verify,
     )
     return 0
@@ -225,8 +250,10 @@ def run_night(args: argparse.Namespace, argv: Sequence[str], out: Tee) -> int:
         cluster=args.cluster,
         dry_run=args.dry_run,
         performance_report=args.performance_report,
+        verbose=args.verbose,
         command=argv,
         out=out,
+        layout=args.layout,
         verify=args.verify,
     )
     return run.status

@@ -170,6 +170,12 @@ def _jobqueue(kind: str, options: dict[str, Any]) -> Any:
     if adapt is not None and not isinstance(adapt, dict):
         raise ClusterError("'adapt' takes minimum_jobs and maximum_jobs, e.g. {maximum_jobs: 4}")
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
+    # the scheduler listens where the worker nodes reach it (``interface``), but its
+    # dashboard only on this machine (reached through an SSH tunnel), unless set
+    scheduler_options = options.get("scheduler_options") or {}
+    if not isinstance(scheduler_options, dict):
+        raise ClusterError("'scheduler_options' takes keyword arguments of dask's Scheduler")
+    options["scheduler_options"] = {"dashboard_address": dashboard_address(), **scheduler_options}
     try:
         cluster = cls(**options)
     except (TypeError, ValueError) as exc:
@@ -231,16 +237,87 @@ def make_cluster(definition: dict[str, Any]) -> Any:
     raise ClusterError(f"type {kind!r} makes no cluster")
 
 
-def _client(address: str, timeout: float) -> Any:
+#: Keys of an ``address`` definition (every other type passes its keys to its cluster).
+ADDRESS_KEYS = frozenset({"type", "address", "timeout", "worker_timeout", "tls"})
+
+#: Keys of an address definition's ``tls:``: PEM files (dask's ``Security``).
+TLS_KEYS = {"ca_file": "tls_ca_file", "cert": "tls_client_cert", "key": "tls_client_key"}
+
+
+def security(tls: Any, where: str) -> Any:
+    """dask's ``Security`` for a ``tls:`` section (``ca_file``, ``cert``, ``key``: PEM
+    files), encryption required; every file checked here so that a wrong path is one
+    line before any connection is tried."""
+    from distributed.security import Security
+
+    if not isinstance(tls, dict) or not tls:
+        raise ClusterError(f"{where}: 'tls' takes ca_file, cert and key (PEM files)")
+    unknown = sorted(set(tls) - set(TLS_KEYS))
+    if unknown:
+        raise ClusterError(f"{where}: unknown key tls.{unknown[0]} (use ca_file, cert, key)")
+    files: dict[str, str] = {}
+    for key, argument in TLS_KEYS.items():
+        if key not in tls:
+            raise ClusterError(f"{where}: tls.{key} is missing")
+        path = Path(str(tls[key])).expanduser()
+        if not path.is_file():
+            raise ClusterError(f"{where}: tls.{key} {path}: no such file")
+        files[argument] = str(path)
+    return Security(require_encryption=True, **files)
+
+
+#: Cluster names :func:`connect` knows besides addresses and definition files.
+NAMED_CLUSTERS = (None, "local", "threads", "sync")
+
+
+def check_spec(spec: str | None) -> None:
+    """A spec :func:`connect` would understand, checked without connecting or starting
+    anything (a definition file is read and its type checked).
+
+    Raises
+    ------
+    ClusterError
+        Its one line.
+    """
+    if spec in NAMED_CLUSTERS or (spec is not None and "://" in spec):
+        return
+    assert spec is not None
+    if not Path(spec).is_file():
+        raise ClusterError(
+            f"unknown cluster {spec!r}: use local, threads, sync, tcp://HOST:PORT "
+            "or a cluster definition file"
+        )
+    load_definition(Path(spec))
+
+
+def _client(address: str, timeout: float, secure: Any = None) -> Any:
     from distributed import Client
 
     if not address:
         raise ClusterError("a scheduler address is needed (tcp://HOST:PORT)")
+    if secure is not None and not address.startswith("tls://"):
+        raise ClusterError(f"certificates are given for {address}: use a tls:// address")
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        return Client(address, timeout=timeout, set_as_default=False, security=secure)
     except (OSError, TimeoutError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"cannot reach the scheduler at {address}: {first}") from None
+        raise ClusterError(
+            f"cannot reach the scheduler at {address}: {_connect_failure(exc, address)}"
+        ) from None
+
+
+def _connect_failure(exc: BaseException, address: str) -> str:
+    """One line of why a connection failed, without distributed's comm repr."""
+    import re
+
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    first = re.sub(r"^in <[^>]*>: ", "", first)
+    if re.search(r"SSL\w*Error|certificate", first, flags=re.IGNORECASE):
+        reason = re.sub(r"^SSL\w*Error: ", "", first).split(". Check your security")[0]
+        return f"the TLS handshake failed ({reason}): check the tls: certificates"
+    if address.startswith("tcp://") and "reset by peer" in first:
+        return f"{first} (a scheduler that wants tls://?)"
+    return first
 
 
 def _wait_for_workers(client: Any, where: str, timeout: float) -> None:
@@ -250,6 +327,19 @@ def _wait_for_workers(client: Any, where: str, timeout: float) -> None:
     except (TimeoutError, OSError):
         client.close()
         raise ClusterError(f"no worker joined {where} within {timeout:g} s") from None
+
+
+def _set_up_workers(client: Any, nanny: bool) -> Any:
+    """Hand every worker that joins, now or later, its set-up (:mod:`mdark_dask.workers`);
+    ``nanny``: the nanny's part too (clusters started here)."""
+    from mdark_dask import workers
+
+    try:
+        workers.install(client, nanny=nanny)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise ClusterError(f"cannot set up the workers: {exc}") from None
+    return client
 
 
 @contextlib.contextmanager
@@ -284,7 +374,7 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
     try:
         if spec is None or spec == "local":
             cluster = _local({})
-            client = Client(cluster, set_as_default=False)
+            client = _set_up_workers(Client(cluster, set_as_default=False), nanny=True)
             description = f"local cluster of {len(cluster.workers)} worker processes"
         elif spec == "threads":
             client = Client(
@@ -294,9 +384,10 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 set_as_default=False,
                 dashboard_address=dashboard_address(),
             )
+            _set_up_workers(client, nanny=False)
             description = "in-process threads"
         elif "://" in spec:
-            client = _client(spec, timeout)
+            client = _set_up_workers(_client(spec, timeout), nanny=False)
             _wait_for_workers(client, spec, worker_timeout)
             description = f"scheduler at {spec}"
         elif Path(spec).is_file():
@@ -305,7 +396,16 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 address = str(definition.get("address") or "")
                 if not address:
                     raise ClusterError(f"cluster definition {spec} needs an 'address:' key")
-                client = _client(address, float(definition.get("timeout", timeout)))
+                unknown = sorted(set(definition) - ADDRESS_KEYS)
+                if unknown:
+                    raise ClusterError(
+                        f"cluster definition {spec}: unknown key {unknown[0]!r} "
+                        f"(an address definition takes {', '.join(sorted(ADDRESS_KEYS))})"
+                    )
+                tls = definition.get("tls")
+                secure = None if tls is None else security(tls, f"cluster definition {spec}")
+                client = _client(address, float(definition.get("timeout", timeout)), secure)
+                _set_up_workers(client, nanny=False)
                 wait = float(definition.get("worker_timeout", worker_timeout))
                 _wait_for_workers(client, address, wait)
                 description = f"scheduler at {address}"
@@ -313,7 +413,7 @@ def _connect(spec: str | None, timeout: float, worker_timeout: float) -> Iterato
                 kind = definition["type"]
                 wait = float(definition.pop("worker_timeout", worker_timeout))
                 cluster = make_cluster(definition)
-                client = Client(cluster, set_as_default=False)
+                client = _set_up_workers(Client(cluster, set_as_default=False), nanny=True)
                 description = f"{kind} cluster from {spec}"
                 if kind in ("slurm", "pbs") and not definition.get("adapt"):
                     # jobs that never start (pending forever, failing at once) would

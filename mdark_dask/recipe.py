@@ -37,6 +37,7 @@ from mdark_dask.numerics.hotpix import HotPixels, find_hot_pixels
 from mdark_dask.numerics.qc import HOTPIX_QC, QCRow, apply_ranges, qc_rows
 from mdark_dask.plan import sizing
 from mdark_dask.plan.product import ProductPlan, ProductResult
+from mdark_dask.report.thumbnail import thumbnail_grey, write_thumbnail
 
 if TYPE_CHECKING:
     from mdark_dask.report.draw import Drawer
@@ -287,6 +288,10 @@ def finalize_product(
 
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
+        # the pages' picture: a few milliseconds, so made even without the QC plots
+        write_thumbnail(
+            plan.thumbnail_path, thumbnail_grey(reduced.master.flux, reduced.master.qual)
+        )
         try:
             # listed as the reader looks at them: the master, its frames, its hot pixels
             plots = tuple(

@@ -221,6 +221,24 @@ class DarkSetSpec:
         processed ramps whose level is small (soxspipe's MDARK MEDIAN range for NIR is
         -15 to 50 e-), so the default is 12 ADU; a larger level (e.g. 1000 ADU) makes
         a set whose master fails that range.
+    dpr_tech : str
+        ``ESO DPR TECH``; with ``dpr_type`` it makes frames that are not darks, such as a
+        NIR single-pinhole arc (``LAMP,WAVE``, ``ECHELLE,PINHOLE``), which soxspipe's
+        organiser plans for its later recipes.
+    slit : str or None
+        The slit (SOXS ``ESO INS NISE NAME`` / ``VISE NAME``); ``None`` is ``BLANK``, a
+        dark's. soxspipe's organiser reads ``PINHOLE``, ``MULT`` and ``SLIT`` in it.
+    lamps : tuple of str
+        Lamps switched on (SOXS ``ESO INS <LAMP> NAME`` cards, e.g. ``("ARGO", "MERC")``
+        for Ar and Hg, which soxspipe's NIR dispersion solution requires).
+    spots : tuple of (x, y, electrons)
+        Point sources (Gaussian, sigma :data:`SPOT_SIGMA` px) added to every frame,
+        at ``(x, y)`` of soxspipe's prepared (rotated and trimmed) frame, 0-based, as
+        its static line lists give ``detector_x``/``detector_y``, with ``electrons`` in
+        the whole spot.
+    obs_name : str or None
+        ``ESO OBS NAME`` (also the template name); ``None`` is the dark's
+        ``DARK_<ARM>_<EXPTIME>s``.
     """
 
     instrument: str
@@ -239,6 +257,11 @@ class DarkSetSpec:
     telegraph_amplitude: tuple[float, float] = (8.0, 80.0)
     cosmic_scale: float = 1.0
     pedestal: float | None = None
+    dpr_tech: str = "IMAGE"
+    slit: str | None = None
+    lamps: tuple[str, ...] = ()
+    spots: tuple[tuple[float, float, float], ...] = ()
+    obs_name: str | None = None
 
     def __post_init__(self) -> None:
         """Reject specs soxspipe could never see, so mistakes surface before any file exists."""
@@ -493,6 +516,33 @@ def _cosmics(
     np.add.at(flat, (yy[ok] * cols + xx[ok]), (energy[:, None] * frac)[ok] / gain)
 
 
+#: Gaussian sigma (px) of :attr:`DarkSetSpec.spots`.
+SPOT_SIGMA: Final = 1.2
+
+
+def _spot_image(spec: DarkSetSpec) -> npt.NDArray[np.float32]:
+    """The spots of ``spec`` in e-, raw shape: drawn in soxspipe's prepared frame (rotated
+    by ``rotation_k`` quarter turns, then trimmed) and put back through the same view."""
+    rs, re_, cs, ce = spec.arm_spec.science_region(spec.ybin, spec.xbin)
+    light = np.zeros(spec.raw_shape, dtype=np.float32)
+    science = np.rot90(light, spec.arm_spec.rotation_k)[rs:re_, cs:ce]
+    rows, cols = science.shape
+    half = math.ceil(4 * SPOT_SIGMA)
+    norm = 1.0 / (2.0 * math.pi * SPOT_SIGMA**2)
+    for x, y, electrons in spec.spots:
+        cx, cy = round(x), round(y)
+        y0, y1 = max(cy - half, 0), min(cy + half + 1, rows)
+        x0, x1 = max(cx - half, 0), min(cx + half + 1, cols)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        r2 = (xx - x) ** 2 + (yy - y) ** 2
+        science[y0:y1, x0:x1] += (electrons * norm * np.exp(-r2 / (2 * SPOT_SIGMA**2))).astype(
+            np.float32
+        )
+    return light
+
+
 def _frame(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.uint16 | np.float32]:
     """Pixel values of frame ``i`` (0-based) in ADU, in the arm's raw dtype."""
     model = _MODELS[(spec.instrument, spec.arm)]
@@ -508,6 +558,8 @@ def _frame(spec: DarkSetSpec, det: _Detector, i: int) -> npt.NDArray[np.uint16 |
     frame += dark_e / np.float32(gain)
     frame += np.float32(rng.normal(0.0, 0.3))  # small frame-to-frame level drift
     _cosmics(spec, det, rng, frame, gain)
+    if spec.spots:
+        frame += _spot_image(spec) / np.float32(gain)
     flat = frame.reshape(-1)
     if det.telegraph.size:
         high = _telegraph_high(spec, det, i)
@@ -588,20 +640,21 @@ def _header(spec: DarkSetSpec, i: int, t: datetime, first: datetime, filename: s
     _put(h, kw.exptime, float(spec.exptime), "Integration time")
     _put(h, "ARCFILE", filename, "Archive File Name")
     _put(h, kw.obs_id, 200000000 + spec.seed % 100000000, "Observation block ID")
-    _put(h, kw.obs_name, f"DARK_{arm}_{_exptime_label(spec.exptime)}s", "OB name")
+    obs_name = spec.obs_name or f"DARK_{arm}_{_exptime_label(spec.exptime)}s"
+    _put(h, kw.obs_name, obs_name, "OB name")
     _put(h, "ESO OBS START", tpl_start, "OB start time")
     _put(h, "ESO OBS TARG NAME", "DARK", "OB target name")
     _put(h, "ESO OBS TPLNO", 1, "Template number within OB")
     _put(h, "ESO OBS NTPL", 1, "Number of templates within OB")
     prefix = "SOXS" if soxs else "XSHOOTER"
     _put(h, kw.tpl_id, f"{prefix}_{arm.lower()}_cal_Dark", "Template signature ID")
-    _put(h, kw.tpl_name, f"{arm} dark", "Template name")
+    _put(h, kw.tpl_name, spec.obs_name or f"{arm} dark", "Template name")
     _put(h, kw.tpl_nexp, spec.n_frames, "Number of exposures within template")
     _put(h, kw.tpl_expno, i + 1, "Exposure number within template")
     _put(h, kw.tpl_start, tpl_start, "TPL start time")
     _put(h, kw.dpr_catg, "CALIB", "Observation category")
     _put(h, kw.dpr_type, spec.dpr_type, "Observation type")
-    _put(h, kw.dpr_tech, "IMAGE", "Observation technique")
+    _put(h, kw.dpr_tech, spec.dpr_tech, "Observation technique")
     _put(h, kw.arm, arm, "Arm")
     if soxs:
         _soxs_keys(spec, h)
@@ -639,8 +692,10 @@ def _soxs_keys(spec: DarkSetSpec, h: Cards) -> None:
     # simulated frame and drops it.
     _put(h, "ESO INS NISE SWSIM", False, "NIR spectrograph simulated")
     _put(h, "ESO INS VISE SWSIM", False, "VIS spectrograph simulated")
-    _put(h, "ESO INS NISE NAME", "BLANK", "NIR slit")
-    _put(h, "ESO INS VISE NAME", "BLANK", "VIS slit")
+    _put(h, "ESO INS NISE NAME", spec.slit or "BLANK", "NIR slit")
+    _put(h, "ESO INS VISE NAME", spec.slit or "BLANK", "VIS slit")
+    for lamp in spec.lamps:
+        _put(h, f"ESO INS {lamp} NAME", f"{lamp.title()}_Lamp", "Calibration lamp on")
 
 
 def _xsh_keys(spec: DarkSetSpec, h: Cards) -> None:

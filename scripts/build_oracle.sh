@@ -10,6 +10,10 @@
 # Usage:   scripts/build_oracle.sh          (the venv path is printed on the last line of stdout)
 # Env:     MDARK_ORACLE_VENV   where to build (default ~/.cache/mdark-dask/oracle-venv)
 #          MDARK_ORACLE_PYTHON the interpreter to build with (default python3.11)
+# The data organiser's tests (`soxspipe prep`, `soxspipe reduce all`) need a second venv on
+# Python 3.12 or newer; tests/oracle.py builds it with this script as
+#   MDARK_ORACLE_PYTHON=python3.12 MDARK_ORACLE_VENV=~/.cache/mdark-dask/oracle-venv-312 \
+#       scripts/build_oracle.sh
 # Idempotent: a venv whose `soxspipe --version` already prints v0.17.4 is left alone.
 set -euo pipefail
 

@@ -44,12 +44,21 @@ from mdark_dask.numerics.steps import (
     clip_mask,
 )
 
-__all__ = ["OracleError", "OracleResult", "oracle_venv", "run_soxspipe_mdark"]
+__all__ = [
+    "OracleError",
+    "OracleResult",
+    "SoxspipeRun",
+    "oracle_venv",
+    "organiser_venv",
+    "run_soxspipe",
+    "run_soxspipe_mdark",
+]
 
 VERSION = "0.17.4"
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "scripts" / "build_oracle.sh"
 DEFAULT_VENV = Path.home() / ".cache" / "mdark-dask" / "oracle-venv"
+DEFAULT_VENV_312 = Path.home() / ".cache" / "mdark-dask" / "oracle-venv-312"
 # soxspipe colours its log lines; failure detection must look through the escapes.
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # The one ERROR a successful run may log: a QC value outside its range (soxspipe still
@@ -112,18 +121,26 @@ def _installed(venv: Path) -> bool:
     return out.stdout.strip() == f"v{VERSION}"
 
 
-@functools.cache
-def oracle_venv() -> Path | None:
-    """The soxspipe 0.17.4 venv, built with ``scripts/build_oracle.sh`` on first use.
+def _python312() -> str | None:
+    """A Python >= 3.12 for the organiser's venv: ``$MDARK_ORACLE_PYTHON312``, else
+    ``python3.12`` on the PATH, else pyenv's newest 3.12."""
+    given = os.environ.get("MDARK_ORACLE_PYTHON312")
+    if given:
+        return given
+    found = shutil.which("python3.12")
+    if found:
+        return found
+    pyenv = sorted((Path.home() / ".pyenv" / "versions").glob("3.12*/bin/python3.12"))
+    return str(pyenv[-1]) if pyenv else None
 
-    The location is ``$MDARK_ORACLE_VENV`` or ``~/.cache/mdark-dask/oracle-venv``. Returns
-    ``None`` (callers skip) if it is missing and cannot be built, e.g. offline or without
-    python3.11. The answer is cached for the session: a build takes minutes.
-    """
-    venv = Path(os.environ.get("MDARK_ORACLE_VENV") or DEFAULT_VENV).expanduser()
+
+def _build(venv: Path, python: str | None) -> Path | None:
+    """``scripts/build_oracle.sh`` into ``venv`` with ``python``; the venv, or None."""
     if _installed(venv):
         return venv
     env = {**os.environ, "MDARK_ORACLE_VENV": str(venv)}
+    if python:
+        env["MDARK_ORACLE_PYTHON"] = python
     try:
         proc = subprocess.run(
             ["bash", str(BUILD_SCRIPT)],
@@ -138,6 +155,80 @@ def oracle_venv() -> Path | None:
     if proc.returncode != 0 or not _installed(venv):
         return None
     return venv
+
+
+@functools.cache
+def organiser_venv() -> Path | None:
+    """soxspipe 0.17.4 on Python 3.12 or newer, which its data organiser needs
+    (``soxspipe prep``, ``soxspipe reduce all``: it passes ``autocommit`` to sqlite3).
+
+    Built with ``scripts/build_oracle.sh`` on first use, in ``$MDARK_ORACLE_VENV_312`` or
+    ``~/.cache/mdark-dask/oracle-venv-312``, with :func:`_python312`. None (callers skip)
+    when no Python 3.12 is found or the build fails.
+    """
+    venv = Path(os.environ.get("MDARK_ORACLE_VENV_312") or DEFAULT_VENV_312).expanduser()
+    if _installed(venv):
+        return venv
+    python = _python312()
+    return _build(venv, python) if python else None
+
+
+@dataclass(frozen=True)
+class SoxspipeRun:
+    """One soxspipe command: its exit status and its output, ANSI colour codes removed."""
+
+    returncode: int
+    output: str
+    seconds: float
+
+
+def run_soxspipe(venv: Path, args: list[str], cwd: Path, *, timeout: float = 120.0) -> SoxspipeRun:
+    """Run ``soxspipe ARGS`` in ``cwd`` as a user would, HOME inside ``cwd/home`` (so its
+    ``~/.config/soxspipe`` and caches stay in the test's directory)."""
+    home = cwd / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPLCONFIG"))}
+    env.update(HOME=str(home), MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(venv / "bin" / "soxspipe"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return SoxspipeRun(
+        proc.returncode, _ANSI.sub("", proc.stdout + proc.stderr), time.perf_counter() - t0
+    )
+
+
+def settings_file(venv: Path, instrument: str) -> Path:
+    """soxspipe's own default settings of ``instrument`` (``soxs``/``xsh``) in ``venv``."""
+    return _settings_file(venv, instrument)
+
+
+def static_calibration(venv: Path, name: str) -> Path:
+    """A file of soxspipe's static calibrations for SOXS (e.g. its line lists)."""
+    found = sorted(
+        venv.glob(f"lib/python3*/site-packages/soxspipe/resources/static_calibrations/soxs/{name}")
+    )
+    if not found:
+        raise OracleError(f"{name} not found in {venv}")
+    return found[0]
+
+
+@functools.cache
+def oracle_venv() -> Path | None:
+    """The soxspipe 0.17.4 venv, built with ``scripts/build_oracle.sh`` on first use.
+
+    The location is ``$MDARK_ORACLE_VENV`` or ``~/.cache/mdark-dask/oracle-venv``. Returns
+    ``None`` (callers skip) if it is missing and cannot be built, e.g. offline or without
+    python3.11. The answer is cached for the session: a build takes minutes.
+    """
+    venv = Path(os.environ.get("MDARK_ORACLE_VENV") or DEFAULT_VENV).expanduser()
+    return _build(venv, None)
 
 
 def _settings_file(venv: Path, instrument: str) -> Path:

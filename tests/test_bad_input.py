@@ -520,7 +520,7 @@ def test_output_under_regular_file(
     blocker.write_text("a regular file", encoding="utf-8")
     ws = blocker / "ws"
     code, _, err = run(capsys, *mdark(good_sof, ws))
-    assert_failed(code, err, tmp_path, match="cannot write")
+    assert_failed(code, err, tmp_path, match=f"cannot make workspace {ws}: {blocker} is a file")
     assert blocker.read_text(encoding="utf-8") == "a regular file"
 
 

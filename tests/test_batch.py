@@ -5,10 +5,12 @@ dask-jobqueue cannot be imported first), and against a real single-node SLURM st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -279,6 +281,41 @@ def test_the_preflight_names_a_worker_that_cannot_see_the_frames(
 
 @pytest.mark.cluster
 @pytest.mark.slow
+def test_the_preflight_names_a_slurm_worker_that_cannot_see_the_workspace(
+    raw_night: Path, tmp_path: Path
+) -> None:
+    """A worker job whose node lacks the workspace's file system (its Python started by
+    a wrapper that mounts an empty file system over it): one line naming the worker,
+    before any work, and no job left."""
+    import shutil
+
+    env = needs_slurm()
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare for a worker with a file system of its own")
+    site = tmp_path / "site"  # the workspace's file system, missing on the worker's node
+    site.mkdir()
+    wrapper = tmp_path / "python-without-site"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'exec unshare -m sh -c \'mount -t tmpfs tmpfs "$0" && exec "$@"\' {site} '
+        f'{sys.executable} "$@"\n',
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o755)
+    yaml = slurm_definition(tmp_path, "jobs: 1\n").read_text(encoding="utf-8")
+    yaml = yaml.replace(f"python: {sys.executable}", f"python: {wrapper}")
+    done = night(raw_night, site / "ws", str(definition(tmp_path, yaml)), env=env, timeout=240)
+    assert done.returncode != 0
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("ERROR: preflight: worker tcp://127.0.0.1:")
+    assert f"cannot write the workspace {site / 'ws'}" in done.stderr
+    assert "# REDUCING" not in done.stdout
+    assert not list((site / "ws").glob("products/soxs_mdark/*.fits"))
+    assert queue(env) == []
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
 def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
     long_night: Path, tmp_path: Path
 ) -> None:
@@ -311,19 +348,65 @@ def test_an_adaptive_night_asks_for_jobs_as_work_appears_and_leaves_none(
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_ctrl_c_during_a_slurm_night_cancels_the_jobs(long_night: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+def test_an_interrupted_slurm_night_cancels_the_jobs(
+    long_night: Path, tmp_path: Path, signum: int, status: int
+) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM mid-night: one line, 130 or 143, no job left in the
+    queue, no temporary file, within a bounded time."""
     import signal
+    import time
 
     env = needs_slurm()
     yaml = slurm_definition(tmp_path, "jobs: 2\n")
     proc = reducing(long_night, tmp_path / "ws", "--cluster", str(yaml), env=env)
     assert queue(env)  # the jobs are running
-    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    proc.send_signal(signal.Signals(signum))
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert err.strip().splitlines()[-1] == "ERROR: interrupted"
     assert queue(env) == []
+    assert time.monotonic() - sent < 60
     assert not list((tmp_path / "ws").glob("products/soxs_mdark/.*.tmp"))
+
+
+def job_processes(job: str) -> list[Any]:
+    """The processes a SLURM job started (its batch script, the nanny, the worker): every
+    process whose environment names the job."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get("SLURM_JOB_ID") == job:
+                found.append(process)
+    return found
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_worker_job_killed_mid_night_changes_nothing(long_night: Path, tmp_path: Path) -> None:
+    """``kill -9`` of every process of one of the two worker jobs (its script, the nanny
+    and the worker) while the sets run: the other job finishes the night with the
+    ``--cluster sync`` products, and no job is left."""
+    import signal
+
+    env = needs_slurm()
+    yaml = slurm_definition(tmp_path, "jobs: 2\n")
+    ws = tmp_path / "slurm"
+    proc = reducing(long_night, ws, "--no-plots", "--cluster", str(yaml), env=env)
+    jobs = [line.split()[0] for line in queue(env)]
+    assert len(jobs) == 2
+    tree = job_processes(jobs[0])
+    assert any("python" in p.name() for p in tree), [p.name() for p in tree]
+    for process in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert_sync_products(long_night, ws, tmp_path, 6)
+    assert queue(env) == []
 
 
 @pytest.mark.cluster

@@ -42,6 +42,8 @@ import psutil
 import pytest
 import yaml
 
+from mdark_dask import workers
+from mdark_dask._version import __version__
 from mdark_dask.cli import main
 from mdark_dask.cluster import BackgroundCluster, ClusterError, connect, load_definition
 from mdark_dask.instruments import ARMS
@@ -134,15 +136,17 @@ class DaskProcesses:
         self.client: Any = None
 
     def _spawn(
-        self, name: str, args: list[str], env: dict[str, str] | None = None
+        self, name: str, args: list[str], env: dict[str, str | None] | None = None
     ) -> subprocess.Popen[bytes]:
+        """``dask ARGS`` with the test's environment plus ``env`` (None: unset)."""
+        merged = {**self.env, **(env or {})}
         with open(self.logs / f"{name}.log", "wb") as log:
             return subprocess.Popen(
                 [*dask_command(), *args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**self.env, **(env or {})},
+                env={k: v for k, v in merged.items() if v is not None},
                 cwd=self.logs,
             )
 
@@ -164,11 +168,13 @@ class DaskProcesses:
         for _ in range(n_workers):
             self.add_worker()
         self.client = Client(self.address, timeout=STARTUP_TIMEOUT, set_as_default=False)
-        self.wait_for_workers(n_workers)
+        if n_workers:
+            self.wait_for_workers(n_workers)
 
-    def add_worker(self) -> subprocess.Popen[bytes]:
+    def add_worker(self, dask_config: bool = True) -> subprocess.Popen[bytes]:
         """Start one more ``dask worker`` (a nanny and its worker process), with the Dask
-        configuration cluster/README.md tells users to give hand-started workers."""
+        configuration cluster/README.md tells users to give hand-started workers (or,
+        ``dask_config=False``, with distributed's defaults, as a batch job starts them)."""
         name = f"worker-{len(self.nannies)}"
         nanny = self._spawn(
             name,
@@ -183,7 +189,7 @@ class DaskProcesses:
                 "--local-directory",
                 str(self.logs / name),
             ],
-            env={"DASK_CONFIG": str(DASK_CONFIG_DIR)},
+            env={"DASK_CONFIG": str(DASK_CONFIG_DIR) if dask_config else None},
         )
         self.nannies.append(nanny)
         return nanny
@@ -306,12 +312,17 @@ def run_sync(raw: Path, workspace: Path) -> None:
     assert code == 0, f"the in-process reference night failed ({code})"
 
 
-@pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
-    root = tmp_path_factory.mktemp("night")
+def make_night(tmp_path_factory: pytest.TempPathFactory, name: str = "night") -> Night:
+    """A small night and its in-process reference workspace."""
+    root = tmp_path_factory.mktemp(name)
     awkward = simulate_night(root / "raw")
     run_sync(root / "raw", root / "ws-sync")
     return Night(root / "raw", root / "ws-sync", awkward)
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory) -> Night:
+    return make_night(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -759,9 +770,41 @@ def test_dask_config_unsets_malloc_trim_in_hand_started_workers(
     """cluster/dask-config (DASK_CONFIG of the fixture's workers) keeps the nanny from
     setting MALLOC_TRIM_THRESHOLD_, as mdark-dask's own LocalCluster does."""
     assert (DASK_CONFIG_DIR / "mdark-dask.yaml").is_file()
-    seen = dask_processes.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    # os.getenv travels by reference and reads the worker's environment (a bound
+    # os.environ.get would be pickled with this process's environment)
+    seen = dask_processes.client.run(os.getenv, workers.TRIM_VARIABLE)
     assert len(seen) == 2
     assert set(seen.values()) == {None}, seen
+
+
+@pytest.mark.cluster
+def test_worker_setup_reaches_workers_that_join_later(tmp_path: Path) -> None:
+    """The set-up travels as scheduler plugins: a worker already running with distributed's
+    MALLOC_TRIM_THRESHOLD_ is respawned once without it, a worker that joins afterwards is
+    spawned without it, and both are warmed up (recipe imported, kernels loaded)."""
+    cluster = DaskProcesses(tmp_path)
+    try:
+        cluster.start(n_workers=0)
+        cluster.add_worker(dask_config=False)
+        cluster.wait_for_workers(1)
+        trim = cluster.client.run(os.getenv, workers.TRIM_VARIABLE)
+        assert list(trim.values()) == ["65536"]  # distributed's default, as in batch jobs
+        workers.install(cluster.client, nanny=True)
+        cluster.add_worker(dask_config=False)
+        cluster.wait_for_workers(2)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            trim = cluster.client.run(os.getenv, workers.TRIM_VARIABLE)
+            if len(trim) == 2 and set(trim.values()) == {None}:
+                break
+            time.sleep(0.5)
+        assert set(trim.values()) == {None} and len(trim) == 2, cluster.log_tail()
+        versions = cluster.client.run(lambda dask_worker: dask_worker.mdark_dask_version)
+        assert set(versions.values()) == {__version__}
+        loaded = cluster.client.run(lambda: "mdark_dask.recipe" in sys.modules)
+        assert set(loaded.values()) == {True}
+    finally:
+        cluster.stop()
 
 
 @pytest.mark.cluster

@@ -375,9 +375,9 @@ def test_left_out_files_and_groups_are_reported(
     )
     four = simulate_set(four_spec, raw / "four")
     four[-1].unlink()
-    missing = tmp_path / "no_such_dir"
 
-    code, out, err = run_night(capsys, [raw, readme, missing], night.ws)
+    # (an input that does not exist is an error before any work: tests/test_workspace.py)
+    code, out, err = run_night(capsys, [raw, readme], night.ws)
     assert code == 0, err  # left-out files are not failed sets
     assert_clean_failure_output(err)
 
@@ -388,7 +388,6 @@ def test_left_out_files_and_groups_are_reported(
         str(truncated): r"truncated",
         name_of(two_spec): r"only 2 frame\(s\); at least 3 needed",
         name_of(four_spec): r"incomplete template: 3 of 4 frames",
-        str(missing): r"no such file or directory",
     }
     got = left_out(night.ws)
     assert sorted(got) == sorted(expected), got
@@ -396,7 +395,7 @@ def test_left_out_files_and_groups_are_reported(
         assert re.search(pattern, got[what]), (what, got[what])
         # the terminal shows the same: the thing left out and its reason on one line
         assert line_with(out, what, got[what]), f"{what}: {got[what]} not in the output"
-    assert "7 file(s) or group(s) left out" in out
+    assert "6 file(s) or group(s) left out" in out
 
     # the good sets are untouched by their awkward neighbours
     assert statuses(night.ws) == dict.fromkeys(night.names(), "done")
@@ -764,8 +763,13 @@ def test_night_report_structure(night: Night, capsys: pytest.CaptureFixture[str]
         {"what": str(night.raw / "junk.fits"), "reason": "not a readable FITS file"}
     ]
     assert [s["name"] for s in data["sets"]] == night.names()
+    # this run's own report, beside the workspace's record of every run
+    assert data["runs"][-1] == f"runs/{data['run']}.json"
+    own = json.loads((night.ws / data["runs"][-1]).read_text(encoding="utf-8"))
+    assert [s["name"] for s in own["sets"]] == night.names()
     for s in data["sets"]:
         assert s["status"] == "done"
+        assert s["run"] == data["run"] and s["night"] == "2026-01-10"
         assert s["product"] == str(product(night.ws.resolve(), s["name"]))
         assert s["reason"] == ""
         assert s["frames"] == 3
@@ -774,7 +778,7 @@ def test_night_report_structure(night: Night, capsys: pytest.CaptureFixture[str]
             s["qc"]
         )
         for name, qc in s["qc"].items():
-            assert set(qc) == {"value", "unit", "flag"}, name
+            assert set(qc) == {"value", "unit", "flag", "lo", "hi"}, name
             assert isinstance(qc["value"], int | float) and np.isfinite(qc["value"]), name
             assert qc["flag"] == "pass", name
     by_name = {s["name"]: s for s in data["sets"]}

@@ -6,6 +6,9 @@ with a reason when no chromium binary exists.
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,14 +46,23 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ws
 
 
-def test_page_lists_every_set_and_what_was_left_out(night: Path) -> None:
-    page = (night / "qc" / "night_report.html").read_text(encoding="utf-8")
+def test_the_night_page_lists_every_set_with_its_files(night: Path) -> None:
+    page = (night / "qc" / "nights" / "2026-01-10.html").read_text(encoding="utf-8")
     for spec in SPECS:
-        assert f'id="set-{sof_name(spec)[:-4]}"' in page
+        name = sof_name(spec)[:-4]
+        assert f'id="set-{name}"' in page
+        assert f'href="../../products/soxs_mdark/{name}.fits"' in page
+        assert f'src="../soxs_mdark/{name}_thumb.png"' in page
     assert page.count("<figure>") == len(SPECS)  # one thumbnail per master dark
-    assert 'alt="trends"' in page
-    assert "junk.fits" in page and "not a readable FITS file" in page
-    assert "<script" not in page  # static: nothing to fail at load time
+    assert "MDARK MEDIAN [electrons]" in page and "masked (soxspipe QC)" in page
+    assert "<script" not in page and "data:image" not in page  # static, files linked
+
+
+def test_the_index_links_every_night_and_counts_what_was_left_out(night: Path) -> None:
+    index = (night / "qc" / "index.html").read_text(encoding="utf-8")
+    assert 'href="nights/2026-01-10.html"' in index
+    assert "junk.fits" in index and "not a readable FITS file" in index
+    assert 'href="history.html"' in index and (night / "qc" / "history.png").is_file()
 
 
 def _chromium() -> str:
@@ -60,35 +72,59 @@ def _chromium() -> str:
     return exe
 
 
-def test_page_loads_in_headless_chromium(night: Path, tmp_path: Path) -> None:
-    exe = _chromium()
-    url = (night / "qc" / "night_report.html").resolve().as_uri()
-    profile = tmp_path / "profile"
-    dom = subprocess.run(
-        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+#: Appended to a copy of a page (beside it, so its relative links hold): once everything
+#: has loaded, every image's natural and rendered sizes, as JSON in a <pre>.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const sizes = [...document.images].map(i => ({src: i.getAttribute("src"),
+    natural: [i.naturalWidth, i.naturalHeight], shown: [i.width, i.height]}));
+  const pre = document.createElement("pre"); pre.id = "probe";
+  pre.textContent = JSON.stringify(sizes); document.body.appendChild(pre);
+});
+</script>"""
+
+
+def browse(exe: str, page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    for spec in SPECS:
-        assert sof_name(spec)[:-4] in dom.stdout
+
+
+@pytest.mark.parametrize("page", ["nights/2026-01-10.html", "index.html", "history.html"])
+def test_pages_load_in_headless_chromium_with_every_image_unstretched(
+    night: Path, tmp_path: Path, page: str
+) -> None:
+    exe = _chromium()
+    original = night / "qc" / page
+    probe = original.with_name(f"probe-{original.name}")
+    probe.write_text(
+        original.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    dom = browse(exe, probe, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, flags=re.S)
+    assert found, dom.stdout[-2000:]
+    images = json.loads(html.unescape(found.group(1)))
+    if page.startswith("nights/"):
+        assert len(images) == len(SPECS)
+    for image in images:
+        (nw, nh), (w, h) = image["natural"], image["shown"]
+        assert nw > 0 and nh > 0, f"{image['src']} did not load"
+        # the aspect ratio shown is the image's, to the rounding of a pixel
+        assert abs(w / h - nw / nh) <= (1 / min(w, h)) * (nw / nh) + 0.02, image
     shot = tmp_path / "page.png"
-    run = subprocess.run(
-        [
-            exe,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            "--window-size=1200,1600",
-            "--enable-logging=stderr",
-            "--v=0",
-            f"--screenshot={shot}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    run = browse(
+        exe,
+        original,
+        tmp_path / "profile",
+        "--window-size=1200,1600",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--screenshot={shot}",
     )
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     console_errors = [

@@ -132,6 +132,7 @@ def summary(plan: NightPlan) -> tuple[Any, ...]:
     return (
         [(s.name, s.frames, s.bad) for s in plan.sets],
         [(k.what, k.reason) for k in plan.skipped],
+        plan.others,
     )
 
 

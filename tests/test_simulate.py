@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -704,3 +705,27 @@ def test_cli_errors_are_short(args: list[str], status: int, message: str, tmp_pa
     assert message in lines[-1]  # argparse's usage, then one line; or just one line
     assert lines[-1].startswith("ERROR: ") == (len(lines) == 1)
     assert not (tmp_path / "out").exists()
+
+
+def test_arc_headers_and_spots(tmp_path: Path) -> None:
+    """A non-dark frame (a NIR pinhole arc): its DPR, slit and lamp cards, and spots of the
+    asked electrons at the asked place of soxspipe's rotated and trimmed frame; the rest of
+    the frame is the dark of the same seed."""
+    arc = {"dpr_type": "LAMP,WAVE", "dpr_tech": "ECHELLE,PINHOLE", "slit": "PINHOLE"}
+    base = DarkSetSpec("soxs", "NIR", n_frames=1, exptime=1.0, seed=5, **arc)
+    spots = ((100.0, 200.0, 5e4), (1500.3, 900.7, 2e4))
+    spec = replace(base, spots=spots, lamps=("ARGO", "MERC"), obs_name="ARC_NIR")
+    (plain,) = simulate_set(base, tmp_path / "plain")
+    (lit,) = simulate_set(spec, tmp_path / "lit")
+    h = fits.getheader(lit)
+    assert (h["ESO DPR TYPE"], h["ESO DPR TECH"]) == ("LAMP,WAVE", "ECHELLE,PINHOLE")
+    assert h["ESO INS NISE NAME"] == "PINHOLE" and h["ESO OBS NAME"] == "ARC_NIR"
+    assert (h["ESO INS ARGO NAME"], h["ESO INS MERC NAME"]) == ("Argo_Lamp", "Merc_Lamp")
+    assert "ESO INS ARGO NAME" not in fits.getheader(plain)
+    diff = fits.getdata(lit).astype(np.float64) - fits.getdata(plain).astype(np.float64)
+    assert abs(diff.sum() * spec.effective_gain - 7e4) < 0.01 * 7e4
+    rs, re_, cs, ce = spec.arm_spec.science_region(1, 1)
+    science = np.rot90(diff, spec.arm_spec.rotation_k)[rs:re_, cs:ce]
+    for x, y, _ in spots:
+        window = science[round(y) - 3 : round(y) + 4, round(x) - 3 : round(x) + 4]
+        assert window.max() == science[round(y), round(x)] > 0

@@ -136,8 +136,13 @@ def _derived_header(
     follow the master's ``ESO PRO REC1 PARAMn`` (which stay the soxspipe recipe's).
     """
     header = master_header.copy()
-    for key in ("EXTNAME", "BUNIT", "SXSPRE"):
+    for key in ("EXTNAME", "BUNIT"):
         header.remove(key, ignore_missing=True, remove_all=True)
+    # Listed in a soxspipe sof, a one-HDU image without SXSPRE is taken for a raw frame
+    # to prepare (``base_recipe._prepare_single_frame``), whose ``ESO DPR TYPE`` the
+    # scrubbed header lacks (KeyError). With SXSPRE it passes as prepared and, its PRO
+    # CATG matching none a recipe filters on, is left unused.
+    header["SXSPRE"] = ("mdark-dask", "a product, not a raw frame to prepare")
     for key in [k for k in header if str(k).startswith("ESO QC ")]:
         header.remove(key, remove_all=True)
     set_card(header, "ESO PRO CATG", catg)
@@ -348,3 +353,12 @@ def read_product(path: str | Path) -> ProductImages:
             errs=np.asarray(hdul["ERRS"].data, dtype=np.float32),
             cards=cards,
         )
+
+
+def read_hotpix_map(path: str | Path) -> npt.NDArray[np.uint8]:
+    """The map of a ``_HOTPIX.fits`` file (hot and noisy bits, 0 for good pixels)."""
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            if hdu.data is not None:
+                return np.asarray(hdu.data, dtype=np.uint8)
+    raise OSError(f"{path} holds no image")

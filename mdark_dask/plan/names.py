@@ -140,9 +140,35 @@ def night_of_mjd(mjd: float) -> str:
     return (epoch + timedelta(days=float(mjd)) - NIGHT_OFFSET).strftime("%Y-%m-%d")
 
 
+#: Workspace layouts: mdark-dask's own, and the one soxspipe's data organiser reads.
+LAYOUTS = ("mdark-dask", "soxspipe")
+
+
 def product_dir(workspace: Path) -> Path:
-    """Where products and their logs go."""
+    """Where products and their logs go (the ``mdark-dask`` layout)."""
     return workspace / "products" / "soxs_mdark"
+
+
+def soxspipe_product_dir(workspace: Path, name: str) -> Path:
+    """Where soxspipe 0.17.4 expects the master dark of sof ``name``.
+
+    The organiser predicts every product at ``./reduced/<night start date>/soxs-<recipe>/
+    <sof stem>.fits`` (``data_organiser.predict_product_frames``) and a recipe skips a sof
+    whose product exists there (``base_recipe.__init__`` through
+    ``toolkit.predict_product_path``); the night is the sof name's time stamp minus 15 h.
+    A name without a time stamp gives ``reduced/soxs-mdark``, where soxspipe's
+    ``predict_product_path`` collapses the empty night to.
+    """
+    night = night_of_sof(name)
+    base = workspace / "reduced"
+    return (base / night if night else base) / "soxs-mdark"
+
+
+def layout_product_dir(workspace: Path, name: str, layout: str = "mdark-dask") -> Path:
+    """The directory of product ``name`` in ``layout`` (one of :data:`LAYOUTS`)."""
+    if layout == "soxspipe":
+        return soxspipe_product_dir(workspace, name)
+    return product_dir(workspace)
 
 
 def qc_dir(workspace: Path) -> Path:

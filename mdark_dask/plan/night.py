@@ -63,10 +63,16 @@ class Skipped:
 
 @dataclass(frozen=True)
 class NightPlan:
-    """The sets of a night and everything left out, with reasons."""
+    """The sets of a night and everything left out, with reasons.
+
+    ``others`` holds the night's raw frames that are not darks (arcs, flats, science,
+    biases; also listed in ``skipped``): the frames the masters will calibrate
+    (:mod:`mdark_dask.plan.association`).
+    """
 
     sets: tuple[NightSet, ...]
     skipped: tuple[Skipped, ...]
+    others: tuple[RawFrame, ...] = ()
 
     def __str__(self) -> str:
         """A summary: one line for the night, one per set."""
@@ -264,10 +270,13 @@ def plan_night(
     good, bad = split_scan(loose, scanned)
     skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
     groups: dict[GroupKey, list[RawFrame]] = {}
+    others: list[RawFrame] = []
     for frame in good:
         why = classify(frame)
         if why is not None:
             skipped.append(Skipped(frame.path, why))
+            if why.startswith("not a dark"):
+                others.append(frame)
             continue
         groups.setdefault(group_key(frame), []).append(frame)
     for key, frames in groups.items():
@@ -287,4 +296,4 @@ def plan_night(
         count = seen.get(one.name, 0)
         seen[one.name] = count + 1
         unique.append(one if count == 0 else replace(one, name=f"{one.name}_{count + 1}"))
-    return NightPlan(tuple(unique), tuple(skipped))
+    return NightPlan(tuple(unique), tuple(skipped), tuple(others))

@@ -22,7 +22,7 @@ from mdark_dask.io.sof import read_sof
 from mdark_dask.numerics.qc import QCRow
 from mdark_dask.plan import sizing
 from mdark_dask.plan.frameset import FrameSet, identify, scan_frames, verify_frames
-from mdark_dask.plan.names import product_dir, qc_dir, set_name
+from mdark_dask.plan.names import layout_product_dir, qc_dir, set_name
 from mdark_dask.settings import Settings, load_settings
 
 
@@ -47,6 +47,10 @@ class ProductPlan:
     task_bytes : int or None
         Prepared bytes per level and strip task (an execution setting); None = the
         one-product sizes of :mod:`mdark_dask.plan.sizing`.
+    layout : str
+        Where in the workspace the product goes (:data:`mdark_dask.plan.names.LAYOUTS`):
+        ``mdark-dask`` (``products/soxs_mdark/``) or ``soxspipe``
+        (``reduced/<night>/soxs-mdark/``, where soxspipe's organiser looks for it).
     """
 
     name: str
@@ -56,11 +60,14 @@ class ProductPlan:
     rows: int | None = None
     plots: bool = True
     task_bytes: int | None = None
+    layout: str = "mdark-dask"
 
     @property
     def product_path(self) -> Path:
-        """``<workspace>/products/soxs_mdark/<name>.fits``."""
-        return product_dir(Path(self.workspace)) / f"{self.name}.fits"
+        """``<workspace>/products/soxs_mdark/<name>.fits``, or in the ``soxspipe`` layout
+        ``<workspace>/reduced/<night>/soxs-mdark/<name>.fits``."""
+        directory = layout_product_dir(Path(self.workspace), self.name, self.layout)
+        return directory / f"{self.name}.fits"
 
     @property
     def hotpix_path(self) -> Path:
@@ -81,6 +88,11 @@ class ProductPlan:
     def qc_dir(self) -> Path:
         """Directory of the QC plots."""
         return qc_dir(Path(self.workspace))
+
+    @property
+    def thumbnail_path(self) -> Path:
+        """The night page's picture of the master: ``<qc_dir>/<name>_thumb.png``."""
+        return self.qc_dir / f"{self.name}_thumb.png"
 
     @property
     def fingerprint(self) -> str:
@@ -184,13 +196,16 @@ def plan_product(
     numerics: str | None = None,
     rows: int | None = None,
     plots: bool = True,
+    layout: str = "mdark-dask",
 ) -> ProductPlan:
     """Scan and verify the frames of one set and resolve its settings (no pixels read)."""
     paths, name = resolve_inputs(inputs)
     if not paths:
         raise InputError("No image frames were passed to the recipe")
     good, bad = scan_frames(paths)
-    return plan_frames(good, bad, name, workspace, settings_path, numerics, rows, plots)
+    return plan_frames(
+        good, bad, name, workspace, settings_path, numerics, rows, plots, layout=layout
+    )
 
 
 def plan_frames(
@@ -203,6 +218,7 @@ def plan_frames(
     rows: int | None = None,
     plots: bool = True,
     task_bytes: int | None = None,
+    layout: str = "mdark-dask",
 ) -> ProductPlan:
     """Plan a product from already scanned frames (a night's sets come this way).
 
@@ -220,6 +236,7 @@ def plan_frames(
         rows=rows,
         plots=plots,
         task_bytes=task_bytes,
+        layout=layout,
     )
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from mdark_dask.errors import MdarkError
+from mdark_dask.instruments import arm_spec
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
 from mdark_dask.plan.frameset import Mapper, batches
+from mdark_dask.plan.names import night_of_mjd, night_of_sof
 from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.plan.product import ProductPlan, check_batch, plan_frames
 from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
@@ -35,6 +37,9 @@ class SetOutcome:
     qc: tuple[QCRow, ...] = ()
     seconds: float = 0.0
     fingerprint: str = ""
+    night: str = ""
+    date_obs: str = ""
+    temperature: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,8 +56,37 @@ class SetOutcome:
 
 
 def outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
-    """The outcome of set ``s`` with ``status``; ``kw``: the other fields."""
-    return SetOutcome(s.name, s.instrument, s.arm, s.exptime, len(s.frames), status, **kw)
+    """The outcome of set ``s`` with ``status``; ``kw``: the other fields. The night
+    (soxspipe's night start date), the first frame's DATE-OBS and the detector
+    temperature of the last frame (SOXS; as soxspipe reads it) come from the frames."""
+    return SetOutcome(
+        s.name,
+        s.instrument,
+        s.arm,
+        s.exptime,
+        len(s.frames),
+        status,
+        **{**describe(s), **kw},
+    )
+
+
+def describe(s: NightSet) -> dict[str, Any]:
+    """``night``, ``date_obs`` and ``temperature`` of a set, from its headers."""
+    if not s.frames:
+        return {"night": night_of_sof(s.name) or ""}
+    first, last = s.frames[0], s.frames[-1]
+    keywords = arm_spec(s.instrument, s.arm).keywords
+    temperature = None
+    if s.instrument == "soxs":
+        name = keywords.detector_temp_nir if s.arm == "NIR" else keywords.detector_temp_vis
+        value = last.get(name) if name else None
+        temperature = float(value) if isinstance(value, int | float) else None
+    mjd = first.get(keywords.mjd_obs)
+    return {
+        "night": night_of_mjd(float(mjd)) if isinstance(mjd, int | float) else "",
+        "date_obs": str(first.get(keywords.date_obs) or ""),
+        "temperature": temperature,
+    }
 
 
 def plan_sets(
@@ -62,11 +96,12 @@ def plan_sets(
     numerics: str | None,
     overwrite: bool,
     plots: bool = True,
+    layout: str = "mdark-dask",
     mapper: Mapper = map,
     verify: bool = False,
 ) -> tuple[list[tuple[NightSet, ProductPlan]], list[SetOutcome]]:
     """Turn sets into product plans; sets that cannot be planned or are up to date
-    come back as outcomes straight away.
+    come back as outcomes straight away; ``layout`` says where the products go.
 
     The up-to-date checks (:func:`mdark_dask.plan.product.product_check`) run in batches
     through ``mapper`` (threads, or a cluster's workers); ``verify`` makes them read every
@@ -85,6 +120,7 @@ def plan_sets(
                 numerics,
                 plots=plots,
                 task_bytes=NIGHT_TASK_BYTES,
+                layout=layout,
             )
         except MdarkError as exc:
             settled.append(outcome(s, "failed", product=None, reason=str(exc)))

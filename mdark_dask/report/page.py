@@ -1,192 +1,315 @@
-"""The night overview page: ``WORKSPACE/qc/night_report.html``.
+"""The workspace's pages: ``qc/index.html`` (every night) and ``qc/nights/<night>.html``.
 
-One static HTML file (no scripts, images embedded as data URIs so it can be mailed or
-archived alone): the summary table of every set with QC values coloured by pass/fail,
-a thumbnail of each master dark, and the night's trends (MDARK MEDIAN and RAW RON per
-arm against exposure time).
+Static HTML (no script, nothing from the network), drawn from the workspace's record
+(:mod:`mdark_dask.io.store`), never from a product's pixels: each night page has one row
+per set with its QC values (units in the header, pass/fail colours, the acceptable range
+on hover), links to its plots and product files, and a thumbnail per master dark, linked
+as a small PNG file (written by the product's own task) with its width and height, so the
+browser keeps its aspect ratio. A page's size grows with the sets of its night only; the
+index has one row per night and the latest runs.
+
+A run rewrites the pages of the nights it computed (or whose page is missing) and the
+index: an up-to-date rerun of a month rewrites one small page.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
-from collections.abc import Sequence
+import struct
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import numpy as np
-
-from mdark_dask.plan.sets import SetOutcome
-
-TREND_QC = ("MDARK MEDIAN", "RAW RON")
-TABLE_QC = (
-    "HOTPIX NUM",
-    "HOTPIX FRAC",
-    "MDARK MEDIAN",
-    "RAW RON",
-    "MASTER RON",
-    "HOTPIX PHYS NUM",
-    "NOISYPIX NUM",
+#: QC columns of a night page: (keyword, what the reader sees). soxspipe's HOTPIX NUM
+#: counts every masked pixel; the physical hot pixels are counted apart.
+TABLE_QC: Final = (
+    ("MDARK MEDIAN", "median"),
+    ("RAW RON", "raw RON"),
+    ("MASTER RON", "master RON"),
+    ("HOTPIX NUM", "masked (soxspipe QC)"),
+    ("HOTPIX FRAC", "masked fraction"),
+    ("HOTPIX PHYS NUM", "hot pixels"),
+    ("NOISYPIX NUM", "noisy pixels"),
 )
+
+#: The latest runs the index lists, and the left-out entries it shows (all are in JSON).
+INDEX_RUNS: Final = 20
+INDEX_LEFT_OUT: Final = 50
+
+#: Thumbnails are shown at most this tall (CSS pixels); their width follows the aspect.
+THUMB_HEIGHT: Final = 200
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; font-size: 0.85em; }
+table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
-th { background: #eee; } td.name { text-align: left; font-family: monospace; }
+th { background: #eee; } th small { font-weight: normal; color: #555; }
+td.name { text-align: left; font-family: monospace; }
 td.pass { background: #dff3df; } td.fail { background: #f8d0d0; font-weight: bold; }
 td.failed { background: #f8d0d0; text-align: left; } td.na { color: #999; }
-.thumbs { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; width: 260px; font-size: 0.75em; word-break: break-all; }
-figure img { width: 260px; border: 1px solid #ccc; }
+td.links { text-align: left; font-size: 0.9em; min-width: 24em; }
+td.links a { white-space: nowrap; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-end; }
+figure { margin: 0; font-size: 0.75em; word-break: break-all; max-width: 260px; }
+figure img { border: 1px solid #ccc; display: block; }
 """
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _thumbnail(path: str) -> str | None:
-    """A small PNG of a product's FLUX with flagged pixels in red, as a data URI.
-
-    Drawn directly with Pillow (every ``step``-th pixel, grey from the 1st to the 99th
-    percentile of the unflagged ones, red where flagged, row 0 at the bottom): a
-    matplotlib figure per product would cost far more for the same picture.
-    """
-    from PIL import Image
-
-    from mdark_dask.io.product import read_product
-
+def png_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of a PNG file from its header, or None if it is not one."""
     try:
-        product = read_product(path)
-    except (OSError, KeyError):
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
         return None
-    flux, qual = product.flux, product.qual != 0
-    step = max(1, -(-max(flux.shape) // 256))
-    small = flux[::step, ::step].astype(np.float64)
-    bad = qual[::step, ::step]  # sampled like the image: a glance, not an inventory
-    good = small[~bad]
-    lo, hi = np.percentile(good, [1, 99]) if good.size else (0.0, 1.0)
-    with np.errstate(invalid="ignore"):
-        grey = np.clip((small - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
-    grey = np.nan_to_num(grey, nan=0.0)
-    rgb = np.repeat((grey * 255).astype(np.uint8)[:, :, None], 3, axis=2)
-    rgb[bad] = (255, 0, 0)
-    buf = io.BytesIO()
-    Image.fromarray(rgb[::-1]).save(buf, format="PNG")
-    return _data_uri(buf.getvalue())
-
-
-def _trends(outcomes: Sequence[SetOutcome]) -> str | None:
-    """MDARK MEDIAN and RAW RON per arm against exposure time, as a data URI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    points: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for o in outcomes:
-        values = {q.name: q.value for q in o.qc}
-        for name in TREND_QC:
-            if values.get(name) is not None:
-                arm = f"{o.instrument.upper()} {o.arm}"
-                points.setdefault(name, {}).setdefault(arm, []).append(
-                    (o.exptime, float(values[name]))  # type: ignore[arg-type]
-                )
-    if not points:
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
         return None
-    fig = Figure(figsize=(10, 3.6), dpi=90)
-    # fixed margins: tight_layout measures every label by drawing the figure once more
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    for i, name in enumerate(TREND_QC):
-        ax = fig.add_subplot(1, len(TREND_QC), i + 1)
-        for arm, xy in sorted(points.get(name, {}).items()):
-            x, y = zip(*sorted(xy), strict=True)
-            ax.plot(x, y, "o-", label=arm)
-        ax.set_xlabel("exposure time [s]")
-        ax.set_ylabel(f"{name} [e-]")
-        ax.set_title(name)
-        ax.legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return _data_uri(buf.getvalue())
+    width, height = struct.unpack(">II", head[16:24])
+    return int(width), int(height)
 
 
-def _cell(o: SetOutcome, name: str) -> str:
-    row = next((q for q in o.qc if q.name == name), None)
-    if row is None or row.value is None:
+def shown_size(size: tuple[int, int], height: int = THUMB_HEIGHT) -> tuple[int, int]:
+    """The size a thumbnail is shown at: at most ``height`` tall and 256 wide, never
+    enlarged, aspect ratio kept (to the rounding of a pixel)."""
+    width, tall = size
+    scale = min(1.0, height / tall, 256 / width)
+    return max(1, round(width * scale)), max(1, round(tall * scale))
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1):
+        return f"{int(value):d}"
+    return f"{float(value):.4g}"
+
+
+def _qc_cell(qc: Mapping[str, Any], name: str) -> str:
+    row = qc.get(name)
+    if not row or row.get("value") is None:
         return '<td class="na">--</td>'
-    value = row.value
-    text = f"{value:d}" if isinstance(value, int) else f"{float(value):.4g}"
-    cls = "fail" if row.flag == "fail" else "pass"
-    limits = f"{row.lo} &lt; v &lt; {row.hi}" if row.lo is not None else "no range"
-    return f'<td class="{cls}" title="{limits}">{text}</td>'
+    lo, hi = row.get("lo"), row.get("hi")
+    limits = f"accepted: {lo} to {hi}" if lo is not None or hi is not None else "no range"
+    cls = "fail" if row.get("flag") == "fail" else "pass"
+    return f'<td class="{cls}" title="{_esc(limits)}">{_number(row["value"])}</td>'
 
 
-def render(outcomes: Sequence[SetOutcome], record: dict[str, Any]) -> str:
-    """The whole page as a string."""
-    ordered = sorted(outcomes, key=lambda o: o.name)
+def _unit(rows: Iterable[Mapping[str, Any]], name: str) -> str:
+    for r in rows:
+        unit = (r["qc"].get(name) or {}).get("unit")
+        if unit:
+            return str(unit)
+    return ""
+
+
+def _links(row: Mapping[str, Any], qc_dir: Path, product_dir: Path) -> str:
+    """Relative links from a night page to a set's product files and plots."""
+    name = row["name"]
+    links = []
+    for suffix, label in (
+        (".fits", "master"),
+        ("_HOTPIX.fits", "hot-pixel map"),
+        ("_NOISE.fits", "noise image"),
+        (".log", "log"),
+    ):
+        if (product_dir / f"{name}{suffix}").exists():
+            links.append(f'<a href="../../products/soxs_mdark/{_esc(name)}{suffix}">{label}</a>')
+    for plot in sorted(qc_dir.glob(f"{name}_*.png")):
+        kind = plot.stem[len(name) + 1 :]
+        if kind != "thumb":
+            links.append(f'<a href="../soxs_mdark/{_esc(plot.name)}">{_esc(kind)}</a>')
+    return " &middot; ".join(links) or "--"
+
+
+def _association_table(entries: Sequence[Mapping[str, Any]]) -> str:
+    """Which master soxspipe will calibrate each frame of the night with
+    (:mod:`mdark_dask.plan.association`); rows with a warning in red."""
+    from mdark_dask.plan.association import PAGE_HEADERS, record_rows
+
+    if not entries:
+        return "<p>No science, arc or flat frame of this night was among the inputs.</p>"
+    rows = record_rows(entries)
+    flags = [bool(e.get("warnings")) for e in entries[: len(rows)]]
+    body = "".join(
+        f"<tr>{''.join(f'<td class={cls}>{_esc(cell)}</td>' for cell in row)}</tr>"
+        for row, warned in zip(rows, flags + [False] * (len(rows) - len(flags)), strict=True)
+        for cls in ['"failed"' if warned else '"name"']
+    )
+    head = "".join(f"<th>{_esc(h)}</th>" for h in PAGE_HEADERS)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_night(
+    night: str,
+    rows: Sequence[Mapping[str, Any]],
+    workspace: Path,
+    association: Sequence[Mapping[str, Any]] = (),
+) -> str:
+    """The page of one night, from its store rows and the association of its frames."""
+    qc_dir, product_dir = workspace / "qc" / "soxs_mdark", workspace / "products" / "soxs_mdark"
     head = "".join(
-        f"<th>{html.escape(h)}</th>"
-        for h in ("set", "inst", "arm", "exptime s", "frames", "status", *TABLE_QC)
+        f"<th>{_esc(h)}</th>"
+        for h in ("set", "inst", "arm", "exptime [s]", "frames", "detector temp.", "status")
     )
-    rows = []
-    for o in ordered:
-        status = html.escape(o.status + (f": {o.reason}" if o.reason else ""))
-        cls = "failed" if not o.ok else "name"
-        cells = "".join(_cell(o, name) for name in TABLE_QC)
-        rows.append(
-            f'<tr id="set-{html.escape(o.name)}"><td class="name">{html.escape(o.name)}</td>'
-            f"<td>{o.instrument.upper()}</td><td>{html.escape(o.arm)}</td><td>{o.exptime:g}</td>"
-            f'<td>{o.frames}</td><td class="{cls}">{status}</td>{cells}</tr>'
+    for name, label in TABLE_QC:
+        unit = _unit(rows, name)
+        head += f'<th title="{_esc(name)}">{_esc(label)}'
+        head += f"<br><small>{_esc(name)}{f' [{_esc(unit)}]' if unit else ''}</small></th>"
+    head += "<th>files and plots</th>"
+    body, thumbs = [], []
+    for r in rows:
+        status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
+        ok = r["status"] in ("done", "up to date")
+        cls = "name" if ok else "failed"
+        temp = f"{r['temperature']:.2f}" if r.get("temperature") is not None else "--"
+        cells = "".join(_qc_cell(r["qc"], name) for name, _ in TABLE_QC)
+        body.append(
+            f'<tr id="set-{_esc(r["name"])}"><td class="name">{_esc(r["name"])}</td>'
+            f"<td>{_esc(str(r['instrument']).upper())}</td><td>{_esc(r['arm'])}</td>"
+            f"<td>{float(r['exptime']):g}</td><td>{r['frames']}</td><td>{temp}</td>"
+            f'<td class="{cls}">{_esc(status)}</td>{cells}'
+            f'<td class="links">{_links(r, qc_dir, product_dir)}</td></tr>'
         )
-    thumbs = []
-    for o in ordered:
-        uri = _thumbnail(o.product) if o.product and os.path.exists(o.product) else None
-        if uri:
+        thumb = qc_dir / f"{r['name']}_thumb.png"
+        size = png_size(thumb) if ok else None
+        if size is not None:
+            width, height = shown_size(size)
             thumbs.append(
-                f'<figure><img alt="{html.escape(o.name)}" src="{uri}">'
-                f"<figcaption>{html.escape(o.name)}</figcaption></figure>"
+                f'<figure><a href="#set-{_esc(r["name"])}"><img alt="{_esc(r["name"])}" '
+                f'src="../soxs_mdark/{_esc(thumb.name)}" width="{width}" height="{height}">'
+                f"</a><figcaption>{_esc(r['name'])}</figcaption></figure>"
             )
-    trend = _trends(ordered)
-    left_out = "".join(
-        f"<tr><td class='name'>{html.escape(str(k['what']))}</td>"
-        f"<td class='name'>{html.escape(str(k['reason']))}</td></tr>"
-        for k in record.get("left_out", [])
-    )
-    done = sum(o.ok for o in ordered)
-    left_table = (
-        f"<table><tr><th>what</th><th>reason</th></tr>{left_out}</table>"
-        if left_out
-        else "<p>Nothing.</p>"
-    )
+    done = sum(r["status"] in ("done", "up to date") for r in rows)
+    failed_qc = sum(str(r.get("qc_flag", "")).startswith("fail") for r in rows)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>mdark-dask night report</title><style>{_STYLE}</style></head>
+<title>Master darks of the night {_esc(night)}</title><style>{_STYLE}</style></head>
 <body>
-<h1>Master darks of the night</h1>
-<p>{done} of {len(ordered)} sets have their product &middot; mdark-dask
-{html.escape(str(record.get("mdark_dask_version", "")))} &middot; started
-{html.escape(str(record.get("started_utc", "")))} UTC &middot; cluster:
-{html.escape(str(record.get("cluster", "")))}</p>
-<h2>Sets</h2>
-<table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
-<h2>Trends</h2>
-{f'<img alt="trends" src="{trend}">' if trend else "<p>No QC values to plot.</p>"}
-<h2>Master darks (flagged pixels in red)</h2>
+<p><a href="../index.html">all nights</a></p>
+<h1>Master darks of the night starting {_esc(night)}</h1>
+<p>{done} of {len(rows)} sets have their product; {failed_qc} fail a QC range.
+QC values are green inside their accepted range (hover a value to see it) and red
+outside. <em>masked (soxspipe QC)</em> counts every pixel soxspipe's HOTPIX NUM counts
+(hot, cold and noisy pixels, and the tail of the post-stack clip); <em>hot pixels</em>
+counts the physical hot pixels only.</p>
+<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>
+<h2>Master darks</h2>
+<p>Grey from the 1st to the 99th percentile of each master; row 0 at the bottom.</p>
 <div class="thumbs">{"".join(thumbs) or "<p>No products.</p>"}</div>
-<h2>Left out</h2>
-{left_table}
+<h2>The masters soxspipe will calibrate this night's frames with</h2>
+<p>By soxspipe 0.17.4's own rule (same arm and readout mode, the nearest exposure time,
+then the nearest time; masters that failed QC are not used).</p>
+{_association_table(association)}
 </body></html>
 """
 
 
-def write_overview(path: Path, outcomes: Sequence[SetOutcome], record: dict[str, Any]) -> Path:
-    """Write the page atomically; return its path."""
+def _reason_kind(reason: str) -> str:
+    """A left-out reason without its particulars, for counting."""
+    return reason.split(" (")[0].split(":")[0].split(";")[0].strip()
+
+
+def render_index(
+    rows: Sequence[Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
+    left_out: Sequence[Mapping[str, Any]],
+    last_report: str,
+) -> str:
+    """The index: one row per night, the latest runs, the last run's left-out files."""
+    nights: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        nights.setdefault(r["night"] or "unknown", []).append(r)
+    body = []
+    for night, sets in sorted(nights.items(), reverse=True):
+        done = sum(s["status"] in ("done", "up to date") for s in sets)
+        failed = len(sets) - done
+        qc_fail = sum(str(s.get("qc_flag", "")).startswith("fail") for s in sets)
+        arms = ", ".join(sorted({f"{str(s['instrument']).upper()} {s['arm']}" for s in sets}))
+        body.append(
+            f'<tr><td class="name"><a href="nights/{_esc(night)}.html">{_esc(night)}</a></td>'
+            f"<td>{len(sets)}</td><td>{done}</td>"
+            f'<td class="{"fail" if failed else "pass"}">{failed}</td>'
+            f'<td class="{"fail" if qc_fail else "pass"}">{qc_fail}</td>'
+            f'<td class="name">{_esc(arms)}</td></tr>'
+        )
+    run_rows = "".join(
+        f"<tr><td>{_esc(r['started_utc'])}</td><td>{r['sets']}</td><td>{r['failed']}</td>"
+        f"<td>{len(r['nights'])}</td><td>{float(r['seconds'] or 0):.1f}</td>"
+        f'<td class="name">{_esc(r["command"])}</td>'
+        f'<td class="name"><a href="../{_esc(r["report"])}">{_esc(r["report"])}</a></td></tr>'
+        for r in list(runs)[-INDEX_RUNS:][::-1]
+    )
+    counts = Counter(_reason_kind(str(k["reason"])) for k in left_out)
+    summary = ", ".join(f"{n} {_esc(kind)}" for kind, n in counts.most_common()) or "nothing"
+    shown = "".join(
+        f"<tr><td class='name'>{_esc(k['what'])}</td><td class='name'>{_esc(k['reason'])}</td></tr>"
+        for k in left_out[:INDEX_LEFT_OUT]
+    )
+    more = (
+        f"<p>and {len(left_out) - INDEX_LEFT_OUT} more, listed in "
+        f'<a href="../{_esc(last_report)}">{_esc(last_report)}</a>.</p>'
+        if len(left_out) > INDEX_LEFT_OUT
+        else ""
+    )
+    left_table = f"<table><tr><th>what</th><th>reason</th></tr>{shown}</table>" if shown else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>mdark-dask workspace</title><style>{_STYLE}</style></head>
+<body>
+<h1>Master darks, night by night</h1>
+<p>{len(rows)} sets in {len(nights)} nights. <a href="history.html">QC history</a>.</p>
+<table><thead><tr><th>night</th><th>sets</th><th>with product</th><th>failed</th>
+<th>failing a QC range</th><th>arms</th></tr></thead><tbody>{"".join(body)}</tbody></table>
+<h2>Latest runs</h2>
+<table><thead><tr><th>started (UTC)</th><th>sets</th><th>failed</th><th>nights</th>
+<th>seconds</th><th>command</th><th>report</th></tr></thead><tbody>{run_rows}</tbody></table>
+<h2>Left out by the latest run</h2>
+<p>{summary}.</p>
+{left_table}{more}
+</body></html>
+"""
+
+
+def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(outcomes, record), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def night_page(workspace: Path, night: str) -> Path:
+    """Where the page of ``night`` goes."""
+    return workspace / "qc" / "nights" / f"{night or 'unknown'}.html"
+
+
+def write_pages(
+    workspace: Path,
+    rows: Sequence[Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
+    left_out: Sequence[Mapping[str, Any]],
+    touched: Iterable[str],
+    last_report: str,
+    association: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """Write the pages of the ``touched`` nights (and of any night without a page) and
+    the index, from every store row and this run's association entries; return the
+    index's path."""
+    from mdark_dask.plan.names import night_of_mjd
+
+    by_night: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_night.setdefault(r["night"] or "unknown", []).append(r)
+    frames: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in association:
+        frames.setdefault(night_of_mjd(float(entry["mjd_obs"])), []).append(entry)
+    wanted = set(touched)
+    for night, sets in by_night.items():
+        page = night_page(workspace, night)
+        if night in wanted or not page.exists():
+            _write(page, render_night(night, sets, workspace, frames.get(night, ())))
+    return _write(workspace / "qc" / "index.html", render_index(rows, runs, left_out, last_report))

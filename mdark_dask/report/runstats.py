@@ -1,5 +1,9 @@
 """What a night run costs on its cluster: busy fraction, spilling, an optional report.
 
+The busy fraction is CPU time the workers' processes used during the run over the
+thread-seconds they had: task wall time over the same would count a task that waits for
+a disk or for a loaded machine's CPU as busy. Task time is reported beside it.
+
 Used by ``mdark-dask night`` (numbers go into the JSON run report) and the benchmarks.
 """
 
@@ -26,6 +30,7 @@ class RunStats:
 
     wall: float = 0.0
     busy: float = 0.0
+    cpu: float = 0.0
     threads: int = 0
     spilled_bytes: int = 0
     tasks: int = 0
@@ -36,8 +41,30 @@ class RunStats:
 
     @property
     def busy_fraction(self) -> float:
-        """Task compute time over (threads x wall time): how busy the workers were."""
+        """CPU time of the workers over (threads x wall time): how busy they were."""
+        return self.cpu / (self.threads * self.wall) if self.threads and self.wall else 0.0
+
+    @property
+    def task_fraction(self) -> float:
+        """Task compute (wall) time over (threads x wall time)."""
         return self.busy / (self.threads * self.wall) if self.threads and self.wall else 0.0
+
+
+def _cpu_seconds() -> float:  # runs on each worker
+    return time.process_time()
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU seconds the workers used between two readings ``{worker: process CPU s}``.
+
+    A worker that joined during the run counts from zero; one that restarted (its
+    reading went down) counts from its restart; one that left is not counted.
+    """
+    total = 0.0
+    for worker, value in after.items():
+        start = before.get(worker, 0.0)
+        total += value - start if value >= start else value
+    return total
 
 
 def _spilled(dask_worker: Any) -> int:  # runs on each worker
@@ -50,13 +77,17 @@ def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
     """Record the task stream of a block; optionally save the dashboard's performance report."""
     stats = RunStats()
     if client is None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield stats
         stats.wall = time.perf_counter() - start
+        stats.cpu, stats.threads = time.process_time() - cpu, 1
         return
     from distributed import get_task_stream, performance_report
 
     html = performance_report(filename=str(report)) if report else contextlib.nullcontext()
+    before: dict[str, float] = {}
+    with contextlib.suppress(Exception):
+        before = client.run(_cpu_seconds)
     start = time.perf_counter()
     # the report finds its client through get_client(): make ours current (clients here
     # are never the process-wide default)
@@ -64,6 +95,8 @@ def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
         yield stats
     stats.wall = time.perf_counter() - start
     stats.threads = sum(client.nthreads().values())
+    with contextlib.suppress(Exception):
+        stats.cpu = cpu_used(before, client.run(_cpu_seconds))
     for record in stream.data:
         prefix = str(record.get("key", "?")).strip("('\"").split("-")[0]
         for part in record.get("startstops", ()):

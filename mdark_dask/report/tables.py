@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -130,17 +130,34 @@ def night_table(outcomes: Sequence[SetOutcome]) -> str:
     )
 
 
-def write_run_report(path: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]) -> Path:
-    """Write the machine-readable report of a night run (JSON, atomically)."""
-    sets = []
-    for o in sorted(outcomes, key=lambda o: o.name):
-        entry = asdict(o)
-        entry["qc"] = {q.name: {"value": q.value, "unit": q.unit, "flag": q.flag} for q in o.qc}
-        entry["qc_flag"] = o.qc_flag
-        sets.append(entry)
-    document = {**record, "sets": sets}
+def qc_record(rows: Sequence[QCRow]) -> dict[str, dict[str, Any]]:
+    """QC rows as JSON: {name: {value, unit, flag, lo, hi}}."""
+    return {
+        q.name: {"value": q.value, "unit": q.unit, "flag": q.flag, "lo": q.lo, "hi": q.hi}
+        for q in rows
+    }
+
+
+def set_record(o: SetOutcome, run: str = "") -> dict[str, Any]:
+    """One set's outcome as the run report and the workspace's store keep it."""
+    entry = asdict(o)
+    entry["qc"] = qc_record(o.qc)
+    entry["qc_flag"] = o.qc_flag
+    entry["run"] = run
+    return entry
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write a JSON document atomically; return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def write_run_report(path: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]) -> Path:
+    """Write the machine-readable report of a night run (JSON, atomically)."""
+    run = str(record.get("run", ""))
+    sets = [set_record(o, run) for o in sorted(outcomes, key=lambda o: o.name)]
+    return write_json(path, {**record, "sets": sets})
