@@ -226,7 +226,7 @@ def run_command(cmd: list[str], tree: Tree) -> dict[str, Any]:
             sampler.sample()
             with contextlib.suppress(TypeError):
                 lines.extend(proc.stdout.readlines())
-            time.sleep(0.1)
+            time.sleep(0.02)
         lines.extend(proc.stdout.readlines() or [])
     wall = time.perf_counter() - start
     return {
