@@ -19,6 +19,7 @@ here; :mod:`mdark_dask.scheduler` does.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,7 @@ from mdark_dask.plan.product import ProductPlan, ProductResult
 
 if TYPE_CHECKING:
     from mdark_dask.report.draw import Drawer
+    from mdark_dask.report.figures import Context
 
 
 class Reduced(NamedTuple):
@@ -170,12 +172,12 @@ def reduce_master(
     s = plan.settings
     fs = plan.frameset
     levels = np.concatenate(frame_levels)
+    ctx = figure_context(plan)
     if figures is not None:
-        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
-        figures("frames", qc_figures.frames_figures, (mjd, levels, plan.qc_dir, plan.name))
+        figures("frames", qc_figures.frames_figures, (levels, plan.qc_dir, ctx))
     master = steps.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     if figures is not None:
-        figures("master", qc_figures.master_figures, (master, plan.qc_dir, plan.name))
+        figures("master", qc_figures.master_figures, (master, plan.qc_dir, ctx))
     noise, noise_peel = strip["noise"], strip["noise_peel"]
     hot = find_hot_pixels(
         master.combined,
@@ -189,13 +191,36 @@ def reduce_master(
         s.noise_iterations,
     )
     if figures is not None:
+        figures("image", qc_figures.image_figures, (master, hot, plan.qc_dir, ctx))
         figures(
             "hotpix",
             qc_figures.hotpix_figures,
-            (hot, noise, noise_peel, plan.qc_dir, plan.name),
+            (master, hot, noise, noise_peel, plan.qc_dir, ctx),
         )
     rows = apply_ranges(qc_rows(master, hot, fs.temperatures()), s.qc_ranges)
     return Reduced(master, hot, noise, noise_peel, rows)
+
+
+def figure_context(plan: ProductPlan) -> Context:
+    """What the QC figures say about a product beyond its pixels: instrument, arm,
+    exposure, date, the frames' names and the frames left out, the gain (the electron
+    step of whole-ADU frames) and the hot- and noisy-pixel rules."""
+    from mdark_dask.report.figures import Context
+
+    fs, s = plan.frameset, plan.settings
+    return Context(
+        name=plan.name,
+        instrument=fs.instrument,
+        arm=fs.arm,
+        exptime=float(fs.exptime),
+        date=str(fs.first(fs.spec.keywords.date_obs) or ""),
+        frames=tuple(f.name for f in fs.frames),
+        dropped=tuple((os.path.basename(path), reason) for path, reason in fs.dropped),
+        gain=float(fs.gain),
+        hot_sigma=float(s.hot_sigma),
+        hot_rate=None if s.hot_rate is None else float(s.hot_rate),
+        noise_sigma=float(s.noise_sigma),
+    )
 
 
 def write_products(reduced: Reduced, plan: ProductPlan) -> ProductResult:
@@ -288,10 +313,11 @@ def finalize_product(
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
         try:
-            # listed as the reader looks at them: the master, its frames, its hot pixels
+            # listed as the reader looks at them: the master, its pixels, its frames, its
+            # hot pixels
             plots = tuple(
                 path
-                for key in ("master", "frames", "hotpix")
+                for key in ("image", "master", "frames", "hotpix")
                 if key in drawings
                 for path in drawings[key].result()
             )
