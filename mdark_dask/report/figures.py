@@ -506,7 +506,7 @@ def image_figures(
     """
     block = display_block(master.flux.shape)
     image = block_mean(master.flux, block) / ctx.per_second
-    hot_marks = _marks(
+    hot_marks = pixel_marks(
         hot.bpm, HOT, hot.combined, f"{HOT_LABEL}: {hot.n_hot} ({_hot_rule(hot, ctx)})", "red", "o"
     )
     n_masked = int(np.count_nonzero(master.qual))
@@ -549,7 +549,7 @@ def hotpix_figures(
     block = display_block(qual.shape)
     masked = block_mean(qual != 0, block)
     marks = (
-        _marks(
+        pixel_marks(
             hot.bpm,
             HOT,
             hot.combined,
@@ -557,7 +557,7 @@ def hotpix_figures(
             "red",
             "o",
         ),
-        _marks(
+        pixel_marks(
             hot.bpm,
             NOISY,
             noise_peel,
@@ -629,22 +629,24 @@ def _percent(n: int, size: int) -> str:
     return f"{sig(100.0 * n / size) if size else '0'}%"
 
 
-def _marks(
+def pixel_marks(
     bpm: npt.NDArray[np.uint8],
     bit: int,
     values: npt.NDArray[np.floating],
     label: str,
     colour: str,
     marker: str,
+    most: int = MAX_MARKS,
 ) -> Marks:
-    """The pixels of ``bpm`` with ``bit``; the :data:`MAX_MARKS` of highest ``values``
-    when there are more (said in the label)."""
+    """The pixels of ``bpm`` with ``bit``; the ``most`` of highest ``values`` when there
+    are more (said in the label), so a frame full of flags still shows where the worst
+    are."""
     ys, xs = np.nonzero(np.asarray(bpm) & bit)
-    if ys.size > MAX_MARKS:
+    if ys.size > most:
         v = np.nan_to_num(np.asarray(values)[ys, xs].astype(np.float64), nan=-np.inf)
-        keep = np.sort(np.argpartition(-v, MAX_MARKS - 1)[:MAX_MARKS])
+        keep = np.sort(np.argpartition(-v, most - 1)[:most])
         ys, xs = ys[keep], xs[keep]
-        label += f"; the {MAX_MARKS} brightest marked"
+        label += f"; the {most} brightest marked"
     return Marks(label, colour, marker, xs.astype(np.float64), ys.astype(np.float64))
 
 
