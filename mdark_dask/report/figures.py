@@ -10,7 +10,8 @@ kilobytes at most, so the drawing can run in another process while the products 
 written.
 
 Two pixel counts must never be mistaken for each other, and every figure, table and
-header comment uses the same words for them (:data:`MASKED_LABEL`, :data:`HOT_LABEL`):
+header comment uses the same words for them (:data:`mdark_dask.numerics.qc.MASKED_LABEL`,
+:data:`~mdark_dask.numerics.qc.HOT_LABEL`):
 soxspipe's ``HOTPIX NUM`` counts every pixel of the master's QUAL mask (mostly the
 3-sigma tail of the post-stack clip), the physical count only the pixels whose dark
 current is above the hot-pixel threshold.
@@ -31,6 +32,7 @@ import numpy.typing as npt
 
 from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
 from mdark_dask.numerics.native import bind, float_suffix
+from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
 from mdark_dask.numerics.steps import Master
 
 U8 = npt.NDArray[np.uint8]
@@ -50,12 +52,6 @@ NOISE_QUANTILE: Final = 0.9999
 #: The stretch of the frame images (astropy.visualization's ``ZScaleInterval``), named on
 #: the plots.
 STRETCH: Final = "zscale"
-#: soxspipe's ``HOTPIX NUM``: every pixel of the master's QUAL mask.
-MASKED_LABEL: Final = "masked (soxspipe QC)"
-#: The physical count (``HOTPIX PHYS NUM``): dark current above the hot-pixel threshold.
-HOT_LABEL: Final = "hot pixels"
-#: ``NOISYPIX NUM``: temporal scatter above its clip threshold.
-NOISY_LABEL: Final = "noisy pixels"
 
 
 def sig(value: float) -> str:
