@@ -252,13 +252,15 @@ def _colour_bar(fig: Any, image: Any, box: tuple[float, float, float, float], un
 
 
 def _mark(ax: Any, marks: Marks) -> Any:
-    """Marks of a constant size on the page (so one pixel of a large frame is seen)."""
+    """Marks of a constant size on the page (so one pixel of a large frame is seen),
+    smaller when there are many (so they do not cover the image)."""
+    size = min(5.0, max(2.5, 6.5 - math.log10(max(marks.x.size, 1))))
     (line,) = ax.plot(
         marks.x,
         marks.y,
         ls="none",
         marker=marks.marker,
-        ms=4,
+        ms=size,
         mew=0.8,
         mfc="none",
         mec=marks.colour,
