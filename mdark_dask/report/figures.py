@@ -543,7 +543,8 @@ def hotpix_figures(
     """
     qual = _bytes(master.qual)
     block = display_block(qual.shape)
-    masked = block_mean(qual != 0, block)
+    # (QUAL is 0 or 1: its bytes are the flags, without a boolean copy)
+    masked = block_mean(qual if int(np.max(qual, initial=0)) <= 1 else qual != 0, block)
     marks = (
         pixel_marks(
             hot.bpm,
@@ -590,10 +591,10 @@ def cutout(master: Master, hot: HotPixels, ctx: Context) -> Cutout:
     pixels show their dark current), per second, around the brightest hot pixel (the
     frame's centre when there is none), kept inside the frame."""
     ny, nx = master.combined.shape
-    flagged = (hot.bpm & HOT) != 0
-    if flagged.any():
-        values = np.where(flagged, hot.combined, -np.inf)
-        cy, cx = np.unravel_index(int(np.nanargmax(values)), values.shape)
+    ys, xs = np.nonzero(hot.bpm & HOT)
+    if ys.size:
+        brightest = int(np.argmax(np.nan_to_num(hot.combined[ys, xs], nan=-np.inf)))
+        cy, cx = int(ys[brightest]), int(xs[brightest])
         what = f"the brightest hot pixel (x {cx}, y {cy})"
     else:
         cy, cx = ny // 2, nx // 2
@@ -790,6 +791,8 @@ def lattice_edges(lo: float, hi: float, bins: int, quantum: float, reference: fl
     width = math.ceil(width / quantum - 1e-9) * quantum
     start = reference + quantum * (math.floor((lo - reference) / quantum - 0.5) + 0.5)
     n = max(1, math.ceil((hi - start) / width - 1e-9))
+    if start + width * n < hi:  # (rounding: the last edge must reach hi)
+        n += 1
     return start + width * np.arange(n + 1, dtype=np.float64)
 
 
@@ -843,20 +846,30 @@ def display_block(shape: tuple[int, ...]) -> int:
 
 def block_mean(values: npt.NDArray[Any], block: int) -> F64:
     """Mean of every ``block x block`` square (the last row and column of squares may be
-    smaller), float64; NaN where a square holds a NaN. The sums are float32, twice as fast
-    as float64 and exact enough for a display (a few dozen values each).
+    smaller), float64; NaN where a square holds a NaN.
+
+    Summed in float32 (exact for counts, and for a display a few dozen values are summed
+    closely enough), first over the rows of each band, then over the columns: two
+    contiguous passes, several times faster than ``numpy.add.reduceat``. Frames that are
+    not whole blocks are padded with zeros, and each square divided by its own count.
 
     >>> block_mean(np.arange(12.0).reshape(3, 4), 2).tolist()
     [[2.5, 4.5], [8.5, 10.5]]
     """
     v = np.asarray(values)
+    if v.dtype == np.bool_:
+        v = v.view(np.uint8)
     ny, nx = v.shape
+    by, bx = -(-ny // block), -(-nx // block)
     if not (ny and nx):
-        return np.zeros((-(-ny // block), -(-nx // block)), dtype=np.float64)
-    rows, cols = np.arange(0, ny, block), np.arange(0, nx, block)
-    sums = np.add.reduceat(np.add.reduceat(v, rows, axis=0, dtype=np.float32), cols, axis=1)
-    counts = np.outer(np.diff(np.append(rows, ny)), np.diff(np.append(cols, nx)))
-    out: F64 = sums.astype(np.float64) / counts
+        return np.zeros((by, bx), dtype=np.float64)
+    if (by * block, bx * block) != (ny, nx):
+        v = np.pad(v, ((0, by * block - ny), (0, bx * block - nx)))
+    band = v.reshape(by, block, bx * block).sum(axis=1, dtype=np.float32)
+    sums = band.reshape(by, bx, block).sum(axis=2, dtype=np.float32)
+    rows = np.minimum(block, ny - block * np.arange(by))
+    cols = np.minimum(block, nx - block * np.arange(bx))
+    out: F64 = sums.astype(np.float64) / np.outer(rows, cols)
     return out
 
 
