@@ -55,6 +55,11 @@ class Reduced(NamedTuple):
     qc: tuple[QCRow, ...]
 
 
+#: The groups of QC figures :func:`reduce_master` hands over, in the order the product's
+#: plots are listed (as the reader looks at them: the master, its pixels, its frames, its
+#: hot pixels).
+FIGURE_GROUPS = ("image", "master", "frames", "hotpix")
+
 #: Called by :func:`reduce_master` as each figure's inputs become ready:
 #: ``(key, build, args)``, where ``build(*args)`` gives the figures.
 FigureHook = Callable[[str, Callable[..., Any], tuple[Any, ...]], None]
@@ -295,8 +300,8 @@ def finalize_product(
     drawer: Drawer | None = None,
 ) -> ProductResult:
     """The final task: :func:`reduce_master`, then :func:`write_products`, with the QC
-    plots reduced to figures by two threads of their own meanwhile and drawn by
-    ``drawer`` (in those threads when None).
+    plots reduced to figures by threads of their own meanwhile (one per group of figures,
+    :data:`FIGURE_GROUPS`) and drawn by ``drawer`` (in those threads when None).
 
     numpy, the compiled kernels and file I/O release the GIL, so the plots are drawn while
     this thread computes and writes; the writes never touch the arrays the plots read
@@ -304,7 +309,9 @@ def finalize_product(
     fails fails the product: no master stays behind that a rerun would take as up to date.
     """
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mdark-plots") as pool:
+    # a thread per group: a thread waits for its figures to be drawn, and must not hold
+    # up the next group's reduction (which starts as soon as its inputs exist)
+    with ThreadPoolExecutor(len(FIGURE_GROUPS), thread_name_prefix="mdark-plots") as pool:
         drawings: dict[str, Future[tuple[str, ...]]] = {}
 
         def draw(key: str, build: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -313,13 +320,8 @@ def finalize_product(
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
         try:
-            # listed as the reader looks at them: the master, its pixels, its frames, its
-            # hot pixels
             plots = tuple(
-                path
-                for key in ("image", "master", "frames", "hotpix")
-                if key in drawings
-                for path in drawings[key].result()
+                path for key in FIGURE_GROUPS if key in drawings for path in drawings[key].result()
             )
         except BaseException:
             with contextlib.suppress(OSError):

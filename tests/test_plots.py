@@ -428,7 +428,9 @@ def test_the_frames_plot_names_each_frame_on_axes_in_electrons(tmp_path: Path) -
     ctx = context(frames=names, dropped=(("SOXS.bad.fits", "EXPTIME 5 s, not 600 s"),))
     (fig,) = figures.frames_figures(levels, tmp_path, ctx)
     assert isinstance(fig, figures.FramesFigure)
-    assert fig.labels == names
+    # named by file, without the part every name shares (said in the axis label)
+    assert fig.labels == tuple(f"08:{m:02d}:00" for m in range(7))
+    assert fig.xlabel == "frame, in order of observation (file SOXS.2026-01-11T<frame>.000.fits)"
     assert fig.dropped == ("SOXS.bad.fits (left out: EXPTIME 5 s, not 600 s)",)
     lo, hi = fig.level_limits
     assert lo <= 2300.0 - 7.0 and hi >= 2300.0 + 7.0  # at least a read noise either side
@@ -438,13 +440,31 @@ def test_the_frames_plot_names_each_frame_on_axes_in_electrons(tmp_path: Path) -
     assert top.get_ylim() == fig.level_limits and bottom.get_ylim() == fig.scatter_limits
     assert top.get_ylabel() == "level [e-]" and bottom.get_ylabel() == "scatter [e-]"
     ticks = [t.get_text() for t in bottom.get_xticklabels()]
-    assert ticks == [*names, fig.dropped[0]]
+    assert ticks == [*fig.labels, fig.dropped[0]] and bottom.get_xlabel() == fig.xlabel
     assert bottom.get_xticklabels()[-1].get_color() == "red"
     # the level is plotted one point per frame, at positions 1..n
     (level_line,) = top.get_lines()[:1]
     np.testing.assert_array_equal(level_line.get_xdata(), np.arange(1, 8))
     np.testing.assert_array_equal(level_line.get_ydata(), levels[:, 2])
     assert "SOXS NIR master dark, 7 x 600 s, 2026-01-11" in texts(mpl)
+
+
+@HYP
+@given(
+    names=st.lists(
+        st.text(alphabet="SOXH.:-_T0123456789abfits", min_size=1, max_size=12),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    ),
+    head=st.sampled_from(["", "SOXS.2026-01-11T", "XSHOO."]),
+    tail=st.sampled_from(["", ".fits", ".123.fits"]),
+)
+def test_short_names_keep_every_frame_apart(names: list[str], head: str, tail: str) -> None:
+    full = tuple(head + name + tail for name in names)
+    shared_head, shared_tail, shorts = figures.short_names(full)
+    assert all(shorts) and len(set(shorts)) == len(full)
+    assert [shared_head + short + shared_tail for short in shorts] == list(full)
 
 
 @HYP

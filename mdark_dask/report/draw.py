@@ -50,8 +50,12 @@ PNG_OPTIONS: Final = {"compress_level": 1}
 
 
 def preload() -> None:
-    """Import matplotlib's Agg canvas and figure, Pillow's PNG writer and astropy's
-    intervals (slow imports, all Python), so the first figure does not wait for them."""
+    """Import matplotlib's Agg canvas and figure and Pillow's PNG writer (slow imports,
+    all Python), so the first figure does not wait for them.
+
+    astropy's intervals are imported with the first figures instead (:func:`draw_all`):
+    they bring astropy's units and times, and imported here, while the command clips the
+    frames on every core, they would slow the clipping."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,7 +65,6 @@ def preload() -> None:
     import matplotlib.patches
     import matplotlib.ticker
     import PIL.PngImagePlugin  # noqa: F401
-    from astropy.visualization import ZScaleInterval  # noqa: F401
 
 
 class InThread:
@@ -135,6 +138,8 @@ def draw_all(figures: Iterable[Figure]) -> tuple[str, ...]:
     OutputError
         A figure cannot be written (a full or read-only disk, a directory that is a file).
     """
+    from astropy.visualization import ZScaleInterval  # noqa: F401  (see preload)
+
     try:
         return tuple(draw(f) for f in figures)
     except OSError as exc:
@@ -381,7 +386,7 @@ def _frames(f: FramesFigure) -> Any:
     ticks = list(range(1, n + m + 1, every))
     names = [*f.labels, *f.dropped]
     longest = max((len(names[t - 1]) for t in ticks), default=0)
-    bottom = 0.35 + 0.047 * longest
+    bottom = 0.55 + 0.055 * longest
     width = max(6.0, 1.3 + 0.16 * (n + m))
     height = bottom + 2 * 1.7 + 0.15 + _TOP + 0.1
     fig = _figure_class()(figsize=(width, height), dpi=DPI)
@@ -406,7 +411,8 @@ def _frames(f: FramesFigure) -> Any:
                 xd, np.full(m, lo), ls="none", marker="x", ms=7, mew=1.5, color="red", clip_on=False
             )
     low_ax.set_xlim(0.5, n + m + 0.5)
-    low_ax.set_xticks(ticks, [names[t - 1] for t in ticks], rotation=90, fontsize=6)
+    low_ax.set_xticks(ticks, [names[t - 1] for t in ticks], rotation=90, fontsize=7)
+    low_ax.set_xlabel(f.xlabel, fontsize=8)
     for label, t in zip(low_ax.get_xticklabels(), ticks, strict=True):
         if t > n:
             label.set_color("red")

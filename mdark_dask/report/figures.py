@@ -261,7 +261,10 @@ class FramesFigure:
     path, title : str
         The PNG file; the title.
     labels : tuple of str
-        The frames' file names, in frame order.
+        The frames' file names without the part they all share (:func:`short_names`), in
+        frame order.
+    xlabel : str
+        Says what the labels are and the shared part of the names.
     level, scatter : ndarray of float64
         Per-frame clipped mean and standard deviation, e-, in frame order.
     level_limits, scatter_limits : (float, float)
@@ -274,6 +277,7 @@ class FramesFigure:
     path: str
     title: str
     labels: tuple[str, ...]
+    xlabel: str
     level: F64
     scatter: F64
     level_limits: tuple[float, float]
@@ -444,12 +448,16 @@ def frames_figures(
     """
     values = np.asarray(levels, dtype=np.float64)
     level, scatter = values[:, 2].copy(), values[:, 3].copy()
+    head, tail, shorts = short_names(ctx.frames)
+    # (the few files left out are named in full: they need not share the frames' names)
     dropped = tuple(f"{name} (left out: {reason})" for name, reason in ctx.dropped)
+    named = f"{head}<frame>{tail}" if head or tail else "<frame>"
     return (
         FramesFigure(
             str(directory / f"{ctx.name}_frames.png"),
             ctx.title("level (clipped mean) and scatter (RAW RON) of each frame"),
-            tuple(ctx.frames),
+            shorts,
+            f"frame, in order of observation (file {named})",
             level,
             scatter,
             level_limits(level, scatter),
@@ -457,6 +465,41 @@ def frames_figures(
             dropped,
         ),
     )
+
+
+def short_names(names: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]]:
+    """``(head, tail, shorts)``: the start and end that every name shares (when there are
+    two names or more), cut at a separator (``.``, ``_``, ``-`` or the ``T`` of a date),
+    and each name without them: a label of a few characters instead of a whole file name
+    (glyphs are most of a figure's drawing time).
+
+    >>> short_names(("SOXS.2026-01-11T08:29:24.123.fits", "SOXS.2026-01-11T08:39:24.123.fits"))
+    ('SOXS.2026-01-11T', '.123.fits', ('08:29:24', '08:39:24'))
+    >>> short_names(("a.fits",)), short_names(("b1.fits", "b12.fits"))
+    (('', '', ('a.fits',)), ('', '.fits', ('b1', 'b12')))
+    """
+    if len(names) < 2:
+        return "", "", tuple(names)
+    n = _shared(names)
+    while n and names[0][n - 1] not in "._-T":
+        n -= 1
+    rest = [name[n:] for name in names]
+    m = _shared(tuple(r[::-1] for r in rest))
+    while m and rest[0][len(rest[0]) - m] != ".":
+        m -= 1
+    shorts = tuple(r[: len(r) - m] for r in rest)
+    if not all(shorts):  # (one name is the shared part itself: keep the names whole)
+        return "", "", tuple(names)
+    return names[0][:n], rest[0][len(rest[0]) - m :], shorts
+
+
+def _shared(names: tuple[str, ...]) -> int:
+    """Length of the start that every name shares."""
+    n = min(len(name) for name in names)
+    for i in range(n):
+        if any(name[i] != names[0][i] for name in names):
+            return i
+    return n
 
 
 def level_limits(level: F64, scatter: F64) -> tuple[float, float]:
@@ -574,7 +617,7 @@ def hotpix_figures(
         block,
         marks,
         shade,
-        cutout(master, hot, ctx),
+        cutout(master, hot, ctx, marks[0]),
         ctx.rate_unit,
     )
     dist = DistributionFigure(
@@ -586,12 +629,13 @@ def hotpix_figures(
     return hot_map, dist
 
 
-def cutout(master: Master, hot: HotPixels, ctx: Context) -> Cutout:
+def cutout(master: Master, hot: HotPixels, ctx: Context, hot_marks: Marks) -> Cutout:
     """:data:`CUTOUT_SIDE` pixels square of the stacked master before filling (so the hot
     pixels show their dark current), per second, around the brightest hot pixel (the
-    frame's centre when there is none), kept inside the frame."""
+    frame's centre when there is none), kept inside the frame. ``hot_marks`` are the hot
+    pixels (:func:`pixel_marks`: the brightest among them when there are many)."""
     ny, nx = master.combined.shape
-    ys, xs = np.nonzero(hot.bpm & HOT)
+    ys, xs = hot_marks.y.astype(np.intp), hot_marks.x.astype(np.intp)
     if ys.size:
         brightest = int(np.argmax(np.nan_to_num(hot.combined[ys, xs], nan=-np.inf)))
         cy, cx = int(ys[brightest]), int(xs[brightest])
