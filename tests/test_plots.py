@@ -337,6 +337,29 @@ def test_the_master_image_in_physical_units_with_its_hot_pixels(
     assert fig.title in words and "zscale stretch" in words and hot_marks.label in words
 
 
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 5000),
+    kind=st.sampled_from(["normal", "integers", "cauchy"]),
+    hot=st.sampled_from([0.0, 0.01, 0.3]),
+)
+def test_our_zscale_is_astropys(seed: int, size: int, kind: str, hot: float) -> None:
+    """The stretch is astropy's ZScaleInterval, computed without importing it in the
+    drawing process: the same limits on noise, steps, heavy tails and hot pixels."""
+    from astropy.visualization import ZScaleInterval
+
+    rng = np.random.default_rng(seed)
+    v = awkward(kind, size, seed, np.float64)
+    v[rng.random(size) < hot] += 5000.0
+    finite = v[np.isfinite(v)]
+    if not finite.size:
+        return
+    ours = draw.zscale(finite)
+    theirs = ZScaleInterval().get_limits(finite)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
 def test_a_zero_second_dark_is_shown_in_electrons(tmp_path: Path) -> None:
     master, hot, _, _ = reduced((21, 17), seed=3, exptime=0.0)
     (fig,) = figures.image_figures(master, hot, tmp_path, context(exptime=0.0))
