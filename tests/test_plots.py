@@ -432,6 +432,26 @@ def test_only_the_brightest_flags_are_marked_when_there_are_too_many(
         assert all(np.nan_to_num(values[p], nan=-np.inf) <= low for p in left)
 
 
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.sampled_from([(0, 3), (1, 1), (1, 7), (3, 5), (7, 9), (17, 4), (40, 41)]),
+    fraction=st.sampled_from([0.0, 0.01, 0.2, 1.0]),
+    bit=st.sampled_from([HOT, NOISY]),
+)
+def test_flagged_pixels_are_numpys_nonzero(
+    seed: int, shape: tuple[int, int], fraction: float, bit: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    bpm = ((rng.random(shape) < fraction) * HOT | (rng.random(shape) < fraction) * NOISY).astype(
+        np.uint8
+    )
+    ys, xs = figures.flagged_pixels(bpm, bit)
+    want_y, want_x = np.nonzero(bpm & bit)
+    np.testing.assert_array_equal(ys, want_y)
+    np.testing.assert_array_equal(xs, want_x)
+
+
 def test_block_means_of_odd_shapes() -> None:
     rng = np.random.default_rng(2)
     for shape, block in (((7, 5), 2), ((5, 13), 4), ((1, 1), 3), ((12, 8), 4)):
