@@ -267,7 +267,7 @@ def _image_axes(fig: Any, box: tuple[float, float, float, float], size: tuple[fl
     left, bottom, width, height = box
     ax = fig.add_axes((left / w, bottom / h, width / w, height / h))
     for axis in (ax.xaxis, ax.yaxis):
-        _few_ticks(axis)
+        _few_ticks(axis, 3)
         axis.set_tick_params(labelsize=7)
     ax.set_xlabel("x [pixel]", fontsize=8)
     ax.set_ylabel("y [pixel]", fontsize=8)
@@ -601,12 +601,12 @@ def _stairs(ax: Any, counts: npt.NDArray[np.int64], edges: npt.ArrayLike, **styl
     ax.add_artist(StepPatch(counts, np.asarray(edges, dtype=np.float64), **style))
 
 
-def _few_ticks(axis: Any) -> None:
-    """At most five round ticks on a linear axis: every tick is several artists to make
-    and draw, the larger part of a small figure's cost."""
+def _few_ticks(axis: Any, bins: int = 4) -> None:
+    """At most ``bins + 1`` round ticks on a linear axis: every tick is several artists
+    to make and draw, the larger part of a small figure's cost."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
+    axis.set_major_locator(MaxNLocator(bins, steps=[1, 2, 5, 10]))
 
 
 def _log_counts(ax: Any, counts: npt.NDArray[np.int64]) -> None:
