@@ -34,7 +34,7 @@ FIGURES = textwrap.dedent(
         return (
             ImageFigure(f"{d}/M_image.png", "M", image, (13, 7), 1, "e-/s", (hot,),
                         ("a note",)),
-            FramesFigure(f"{d}/M_frames.png", "M", tuple("abcde"), np.arange(5.0) + 100,
+            FramesFigure(f"{d}/M_frames.png", "M", tuple("abcde"), "frame", np.arange(5.0) + 100,
                          np.full(5, 2.0), (97.0, 107.0), (0.0, 2.5), ("f (left out: why)",)),
             HistogramFigure(f"{d}/M_histogram.png", "M", edges, counts, lines, "e-"),
         )
