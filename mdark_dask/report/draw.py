@@ -22,8 +22,9 @@ import contextlib
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +66,30 @@ def preload() -> None:
     import PIL.PngImagePlugin  # noqa: F401
 
 
+class Started(NamedTuple):
+    """Figures handed to a drawer (:meth:`InThread.start`, :meth:`DrawingProcess.start`).
+
+    Either drawn already (``paths``; ``future`` None, which is what a cluster's worker
+    hands on, as it pickles), or being drawn by the drawing process (``future``, with the
+    ``figures`` to draw here should that process be lost).
+    """
+
+    paths: tuple[str, ...]
+    future: Future[tuple[str, ...]] | None = None
+    figures: tuple[Figure, ...] = ()
+
+    def result(self) -> tuple[str, ...]:
+        """The figures' paths, once drawn; a figure that failed raises its error."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self.future is None:
+            return self.paths
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            return draw_all(self.figures)
+
+
 class InThread:
     """Draws QC figures in the calling thread (the default, and the only choice on a
     cluster's workers)."""
@@ -72,6 +97,10 @@ class InThread:
     def draw(self, figures: Sequence[Figure]) -> tuple[str, ...]:
         """:func:`draw_all` here."""
         return draw_all(figures)
+
+    def start(self, figures: Sequence[Figure]) -> Started:
+        """Draw the figures here, now."""
+        return Started(draw_all(figures))
 
 
 class DrawingProcess:
@@ -105,16 +134,18 @@ class DrawingProcess:
 
     def draw(self, figures: Sequence[Figure]) -> tuple[str, ...]:
         """Draw the figures in the drawing process (here if it is gone); their paths."""
+        return self.start(figures).result()
+
+    def start(self, figures: Sequence[Figure]) -> Started:
+        """Hand the figures to the drawing process, without waiting (drawn here, now,
+        if it is gone)."""
         from concurrent.futures.process import BrokenProcessPool
 
         try:
             future = self._pool.submit(draw_all, tuple(figures))
         except (BrokenProcessPool, RuntimeError):  # gone, or shut down
-            return draw_all(figures)
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            return draw_all(figures)
+            return Started(draw_all(figures))
+        return Started((), future, tuple(figures))
 
     def close(self) -> None:
         """Stop the drawing process (waiting for figures under way)."""
