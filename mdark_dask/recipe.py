@@ -208,6 +208,7 @@ def reduce_master(
         figures("frames", qc_figures.frames_figures, (levels, plan.qc_dir, ctx))
     master = steps.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     if figures is not None:
+        figures("image", qc_figures.image_figures, (master, plan.qc_dir, ctx))
         figures("master", qc_figures.master_figures, (master, plan.qc_dir, ctx))
     noise, noise_peel = strip["noise"], strip["noise_peel"]
     hot = find_hot_pixels(
@@ -222,7 +223,6 @@ def reduce_master(
         s.noise_iterations,
     )
     if figures is not None:
-        figures("image", qc_figures.image_figures, (master, hot, plan.qc_dir, ctx))
         figures(
             "hotpix",
             qc_figures.hotpix_figures,

@@ -299,25 +299,24 @@ SHAPES = [(61, 47), (1300, 7), (9, 130), (1031, 517)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_the_master_image_in_physical_units_with_its_hot_pixels(
+def test_the_master_image_in_physical_units_on_pixel_axes(
     shape: tuple[int, int], tmp_path: Path
 ) -> None:
     from astropy.visualization import ZScaleInterval
 
-    master, hot, _, _ = reduced(shape, seed=shape[0])
-    (fig,) = figures.image_figures(master, hot, tmp_path, context())
+    master, _, _, _ = reduced(shape, seed=shape[0])
+    (fig,) = figures.image_figures(master, tmp_path, context())
     assert isinstance(fig, figures.ImageFigure)
     block = figures.display_block(shape)
     assert max(fig.image.shape) <= figures.IMAGE_SIDE and fig.block == block
     np.testing.assert_allclose(fig.image, figures.block_mean(master.flux, block) / 600.0)
     assert fig.shape == shape and fig.unit == "e-/s"
-    # the hot pixels, and only they, are marked, at their own pixel coordinates
-    (hot_marks,) = fig.marks
-    assert marked(hot_marks) == flagged(hot.bpm, HOT) and (0, 0) in marked(hot_marks)
-    assert hot_marks.label.startswith(f"hot pixels: {hot.n_hot} (dark current above ")
-    assert hot_marks.label.endswith(" e-/s)")
+    # nothing marked over the image: the masked pixels (hot ones among them) are counted,
+    # and the figure says where they are marked
+    assert fig.marks == ()
     n_masked = int(np.count_nonzero(master.qual))
-    assert any(n.startswith(f"masked (soxspipe QC): {n_masked} pixels") for n in fig.notes)
+    assert fig.notes[0].startswith(f"masked (soxspipe QC): {n_masked} pixels (")
+    assert fig.notes[1] == "where they and the hot pixels are: M_hotpix_map.png"
     assert fig.title.splitlines() == [
         "SOXS NIR master dark, 3 x 600 s, 2026-01-11",
         "master dark (FLUX) / 600 s",
@@ -334,7 +333,7 @@ def test_the_master_image_in_physical_units_with_its_hot_pixels(
     np.testing.assert_allclose(image.get_clim(), ZScaleInterval().get_limits(finite))
     assert bar.get_ylabel() == "[e-/s] (zscale)"
     words = texts(mpl)
-    assert fig.title in words and "zscale stretch" in words and hot_marks.label in words
+    assert fig.title in words and "zscale stretch" in words and fig.notes[1] in words
 
 
 @HYP
@@ -361,8 +360,8 @@ def test_our_zscale_is_astropys(seed: int, size: int, kind: str, hot: float) -> 
 
 
 def test_a_zero_second_dark_is_shown_in_electrons(tmp_path: Path) -> None:
-    master, hot, _, _ = reduced((21, 17), seed=3, exptime=0.0)
-    (fig,) = figures.image_figures(master, hot, tmp_path, context(exptime=0.0))
+    master, _, _, _ = reduced((21, 17), seed=3, exptime=0.0)
+    (fig,) = figures.image_figures(master, tmp_path, context(exptime=0.0))
     assert isinstance(fig, figures.ImageFigure)
     assert fig.unit == "e-" and fig.title.splitlines()[1] == "master dark (FLUX)"
     np.testing.assert_allclose(fig.image, master.flux.astype(np.float64), rtol=1e-6)
@@ -633,7 +632,7 @@ def test_the_plots_as_pixels(tmp_path: Path) -> None:
     ctx = context()
     qc_dir = tmp_path / "qc" / "soxs_mdark"
     built = (
-        figures.image_figures(master, hot, qc_dir, ctx)
+        figures.image_figures(master, qc_dir, ctx)
         + figures.master_figures(master, qc_dir, ctx)
         + figures.frames_figures(np.tile([0.0, 1.0, 1200.0, 2.0], (3, 1)), qc_dir, ctx)
         + figures.hotpix_figures(master, hot, noise, peel, qc_dir, ctx)
@@ -672,7 +671,7 @@ def test_plots_of_nothing_finite(tmp_path: Path) -> None:
     empty = master._replace(combined=nan, flux=nan)
     paths = draw.draw_all(
         figures.hotpix_figures(empty, hot, nan, nan, tmp_path, context())
-        + figures.image_figures(empty, hot, tmp_path, context())
+        + figures.image_figures(empty, tmp_path, context())
     )
     assert all(Path(p).stat().st_size > 0 for p in paths)
 

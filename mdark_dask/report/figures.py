@@ -534,24 +534,21 @@ def scatter_limits(scatter: F64) -> tuple[float, float]:
     return (0.0, top if top > 0 else 1.0)
 
 
-def image_figures(
-    master: Master, hot: HotPixels, directory: Path, ctx: Context
-) -> tuple[Figure, ...]:
-    """``<name>_image.png``: the master dark (its FLUX) per second of exposure, its hot
-    pixels circled.
+def image_figures(master: Master, directory: Path, ctx: Context) -> tuple[Figure, ...]:
+    """``<name>_image.png``: the master dark (its FLUX) per second of exposure.
 
-    The pixels of soxspipe's QUAL mask hold the master's mean level in FLUX; they are not
-    marked (there can be thousands, mostly the clip's noise tail), only counted.
+    The pixels of soxspipe's QUAL mask, the hot ones among them, hold the master's mean
+    level in FLUX: they are counted here and marked on the flag map
+    (:func:`hotpix_figures`), beside which this figure needs nothing but the master, so
+    it is drawn while the hot pixels are still being found.
     """
     block = display_block(master.flux.shape)
     image = block_mean(master.flux, block) / ctx.per_second
-    hot_marks = pixel_marks(
-        hot.bpm, HOT, hot.combined, f"{HOT_LABEL}: {hot.n_hot} ({_hot_rule(hot, ctx)})", "red", "o"
-    )
     n_masked = int(np.count_nonzero(master.qual))
     notes = (
         f"{MASKED_LABEL}: {n_masked} pixels ({_percent(n_masked, master.qual.size)}), "
-        "not marked; they hold the mean level",
+        "filled with the mean level;",
+        f"where they and the {HOT_LABEL} are: {ctx.name}_hotpix_map.png",
         f"{STRETCH} stretch" + (f", {block} x {block} block means" if block > 1 else ""),
     )
     what = "master dark (FLUX)" + (f" / {ctx.exptime:g} s" if ctx.exptime > 0 else "")
@@ -563,7 +560,7 @@ def image_figures(
             (int(master.flux.shape[0]), int(master.flux.shape[1])),
             block,
             ctx.rate_unit,
-            (hot_marks,),
+            (),
             notes,
         ),
     )
