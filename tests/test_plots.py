@@ -316,7 +316,9 @@ def test_the_master_image_in_physical_units_on_pixel_axes(
     assert fig.marks == ()
     n_masked = int(np.count_nonzero(master.qual))
     assert fig.notes[0].startswith(f"masked (soxspipe QC): {n_masked} pixels (")
-    assert fig.notes[1] == "where they and the hot pixels are: M_hotpix_map.png"
+    assert (
+        fig.notes[1] == "they and the hot pixels are marked on the hot-pixel map (_hotpix_map.png)"
+    )
     assert fig.title.splitlines() == [
         "SOXS NIR master dark, 3 x 600 s, 2026-01-11",
         "master dark (FLUX) / 600 s",

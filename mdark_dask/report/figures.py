@@ -548,7 +548,7 @@ def image_figures(master: Master, directory: Path, ctx: Context) -> tuple[Figure
     notes = (
         f"{MASKED_LABEL}: {n_masked} pixels ({_percent(n_masked, master.qual.size)}), "
         "filled with the mean level;",
-        f"where they and the {HOT_LABEL} are: {ctx.name}_hotpix_map.png",
+        f"they and the {HOT_LABEL} are marked on the hot-pixel map (_hotpix_map.png)",
         f"{STRETCH} stretch" + (f", {block} x {block} block means" if block > 1 else ""),
     )
     what = "master dark (FLUX)" + (f" / {ctx.exptime:g} s" if ctx.exptime > 0 else "")
