@@ -711,6 +711,8 @@ def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess |
         out(f"simulated {n_frames} {spec.instrument.upper()} {spec.arm} darks -> {sofs[-1]}")
     plans = [plan_product([str(sof)], directory) for sof in sofs]
     results = compute_products(plans, scheduler="threads", drawer=drawer)
+    from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL
+
     rows = [
         [
             r.name,
@@ -718,13 +720,18 @@ def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess |
             r.arm,
             r.n_frames,
             next(q.value for q in r.qc if q.name == "HOTPIX NUM"),
+            next((q.value for q in r.qc if q.name == "HOTPIX PHYS NUM"), "--"),
             "fail: " + ", ".join(failed(r.qc)) if failed(r.qc) else "pass",
             r.path,
         ]
         for r in results
     ]
     out("")
-    out(tabulate(rows, headers=["set", "inst", "arm", "frames", "hot px", "QC", "product"]))
+    out(
+        tabulate(
+            rows, headers=["set", "inst", "arm", "frames", MASKED_LABEL, HOT_LABEL, "QC", "product"]
+        )
+    )
     raw = directory / "raw"
     out(
         f"\n{len(results)} master darks in {time.perf_counter() - started:.1f}s\n"

@@ -19,6 +19,7 @@ here; :mod:`mdark_dask.scheduler` does.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +41,8 @@ from mdark_dask.plan.product import ProductPlan, ProductResult
 from mdark_dask.report.thumbnail import thumbnail_grey, write_thumbnail
 
 if TYPE_CHECKING:
-    from mdark_dask.report.draw import Drawer
+    from mdark_dask.report.draw import Drawer, Started
+    from mdark_dask.report.figures import Context
 
 
 class Reduced(NamedTuple):
@@ -53,6 +55,11 @@ class Reduced(NamedTuple):
     noise_peel: npt.NDArray[np.float32]
     qc: tuple[QCRow, ...]
 
+
+#: The groups of QC figures :func:`reduce_master` hands over, in the order the product's
+#: plots are listed (as the reader looks at them: the master, its pixels, its frames, its
+#: hot pixels).
+FIGURE_GROUPS = ("image", "master", "frames", "hotpix")
 
 #: Called by :func:`reduce_master` as each figure's inputs become ready:
 #: ``(key, build, args)``, where ``build(*args)`` gives the figures.
@@ -87,13 +94,15 @@ def _stack_strip(
     ron: float,
     sigma: float,
     maxiters: int,
+    after: object = None,
 ) -> dict[str, npt.NDArray[Any]]:
     """Task: read one row strip of every frame and clip-and-mean it, a block of rows at a
     time (:func:`mdark_dask.plan.sizing.block_rows`), into one array per field of
     :data:`~mdark_dask.numerics.steps.STRIP_DTYPE`.
 
     Reading and clipping are one task, so a strip's pixels never wait in memory for a
-    free thread; the kernel is per pixel, so the blocks change no byte.
+    free thread; the kernel is per pixel, so the blocks change no byte. ``after`` is not
+    used: it is a task that must run before the strips (:func:`_stacked`).
     """
     fields = steps.new_fields((rows[1] - rows[0], reader.shape[2]))
     lv = np.concatenate(levels)
@@ -121,7 +130,23 @@ def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Del
     once it is done the strips are released, so the final task never holds the strips
     and their joined copy at once.
     """
-    token = token or tokenize(plan)
+    levels, joined, _ = _stacked(plan, token or tokenize(plan), None)
+    return levels, joined
+
+
+def _stacked(
+    plan: ProductPlan, token: str, drawer: Drawer | None
+) -> tuple[list[Delayed], Delayed, Delayed | None]:
+    """:func:`stacked_graph`, and the frames plot's task (:func:`_frames_plot`) when the
+    plan has plots and a drawer is given.
+
+    With a drawing process the frames plot is only handed over (it returns at once), and
+    every strip waits for it: dask would otherwise run it last, and its drawing would
+    fall at the end of the final task instead of among the strips. On a cluster's worker
+    it draws in the task, so it is left for the scheduler to place.
+    """
+    from mdark_dask.report.draw import DrawingProcess
+
     s = plan.settings
     reader: Delayed = dask.delayed(plan.frameset.reader(), name=f"reader-{token}", traverse=False)
     level = dask.delayed(_frame_levels, pure=True)
@@ -136,6 +161,13 @@ def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Del
         )
         for i, frames in enumerate(plan.level_groups())
     ]
+    frames: Delayed | None = None
+    if plan.plots and drawer is not None:
+        plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
+        frames = dask.delayed(_frames_plot, pure=True)(
+            levels, plan_key, drawer, dask_key_name=f"frames-plot-{token}"
+        )
+    first = frames if isinstance(drawer, DrawingProcess) else None
     strip = dask.delayed(_stack_strip, pure=True)
     strips = [
         strip(
@@ -145,12 +177,13 @@ def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Del
             plan.frameset.ron,
             s.stacked_sigma,
             s.stacked_iterations,
+            first,
             dask_key_name=(f"strip-{token}", j),
         )
         for j, rows in enumerate(plan.strip_bounds())
     ]
     joined: Delayed = dask.delayed(join_strips, pure=True)(strips, dask_key_name=f"join-{token}")
-    return levels, joined
+    return levels, joined, frames
 
 
 def reduce_master(
@@ -171,12 +204,13 @@ def reduce_master(
     s = plan.settings
     fs = plan.frameset
     levels = np.concatenate(frame_levels)
+    ctx = figure_context(plan)
     if figures is not None:
-        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
-        figures("frames", qc_figures.frames_figures, (mjd, levels, plan.qc_dir, plan.name))
+        figures("frames", qc_figures.frames_figures, (levels, plan.qc_dir, ctx))
     master = steps.finalize(strip, levels, s.frame_sigma, s.frame_iterations, s.numerics)
     if figures is not None:
-        figures("master", qc_figures.master_figures, (master, plan.qc_dir, plan.name))
+        figures("image", qc_figures.image_figures, (master, plan.qc_dir, ctx))
+        figures("master", qc_figures.master_figures, (master, plan.qc_dir, ctx))
     noise, noise_peel = strip["noise"], strip["noise_peel"]
     hot = find_hot_pixels(
         master.combined,
@@ -193,10 +227,32 @@ def reduce_master(
         figures(
             "hotpix",
             qc_figures.hotpix_figures,
-            (hot, noise, noise_peel, plan.qc_dir, plan.name),
+            (master, hot, noise, noise_peel, plan.qc_dir, ctx),
         )
     rows = apply_ranges(qc_rows(master, hot, fs.temperatures()), s.qc_ranges)
     return Reduced(master, hot, noise, noise_peel, rows)
+
+
+def figure_context(plan: ProductPlan) -> Context:
+    """What the QC figures say about a product beyond its pixels: instrument, arm,
+    exposure, date, the frames' names and the frames left out, the gain (the electron
+    step of whole-ADU frames) and the hot- and noisy-pixel rules."""
+    from mdark_dask.report.figures import Context
+
+    fs, s = plan.frameset, plan.settings
+    return Context(
+        name=plan.name,
+        instrument=fs.instrument,
+        arm=fs.arm,
+        exptime=float(fs.exptime),
+        date=str(fs.first(fs.spec.keywords.date_obs) or ""),
+        frames=tuple(f.name for f in fs.frames),
+        dropped=tuple((os.path.basename(path), reason) for path, reason in fs.dropped),
+        gain=float(fs.gain),
+        hot_sigma=float(s.hot_sigma),
+        hot_rate=None if s.hot_rate is None else float(s.hot_rate),
+        noise_sigma=float(s.noise_sigma),
+    )
 
 
 def write_products(reduced: Reduced, plan: ProductPlan) -> ProductResult:
@@ -264,27 +320,51 @@ def _draw(drawer: Drawer | None, build: Callable[..., Any], *args: Any) -> tuple
     return (drawer or InThread()).draw(figures)
 
 
+def _frames_plot(
+    frame_levels: Sequence[npt.NDArray[np.float64]], plan: ProductPlan, drawer: Drawer | None
+) -> Started:
+    """Task: the frames plot, handed to ``drawer`` as soon as the frame levels exist.
+
+    Its figure needs nothing else, so it is drawn while the strips are clipped, not at
+    the end of the final task, where the drawing process is all that still runs.
+    """
+    from mdark_dask.report.draw import InThread
+    from mdark_dask.report.figures import frames_figures
+
+    with np.errstate(all="ignore"):
+        figures = frames_figures(np.concatenate(frame_levels), plan.qc_dir, figure_context(plan))
+    return (drawer or InThread()).start(figures)
+
+
 def finalize_product(
     strip: Mapping[str, npt.NDArray[Any]],
     frame_levels: Sequence[npt.NDArray[np.float64]],
     plan: ProductPlan,
     drawer: Drawer | None = None,
+    frames_plot: Started | None = None,
 ) -> ProductResult:
     """The final task: :func:`reduce_master`, then :func:`write_products`, with the QC
-    plots reduced to figures by two threads of their own meanwhile and drawn by
-    ``drawer`` (in those threads when None).
+    plots reduced to figures by threads of their own meanwhile (one per group of figures,
+    :data:`FIGURE_GROUPS`) and drawn by ``drawer`` (in those threads when None).
 
     numpy, the compiled kernels and file I/O release the GIL, so the plots are drawn while
     this thread computes and writes; the writes never touch the arrays the plots read
     (astropy is given read-only views, which it byte-swaps into copies). A plot that
     fails fails the product: no master stays behind that a rerun would take as up to date.
+    ``frames_plot``, when given, is the frames plot already handed over
+    (:func:`_frames_plot`), waited for here.
     """
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mdark-plots") as pool:
+    # a thread per group: a thread waits for its figures to be drawn, and must not hold
+    # up the next group's reduction (which starts as soon as its inputs exist)
+    with ThreadPoolExecutor(len(FIGURE_GROUPS), thread_name_prefix="mdark-plots") as pool:
         drawings: dict[str, Future[tuple[str, ...]]] = {}
 
         def draw(key: str, build: Callable[..., Any], args: tuple[Any, ...]) -> None:
-            drawings[key] = pool.submit(_draw, drawer, build, *args)
+            if key == "frames" and frames_plot is not None:
+                drawings[key] = pool.submit(frames_plot.result)
+            else:
+                drawings[key] = pool.submit(_draw, drawer, build, *args)
 
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
@@ -293,12 +373,8 @@ def finalize_product(
             plan.thumbnail_path, thumbnail_grey(reduced.master.flux, reduced.master.qual)
         )
         try:
-            # listed as the reader looks at them: the master, its frames, its hot pixels
             plots = tuple(
-                path
-                for key in ("master", "frames", "hotpix")
-                if key in drawings
-                for path in drawings[key].result()
+                path for key in FIGURE_GROUPS if key in drawings for path in drawings[key].result()
             )
         except BaseException:
             with contextlib.suppress(OSError):
@@ -317,11 +393,18 @@ def master_graph(plan: ProductPlan, drawer: Drawer | None = None) -> Delayed:
     Plain delayed tasks over the set's reader, so the command never pays for importing
     ``dask.array`` (and the xarray, pandas and SciPy it pulls in).
     """
+    from mdark_dask.report.draw import InThread
+
     token = tokenize(plan)
-    levels, joined = stacked_graph(plan, token)
+    levels, joined, frames = _stacked(plan, token, drawer or InThread())
     task = dask.delayed(finalize_product, pure=True)
     plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
     result: Delayed = task(
-        joined, levels, plan_key, drawer, dask_key_name=f"finalize-{plan.name}-{token}"
+        joined,
+        levels,
+        plan_key,
+        drawer,
+        frames,
+        dask_key_name=f"finalize-{plan.name}-{token}",
     )
     return result

@@ -15,7 +15,7 @@ import mdark_dask.api as md
 from mdark_dask import app
 from mdark_dask.errors import InputError, OutputError
 from mdark_dask.report.draw import draw_all
-from mdark_dask.report.figures import HistogramFigure, PlainImage
+from mdark_dask.report.figures import HistogramFigure, ImageFigure
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
 
 EXE = str(Path(sys.executable).with_name("mdark-dask"))
@@ -127,18 +127,24 @@ def test_preload_swallows_failures(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_figure_that_cannot_be_written_is_one_output_error(tmp_path: Path) -> None:
     (tmp_path / "blocked").write_text("a file where the directory should be")
-    rgb = np.zeros((5, 7, 3), dtype=np.uint8)
+    image = np.zeros((5, 7))
+
+    def figure(where: str) -> ImageFigure:
+        return ImageFigure(
+            str(tmp_path / where / "M_image.png"), "M", image, (5, 7), 1, "e-", (), ()
+        )
+
     with pytest.raises(OutputError) as exc:
-        draw_all([PlainImage(str(tmp_path / "blocked" / "M_image.png"), rgb)])
+        draw_all([figure("blocked")])
     message = str(exc.value)
     assert message.startswith("cannot write the QC plots: ")
     assert "blocked" in message and "\n" not in message
-    assert draw_all([PlainImage(str(tmp_path / "fine" / "M_image.png"), rgb)])
+    assert draw_all([figure("fine")])
 
 
 def test_a_figure_that_fails_otherwise_raises_its_own_error(tmp_path: Path) -> None:
     bad = HistogramFigure(
-        str(tmp_path / "h.png"), "B", np.linspace(0, 1, 5), np.zeros(9, np.int64), (0.2, 0.8)
+        str(tmp_path / "h.png"), "B", np.linspace(0, 1, 5), np.zeros(9, np.int64), (), "e-"
     )
     with pytest.raises(ValueError):
         draw_all([bad])

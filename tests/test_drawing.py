@@ -27,12 +27,16 @@ FIGURES = textwrap.dedent(
         rng = np.random.default_rng(3)
         edges = np.linspace(-5.0, 5.0, 41)
         counts = rng.integers(0, 1000, 40)
-        rgb = rng.integers(0, 256, (13, 7, 3)).astype(np.uint8)
+        image = rng.normal(10.0, 1.0, (13, 7))
+        hot = Marks("hot pixels: 2", "red", "o", np.array([1.0, 5.0]), np.array([0.0, 12.0]))
+        lines = (Line(-3.0, "lower bound -3 e-", "red", True),
+                 Line(3.0, "upper bound 3 e-", "red", True))
         return (
-            PlainImage(f"{d}/M_image.png", rgb),
-            FramesFigure(f"{d}/M_frames.png", "M", np.arange(5.0), np.arange(5.0) + 100,
-                         np.full(5, 2.0)),
-            HistogramFigure(f"{d}/M_histogram.png", "M", edges, counts, (-3.0, 3.0)),
+            ImageFigure(f"{d}/M_image.png", "M", image, (13, 7), 1, "e-/s", (hot,),
+                        ("a note",)),
+            FramesFigure(f"{d}/M_frames.png", "M", tuple("abcde"), "frame", np.arange(5.0) + 100,
+                         np.full(5, 2.0), (97.0, 107.0), (0.0, 2.5), ("f (left out: why)",)),
+            HistogramFigure(f"{d}/M_histogram.png", "M", edges, counts, lines, "e-"),
         )
     """
 )
@@ -80,7 +84,7 @@ def test_errors_come_back_as_they_are(tmp_path: Path) -> None:
         except OutputError as exc:
             unwritable = str(exc)
         bad = HistogramFigure("bad/h.png", "B", np.linspace(0, 1, 5), np.zeros(9, np.int64),
-                              (0.2, 0.8))
+                              (), "e-")
         try:
             drawer.draw([bad])
             broken = None

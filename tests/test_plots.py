@@ -14,7 +14,6 @@ import numpy.typing as npt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from matplotlib.image import imread
 
 from mdark_dask.numerics.hotpix import HOT, NOISY, find_hot_pixels
 from mdark_dask.numerics.steps import Bounds, Master
@@ -243,51 +242,425 @@ def small_master(shape: tuple[int, int], seed: int) -> Master:
     return Master(flux, qual, errs, level, level, 2.0, 0.7, Bounds(-6.0, 6.0), combined)
 
 
-@pytest.mark.parametrize("shape", [(61, 47), (1300, 7)])
-def test_plot_files_and_their_images(shape: tuple[int, int], tmp_path: Path) -> None:
-    master = small_master(shape, seed=shape[0])
+def context(shape: tuple[int, int] | None = None, **changes: object) -> figures.Context:
+    """The figures' context of a 3-frame SOXS NIR set of 600 s (changes as given)."""
+    ctx = figures.Context(
+        name="M",
+        instrument="soxs",
+        arm="NIR",
+        exptime=600.0,
+        date="2026-01-11T08:29:24.123",
+        frames=("SOXS.a.fits", "SOXS.b.fits", "SOXS.c.fits"),
+        dropped=(),
+        gain=2.0,
+        hot_sigma=5.0,
+        hot_rate=None,
+        noise_sigma=6.0,
+    )
+    return ctx._replace(**changes)  # type: ignore[arg-type]
+
+
+def reduced(shape: tuple[int, int], seed: int, exptime: float = 600.0) -> tuple:
+    """A small master, its hot pixels and noise images: (0, 0) hot, (1, 2) noisy."""
+    master = small_master(shape, seed=seed)
     rng = np.random.default_rng(5)
     noise = rng.gamma(30.0, 0.25, shape).astype(np.float32)
     peel = rng.gamma(30.0, 0.25, shape).astype(np.float32)
     peel[1, 2] = np.float32(400.0)
     peel[-1, :] = np.nan
-    hot = find_hot_pixels(master.combined, master.qual, noise, peel, 600.0, 5.0, None, 6.0, 5)
+    hot = find_hot_pixels(master.combined, master.qual, noise, peel, exptime, 5.0, None, 6.0, 5)
     assert hot.bpm[0, 0] & HOT and hot.bpm[1, 2] & NOISY
-    qc_dir = tmp_path / "qc" / "soxs_mdark"
-    image, hist = draw.draw_all(figures.master_figures(master, qc_dir, "M"))
-    levels = np.tile([0.0, 1.0, 1200.0, 2.0], (4, 1))
-    (frames,) = draw.draw_all(
-        figures.frames_figures(60000.0 + np.arange(4) / 1440, levels, qc_dir, "M")
+    return master, hot, noise, peel
+
+
+def marked(marks: figures.Marks) -> set[tuple[int, int]]:
+    return {(int(y), int(x)) for y, x in zip(marks.y, marks.x, strict=True)}
+
+
+def flagged(bpm: npt.NDArray, bit: int) -> set[tuple[int, int]]:
+    return {(int(y), int(x)) for y, x in zip(*np.nonzero(bpm & bit), strict=True)}
+
+
+def axes_aspect(ax: object) -> float:
+    """Width / height of an axes box as drawn on the page."""
+    box = ax.get_position()  # type: ignore[attr-defined]
+    w, h = ax.figure.get_size_inches()  # type: ignore[attr-defined]
+    return float(box.width * w / (box.height * h))
+
+
+def texts(fig: object) -> str:
+    """Every text of a rendered figure: titles, labels, legends, notes, tick labels."""
+    from matplotlib.text import Text
+
+    return "\n".join(t.get_text() for t in fig.findobj(Text))  # type: ignore[attr-defined]
+
+
+SHAPES = [(61, 47), (1300, 7), (9, 130), (1031, 517)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_master_image_in_physical_units_on_pixel_axes(
+    shape: tuple[int, int], tmp_path: Path
+) -> None:
+    from astropy.visualization import ZScaleInterval
+
+    master, _, _, _ = reduced(shape, seed=shape[0])
+    (fig,) = figures.image_figures(master, tmp_path, context())
+    assert isinstance(fig, figures.ImageFigure)
+    block = figures.display_block(shape)
+    assert max(fig.image.shape) <= figures.IMAGE_SIDE and fig.block == block
+    np.testing.assert_allclose(fig.image, figures.block_mean(master.flux, block) / 600.0)
+    assert fig.shape == shape and fig.unit == "e-/s"
+    # nothing marked over the image: the masked pixels (hot ones among them) are counted,
+    # and the figure says where they are marked
+    assert fig.marks == ()
+    n_masked = int(np.count_nonzero(master.qual))
+    assert fig.notes[0].startswith(f"masked (soxspipe QC): {n_masked} pixels (")
+    assert (
+        fig.notes[1] == "they and the hot pixels are marked on the hot-pixel map (_hotpix_map.png)"
     )
-    hot_map, dist = draw.draw_all(figures.hotpix_figures(hot, noise, peel, qc_dir, "M"))
-    names = [Path(p).name for p in (image, hist, frames, hot_map, dist)]
-    assert names == [
+    assert fig.title.splitlines() == [
+        "SOXS NIR master dark, 3 x 600 s, 2026-01-11",
+        "master dark (FLUX) / 600 s",
+        "M",
+    ]
+    mpl = draw.render(fig)
+    ax, bar = mpl.axes
+    (image,) = ax.images
+    assert image.origin == "lower"  # row 0 at the bottom, as DS9 shows a FITS image
+    assert ax.get_xlim() == (-0.5, shape[1] - 0.5) and ax.get_ylim() == (-0.5, shape[0] - 0.5)
+    assert ax.get_xlabel() == "x [pixel]" and ax.get_ylabel() == "y [pixel]"
+    assert math.isclose(axes_aspect(ax), shape[1] / shape[0], rel_tol=1e-6)
+    finite = fig.image[np.isfinite(fig.image)]
+    np.testing.assert_allclose(image.get_clim(), ZScaleInterval().get_limits(finite))
+    assert bar.get_ylabel() == "[e-/s] (zscale)"
+    words = texts(mpl)
+    assert fig.title in words and "zscale stretch" in words and fig.notes[1] in words
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 5000),
+    kind=st.sampled_from(["normal", "integers", "cauchy"]),
+    hot=st.sampled_from([0.0, 0.01, 0.3]),
+)
+def test_our_zscale_is_astropys(seed: int, size: int, kind: str, hot: float) -> None:
+    """The stretch is astropy's ZScaleInterval, computed without importing it in the
+    drawing process: the same limits on noise, steps, heavy tails and hot pixels."""
+    from astropy.visualization import ZScaleInterval
+
+    rng = np.random.default_rng(seed)
+    v = awkward(kind, size, seed, np.float64)
+    v[rng.random(size) < hot] += 5000.0
+    finite = v[np.isfinite(v)]
+    if not finite.size:
+        return
+    ours = draw.zscale(finite)
+    theirs = ZScaleInterval().get_limits(finite)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_a_zero_second_dark_is_shown_in_electrons(tmp_path: Path) -> None:
+    master, _, _, _ = reduced((21, 17), seed=3, exptime=0.0)
+    (fig,) = figures.image_figures(master, tmp_path, context(exptime=0.0))
+    assert isinstance(fig, figures.ImageFigure)
+    assert fig.unit == "e-" and fig.title.splitlines()[1] == "master dark (FLUX)"
+    np.testing.assert_allclose(fig.image, master.flux.astype(np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_flag_map_marks_every_flag_and_shades_the_qual_share(
+    shape: tuple[int, int], tmp_path: Path
+) -> None:
+    master, hot, noise, peel = reduced(shape, seed=shape[1])
+    hot_map, _ = figures.hotpix_figures(master, hot, noise, peel, tmp_path, context())
+    assert isinstance(hot_map, figures.FlagMapFigure)
+    block = figures.display_block(shape)
+    np.testing.assert_allclose(hot_map.masked, figures.block_mean(master.qual != 0, block))
+    assert hot_map.masked.max() <= 1.0 and hot_map.shape == shape
+    hot_marks, noisy_marks = hot_map.marks
+    assert marked(hot_marks) == flagged(hot.bpm, HOT)
+    assert marked(noisy_marks) == flagged(hot.bpm, NOISY) and (1, 2) in marked(noisy_marks)
+    assert noisy_marks.label == f"noisy pixels: {hot.n_noisy} (temporal scatter above 6 sigma)"
+    n_masked = int(np.count_nonzero(master.qual))
+    assert hot_map.masked_label.startswith(f"masked (soxspipe QC): {n_masked} (")
+    # the cut-out: full resolution, inside the frame, around the brightest hot pixel
+    cut = hot_map.cutout
+    side = figures.CUTOUT_SIDE
+    assert cut.image.shape == (min(side, shape[0]), min(side, shape[1]))
+    window = (slice(cut.y0, cut.y0 + side), slice(cut.x0, cut.x0 + side))
+    np.testing.assert_allclose(
+        cut.image, (master.combined[window].astype(np.float64) + master.master_mean) / 600.0
+    )
+    np.testing.assert_array_equal(cut.hot, (hot.bpm[window] & HOT) != 0)
+    np.testing.assert_array_equal(cut.masked, master.qual[window] != 0)
+    assert cut.hot[0 - cut.y0, 0 - cut.x0]  # (0, 0) holds 500 e-: the brightest
+    assert cut.what == "the brightest hot pixel (x 0, y 0)"
+    mpl = draw.render(hot_map)
+    frame_ax, cut_ax, _bar = mpl.axes
+    assert math.isclose(axes_aspect(frame_ax), shape[1] / shape[0], rel_tol=1e-6)
+    assert math.isclose(axes_aspect(cut_ax), 1.0, rel_tol=1e-6)
+    (squares_hot, *_) = cut_ax.collections
+    assert len(squares_hot.get_paths()) == int(cut.hot.sum())
+    words = texts(mpl)
+    assert hot_marks.label in words and noisy_marks.label in words
+    assert hot_map.masked_label in words
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.sampled_from([(1, 1), (3, 5), (17, 4), (40, 41)]),
+    fraction=st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+    most=st.integers(1, 30),
+)
+def test_only_the_brightest_flags_are_marked_when_there_are_too_many(
+    seed: int, shape: tuple[int, int], fraction: float, most: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    bpm = (rng.random(shape) < fraction).astype(np.uint8) * np.uint8(HOT)
+    values = rng.normal(0.0, 1.0, shape).astype(np.float32)
+    values[rng.random(shape) < 0.1] = np.nan
+    marks = figures.pixel_marks(bpm, HOT, values, "hot", "red", "o", most=most)
+    every = flagged(bpm, HOT)
+    chosen = marked(marks)
+    assert chosen <= every and len(chosen) == min(len(every), most)
+    assert ("brightest" in marks.label) == (len(every) > most)
+    left = every - chosen
+    if chosen and left:
+        low = min(np.nan_to_num(values[p], nan=-np.inf) for p in chosen)
+        assert all(np.nan_to_num(values[p], nan=-np.inf) <= low for p in left)
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    shape=st.sampled_from([(0, 3), (1, 1), (1, 7), (3, 5), (7, 9), (17, 4), (40, 41)]),
+    fraction=st.sampled_from([0.0, 0.01, 0.2, 1.0]),
+    bit=st.sampled_from([HOT, NOISY]),
+)
+def test_flagged_pixels_are_numpys_nonzero(
+    seed: int, shape: tuple[int, int], fraction: float, bit: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    bpm = ((rng.random(shape) < fraction) * HOT | (rng.random(shape) < fraction) * NOISY).astype(
+        np.uint8
+    )
+    ys, xs = figures.flagged_pixels(bpm, bit)
+    want_y, want_x = np.nonzero(bpm & bit)
+    np.testing.assert_array_equal(ys, want_y)
+    np.testing.assert_array_equal(xs, want_x)
+
+
+def test_block_means_of_odd_shapes() -> None:
+    rng = np.random.default_rng(2)
+    for shape, block in (((7, 5), 2), ((5, 13), 4), ((1, 1), 3), ((12, 8), 4)):
+        v = rng.normal(0.0, 1.0, shape).astype(np.float32)
+        got = figures.block_mean(v, block)
+        assert got.shape == (-(-shape[0] // block), -(-shape[1] // block))
+        for (j, i), value in np.ndenumerate(got):
+            square = v[j * block : (j + 1) * block, i * block : (i + 1) * block]
+            assert math.isclose(value, float(square.astype(np.float64).mean()), rel_tol=1e-5)
+
+
+def test_the_frames_plot_names_each_frame_on_axes_in_electrons(tmp_path: Path) -> None:
+    names = tuple(f"SOXS.2026-01-11T08:{m:02d}:00.000.fits" for m in range(7))
+    levels = np.tile([0.0, 1.0, 2300.0, 7.23], (7, 1))
+    levels[3, 2] = 2300.2  # a 0.2 e- step: small against the 7 e- scatter
+    levels[:, 3] += np.linspace(0.0, 0.016, 7)
+    ctx = context(frames=names, dropped=(("SOXS.bad.fits", "EXPTIME 5 s, not 600 s"),))
+    (fig,) = figures.frames_figures(levels, tmp_path, ctx)
+    assert isinstance(fig, figures.FramesFigure)
+    # named by file, without the part every name shares (said in the axis label)
+    assert fig.labels == tuple(f"08:{m:02d}:00" for m in range(7))
+    assert fig.xlabel == "frame, in order of observation (file SOXS.2026-01-11T<frame>.000.fits)"
+    assert fig.dropped == ("SOXS.bad.fits (left out: EXPTIME 5 s, not 600 s)",)
+    lo, hi = fig.level_limits
+    assert lo <= 2300.0 - 7.0 and hi >= 2300.0 + 7.0  # at least a read noise either side
+    assert fig.scatter_limits[0] == 0.0 and fig.scatter_limits[1] >= 7.246
+    mpl = draw.render(fig)
+    top, bottom = mpl.axes
+    assert top.get_ylim() == fig.level_limits and bottom.get_ylim() == fig.scatter_limits
+    assert top.get_ylabel() == "level [e-]" and bottom.get_ylabel() == "scatter [e-]"
+    ticks = [t.get_text() for t in bottom.get_xticklabels()]
+    assert ticks == [*fig.labels, fig.dropped[0]] and bottom.get_xlabel() == fig.xlabel
+    assert bottom.get_xticklabels()[-1].get_color() == "red"
+    # the level is plotted one point per frame, at positions 1..n
+    (level_line,) = top.get_lines()[:1]
+    np.testing.assert_array_equal(level_line.get_xdata(), np.arange(1, 8))
+    np.testing.assert_array_equal(level_line.get_ydata(), levels[:, 2])
+    assert "SOXS NIR master dark, 7 x 600 s, 2026-01-11" in texts(mpl)
+
+
+@HYP
+@given(
+    names=st.lists(
+        st.text(alphabet="SOXH.:-_T0123456789abfits", min_size=1, max_size=12),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    ),
+    head=st.sampled_from(["", "SOXS.2026-01-11T", "XSHOO."]),
+    tail=st.sampled_from(["", ".fits", ".123.fits"]),
+)
+def test_short_names_keep_every_frame_apart(names: list[str], head: str, tail: str) -> None:
+    full = tuple(head + name + tail for name in names)
+    shared_head, shared_tail, shorts = figures.short_names(full)
+    assert all(shorts) and len(set(shorts)) == len(full)
+    assert [shared_head + short + shared_tail for short in shorts] == list(full)
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 60),
+    level=st.sampled_from([0.0, 25.0, 2300.0]),
+    ron=st.sampled_from([0.0, 1.0, 7.2]),
+    jump=st.sampled_from([0.0, 0.01, 3.0, 500.0]),
+)
+def test_frame_axes_show_every_frame_and_at_least_the_read_noise(
+    seed: int, n: int, level: float, ron: float, jump: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    levels = level + rng.normal(0.0, 0.01, n) + jump * (rng.random(n) < 0.2)
+    scatter = np.abs(ron + rng.normal(0.0, 0.01, n))
+    lo, hi = figures.level_limits(levels, scatter)
+    assert lo < levels.min() and hi > levels.max()
+    assert hi - lo >= 2 * float(np.median(scatter)) * (1 - 1e-9)
+    s_lo, s_hi = figures.scatter_limits(scatter)
+    assert s_lo == 0.0 and s_hi > scatter.max() * 1.2 - 1e-12
+
+
+@HYP
+@given(
+    quantum=st.sampled_from([0.1, 1.5 / 7, 2.0 / 3, 1.0, 0.333]),
+    offset=st.floats(-1000.0, 1000.0, allow_nan=False),
+    lo=st.floats(-50.0, 50.0, allow_nan=False),
+    span=st.floats(0.5, 300.0),
+    bins=st.integers(5, 300),
+)
+def test_bins_of_whole_electron_steps_show_no_comb(
+    quantum: float, offset: float, lo: float, span: float, bins: int
+) -> None:
+    """A mean of whole-ADU frames steps by ``gain / n`` e-: every bin holds the same
+    number of steps, so a flat distribution of them gives flat counts."""
+    edges = figures.lattice_edges(offset + lo, offset + lo + span, bins, quantum, offset)
+    steps_ = np.diff(edges)
+    ratio = steps_ / quantum
+    np.testing.assert_allclose(ratio, np.round(ratio), atol=1e-6)
+    assert edges[0] <= offset + lo and edges[-1] >= offset + lo + span
+    k = np.arange(math.floor((edges[0] - offset) / quantum) - 2, (edges[-1] - offset) / quantum + 2)
+    values = offset + k * quantum
+    counts = figures.bin_counts(values, 0.0, edges, clip=False)
+    assert np.all(counts == round(ratio[0]))
+
+
+def test_histogram_and_dark_panel_say_what_each_line_is(tmp_path: Path) -> None:
+    master, hot, noise, peel = reduced((61, 47), seed=4)
+    (hist,) = figures.master_figures(master, tmp_path, context())
+    assert isinstance(hist, figures.HistogramFigure)
+    b_lo, b_hi = (
+        master.post_bounds.lo + master.master_mean,
+        master.post_bounds.hi + master.master_mean,
+    )
+    assert [ln.label for ln in hist.lines] == [
+        f"lower bound {figures.sig(b_lo)} e-",
+        f"upper bound {figures.sig(b_hi)} e-",
+    ]
+    assert "pixels outside the bounds are masked (soxspipe QC)" in hist.title
+    assert "before filling" not in hist.title and "before masked pixels are filled" in hist.xlabel
+    ratio = np.diff(hist.edges) / context().quantum
+    np.testing.assert_allclose(ratio, np.round(ratio), atol=1e-6)
+
+    _, dist = figures.hotpix_figures(master, hot, noise, peel, tmp_path, context())
+    assert isinstance(dist, figures.DistributionFigure)
+    dark, noisy = dist.dark, dist.noise
+    assert "[e-/s]" in dark.xlabel and dark.title.startswith(f"hot pixels: {hot.n_hot} (")
+    (threshold,) = dark.lines
+    assert math.isclose(threshold.x, hot.hot_threshold / 600.0)
+    assert threshold.decides and "5 x robust spread" in threshold.label
+    assert noisy.title == f"noisy pixels: {hot.n_noisy} (temporal scatter above 6 sigma)"
+    assert [ln.decides for ln in noisy.lines] == [True, False]
+    assert noisy.lines[0].label.endswith("(decides)")
+    assert "peel" not in noisy.title + "".join(c.label for c in noisy.curves)
+    # a pixel far below the level: the panel runs out to a power of ten, labelled
+    combined = master.combined.copy()
+    combined[2, 3] = np.float32(-3000.0)
+    far = find_hot_pixels(combined, master.qual, noise, peel, 600.0, 5.0, None, 6.0, 5)
+    _, dist = figures.hotpix_figures(
+        master._replace(combined=combined), far, noise, peel, tmp_path, context()
+    )
+    assert isinstance(dist, figures.DistributionFigure)
+    assert dist.dark.edges[0] == -10.0  # -3000 e- / 600 s = -5 e-/s, out to -10
+    mpl = draw.render(dist)
+    top, _ = mpl.axes
+    labels = [t.get_text() for t in top.get_xticklabels()]
+    assert all(labels) and labels[0] == "-10"
+    assert top.get_xlim()[0] == draw.symlog(np.array([-10.0]), dist.dark.linthresh)[0]
+
+
+def test_the_rate_decides_when_it_is_higher(tmp_path: Path) -> None:
+    master, _, noise, peel = reduced((61, 47), seed=4)
+    hot = find_hot_pixels(master.combined, master.qual, noise, peel, 600.0, 5.0, 1.0, 6.0, 5)
+    _, dist = figures.hotpix_figures(master, hot, noise, peel, tmp_path, context(hot_rate=1.0))
+    assert isinstance(dist, figures.DistributionFigure)
+    by_sigma, by_rate = dist.dark.lines
+    assert by_rate.decides and not by_sigma.decides
+    assert by_rate.x == 1.0 and by_rate.label == "1 e-/s: hot-pixel rate (decides)"
+    assert math.isclose(by_rate.x, hot.hot_threshold / 600.0)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(-30.0, 5000.0), (-4.0, 40.0), (-2500.0, 1.5e5)])
+def test_the_dark_panel_ends_at_labelled_powers_of_ten(lo: float, hi: float) -> None:
+    """Far bins have a tick label: the range runs out to the next power of ten."""
+    for end in (lo, hi):
+        out = figures._decade(end, 10.0)
+        if abs(end) > 10.0:
+            assert abs(out) >= abs(end) and math.log10(abs(out)).is_integer()
+            assert out in draw.symlog_ticks(
+                figures._decade(lo, 10.0), figures._decade(hi, 10.0), 10.0
+            )
+        else:
+            assert out == end
+
+
+def test_the_plots_as_pixels(tmp_path: Path) -> None:
+    """Once as pixels: every file is written at its figure's size, and none is blank."""
+    from PIL import Image
+
+    shape = (1300, 207)  # tall, as VIS and UVB frames are
+    master, hot, noise, peel = reduced(shape, seed=7)
+    ctx = context()
+    qc_dir = tmp_path / "qc" / "soxs_mdark"
+    built = (
+        figures.image_figures(master, qc_dir, ctx)
+        + figures.master_figures(master, qc_dir, ctx)
+        + figures.frames_figures(np.tile([0.0, 1.0, 1200.0, 2.0], (3, 1)), qc_dir, ctx)
+        + figures.hotpix_figures(master, hot, noise, peel, qc_dir, ctx)
+    )
+    paths = draw.draw_all(built)
+    assert [Path(p).name for p in paths] == [
         "M_image.png",
         "M_histogram.png",
         "M_frames.png",
         "M_hotpix_map.png",
         "M_dark_current.png",
     ]
-    assert sorted(p.name for p in qc_dir.iterdir()) == sorted(names)  # no temporary left
-    step = max(1, -(-max(shape) // figures.IMAGE_SIDE))
-    expect = (-(-shape[0] // step), -(-shape[1] // step))
-    # the plain images: row 0 at the bottom, a flagged pixel's block coloured
-    img = imread(image)
-    assert img.shape[:2] == expect
-    np.testing.assert_allclose(img[-1, 0, :3], [1.0, 0.0, 0.0])  # (0, 0) masked: red
-    pix = imread(hot_map)
-    assert pix.shape[:2] == expect
-    flags = figures.block_or(hot.bpm, step)[::-1]
-    red = np.all(np.isclose(pix[..., :3], [216 / 255, 0, 0]), axis=-1)
-    blue = np.all(np.isclose(pix[..., :3], [0, 51 / 255, 229 / 255]), axis=-1)
-    magenta = np.all(np.isclose(pix[..., :3], [204 / 255, 0, 204 / 255]), axis=-1)
-    white = np.all(pix[..., :3] == 1.0, axis=-1)
-    np.testing.assert_array_equal(red, flags == HOT)
-    np.testing.assert_array_equal(blue, flags == NOISY)
-    np.testing.assert_array_equal(magenta, flags == HOT | NOISY)
-    np.testing.assert_array_equal(white, flags == 0)
-    for figure in (hist, frames, dist):
-        assert imread(figure).shape[0] > 300
+    assert sorted(p.name for p in qc_dir.iterdir()) == sorted(Path(p).name for p in paths)
+    for figure, path in zip(built, paths, strict=True):
+        w, h = draw.render(figure).get_size_inches()
+        with Image.open(path) as png:
+            assert png.size == (round(w * draw.DPI), round(h * draw.DPI))
+            grey = np.asarray(png.convert("L"), dtype=np.float64)
+        assert grey.std() > 10 and np.unique(grey).size > 20, path
+    with Image.open(paths[0]) as image:
+        assert image.size[1] > image.size[0]  # the tall frame gives a tall figure
+    # the image's axes box holds the frame at its aspect: measured in the PNG's pixels
+    grey = np.asarray(Image.open(paths[0]).convert("L"))
+    box = draw.render(built[0]).axes[0].get_position()
+    fig_w, fig_h = grey.shape[1], grey.shape[0]
+    assert math.isclose(box.width * fig_w / (box.height * fig_h), shape[1] / shape[0], rel_tol=0.02)
 
 
 def test_plots_of_nothing_finite(tmp_path: Path) -> None:
@@ -297,7 +670,11 @@ def test_plots_of_nothing_finite(tmp_path: Path) -> None:
     nan = np.full(shape, np.nan, dtype=np.float32)
     hot = find_hot_pixels(nan, master.qual, nan, nan, 600.0, 5.0, None, 6.0, 5)
     assert math.isnan(hot.noise.threshold) and not hot.bpm.any()
-    paths = draw.draw_all(figures.hotpix_figures(hot, nan, nan, tmp_path, "E"))
+    empty = master._replace(combined=nan, flux=nan)
+    paths = draw.draw_all(
+        figures.hotpix_figures(empty, hot, nan, nan, tmp_path, context())
+        + figures.image_figures(empty, tmp_path, context())
+    )
     assert all(Path(p).stat().st_size > 0 for p in paths)
 
 

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mdark_dask.cli import _parser
+from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -74,3 +76,23 @@ def test_the_api_example_runs_as_printed(tmp_path: Path) -> None:
     assert "NightPlan: 5 set(s)" in run.stdout
     assert "'up to date'" in run.stdout and "'done'" in run.stdout
     assert len(run.stdout) < 4000  # nothing prints kilobytes of header cards
+
+
+def test_the_readme_shows_one_small_picture_of_each_plot() -> None:
+    """One committed picture of each kind of QC plot, shown and named, each small."""
+    from PIL import Image
+
+    shown = re.findall(r"!\[[^\]]*\]\((docs/pictures/[\w.]+\.png)\)", README)
+    kinds = ["image", "hotpix_map", "frames", "histogram", "dark_current"]
+    assert shown == [f"docs/pictures/{k}.png" for k in kinds]
+    for kind, picture in zip(kinds, shown, strict=True):
+        assert f"`<name>_{kind}.png`:" in README  # and says what it shows
+        path = ROOT / picture
+        assert path.stat().st_size < 60_000, picture
+        with Image.open(path) as image:
+            levels = np.unique(np.asarray(image.convert("L")))
+            assert min(image.size) > 200 and levels.size > 4
+    assert "scripts/make_doc_pictures.py" in README
+    assert (ROOT / "scripts" / "make_doc_pictures.py").is_file()
+    # the vocabulary of the two counts, as the plots and tables print it
+    assert f"**{MASKED_LABEL}**" in README and f"**{HOT_LABEL}**" in README

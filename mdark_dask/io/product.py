@@ -171,18 +171,30 @@ def hotpix_header(
     set_card(header, "MDARK BPM NOISY", NOISY, "bit value of noisy pixels (temporal noise)")
     set_card(header, "MDARK DARK LEVEL", _finite(hot.level.median), "[e-] robust master level")
     set_card(header, "MDARK DARK SPREAD", _finite(hot.level.std), "[e-] MAD-std of the master")
-    set_card(header, "MDARK HOT THRESHOLD", _finite(hot.hot_threshold), "[e-] hot above this")
-    set_card(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    set_card(
+        header,
+        "MDARK HOT THRESHOLD",
+        _finite(hot.hot_threshold),
+        "[e-] hot pixels: dark current above",
+    )
+    set_card(
+        header,
+        "MDARK NOISE THRESHOLD",
+        _finite(hot.noise.threshold),
+        "[e-] noisy: scatter of kept frames above",
+    )
     set_card(
         header,
         "MDARK NOISEPEEL THRESHOLD",
         _finite(hot.noise_peel.threshold),
-        "[e-] noisy above, peeled",
+        "[e-] noisy: scatter, extremes removed, above",
     )
     header.add_comment("Bad-pixel map: 0 = good, non-zero = bad (soxspipe static BPM format).")
+    header.add_comment("HOTPIX NUM/FRAC: masked (soxspipe QC), every QUAL pixel of the master;")
+    header.add_comment("HOTPIX PHYS NUM/FRAC: hot pixels; NOISYPIX NUM/FRAC: noisy pixels.")
     header.add_comment(f"Bit {HOT}: hot pixel, dark current above MDARK HOT THRESHOLD.")
     header.add_comment(f"Bit {NOISY}: noisy pixel, temporal scatter along the stack of all")
-    header.add_comment("frames with isolated extremes peeled above MDARK NOISEPEEL THRESHOLD")
+    header.add_comment("frames with isolated extremes removed above MDARK NOISEPEEL THRESHOLD")
     header.add_comment("(from 5 frames on), else scatter of the frames kept by the stack")
     header.add_comment("clip above MDARK NOISE THRESHOLD. See the _NOISE.fits product.")
     return header
@@ -223,11 +235,13 @@ def noise_header(
     header["EXTNAME"] = "NOISE"
     set_card(header, "MDARK NOISE MEDIAN", _finite(hot.noise.median), "[e-] median of the noise")
     set_card(header, "MDARK NOISE SPREAD", _finite(hot.noise.std), "[e-] MAD-std of the noise")
-    set_card(header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy above")
+    set_card(
+        header, "MDARK NOISE THRESHOLD", _finite(hot.noise.threshold), "[e-] noisy: scatter above"
+    )
     header.add_comment("Per-pixel population std (e-) of the level-subtracted frames kept")
     header.add_comment("by the stack clip; NaN where fewer than two were kept. Extension")
     header.add_comment("NOISE_PEEL: the same over all finite frames once isolated extreme")
-    header.add_comment("values are peeled off (NaN with fewer than five finite frames).")
+    header.add_comment("values are removed (NaN with fewer than five finite frames).")
     return header
 
 

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Final
 
 from mdark_dask.numerics.hotpix import HotPixels
 from mdark_dask.numerics.steps import Master
+
+#: The words for the two pixel counts that must never be mistaken for each other, in
+#: every table, plot, header comment and page: soxspipe's ``HOTPIX NUM`` counts every pixel
+#: of the master's QUAL mask (mostly the 3-sigma tail of the post-stack clip); the
+#: physical count (``HOTPIX PHYS NUM``) only pixels whose dark current is above the
+#: hot-pixel threshold. ``NOISYPIX NUM`` counts pixels whose temporal scatter is too high.
+MASKED_LABEL: Final = "masked (soxspipe QC)"
+HOT_LABEL: Final = "hot pixels"
+NOISY_LABEL: Final = "noisy pixels"
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,12 @@ def qc_rows(
     """
     n_bad = int(master.qual.sum())
     rows = [
-        QCRow("HOTPIX NUM", n_bad, "", "Number of hot pixels", True),
+        QCRow("HOTPIX NUM", n_bad, "", "Masked pixels (soxspipe QC)", True),
         QCRow(
             "HOTPIX FRAC",
             float(f"{n_bad / master.qual.size:.6f}"),
             "",
-            "Fraction of hot pixels",
+            "Masked fraction (soxspipe QC)",
             True,
         ),
         QCRow(
@@ -80,20 +90,20 @@ def hotpix_rows(hot: HotPixels) -> tuple[QCRow, ...]:
     size = hot.bpm.size
     n_hot, n_noisy = hot.n_hot, hot.n_noisy
     return (
-        QCRow("HOTPIX PHYS NUM", n_hot, "", "Hot pixels by dark current", False),
+        QCRow("HOTPIX PHYS NUM", n_hot, "", "Hot pixels (dark current)", False),
         QCRow(
             "HOTPIX PHYS FRAC",
             float(f"{n_hot / size:.6f}"),
             "",
-            "Fraction hot by dark current",
+            "Hot-pixel fraction (dark current)",
             False,
         ),
-        QCRow("NOISYPIX NUM", n_noisy, "", "Noisy pixels (temporal)", False),
+        QCRow("NOISYPIX NUM", n_noisy, "", "Noisy pixels (temporal scatter)", False),
         QCRow(
             "NOISYPIX FRAC",
             float(f"{n_noisy / size:.6f}"),
             "",
-            "Fraction noisy (temporal)",
+            "Noisy fraction (temporal scatter)",
             False,
         ),
     )

@@ -19,12 +19,14 @@ from typing import Any, Final
 
 import numpy as np
 
+from mdark_dask.numerics.qc import HOT_LABEL
+
 #: The QC values plotted, with the words the pages use for them.
 HISTORY_QC: Final = (
     ("MDARK MEDIAN", "median"),
     ("RAW RON", "raw RON"),
     ("MASTER RON", "master RON"),
-    ("HOTPIX PHYS NUM", "hot pixels"),
+    ("HOTPIX PHYS NUM", HOT_LABEL),
 )
 
 #: Statuses of a set that has its product.

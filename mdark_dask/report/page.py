@@ -22,16 +22,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
+
 #: QC columns of a night page: (keyword, what the reader sees). soxspipe's HOTPIX NUM
 #: counts every masked pixel; the physical hot pixels are counted apart.
 TABLE_QC: Final = (
     ("MDARK MEDIAN", "median"),
     ("RAW RON", "raw RON"),
     ("MASTER RON", "master RON"),
-    ("HOTPIX NUM", "masked (soxspipe QC)"),
+    ("HOTPIX NUM", MASKED_LABEL),
     ("HOTPIX FRAC", "masked fraction"),
-    ("HOTPIX PHYS NUM", "hot pixels"),
-    ("NOISYPIX NUM", "noisy pixels"),
+    ("HOTPIX PHYS NUM", HOT_LABEL),
+    ("NOISYPIX NUM", NOISY_LABEL),
 )
 
 #: The latest runs the index lists, and the left-out entries it shows (all are in JSON).

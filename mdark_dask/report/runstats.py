@@ -84,7 +84,13 @@ def profile(client: Any, report: Path | None = None) -> Iterator[RunStats]:
         return
     from distributed import get_task_stream, performance_report
 
-    html = performance_report(filename=str(report)) if report else contextlib.nullcontext()
+    # BokehJS inline, so the report opens without a network (an observatory's is often
+    # offline): a CDN link would leave the page blank there
+    html = (
+        performance_report(filename=str(report), mode="inline")
+        if report
+        else contextlib.nullcontext()
+    )
     before: dict[str, float] = {}
     with contextlib.suppress(Exception):
         before = client.run(_cpu_seconds)
