@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import shlex
 import sys
 import threading
@@ -372,9 +373,10 @@ def _night(
     layout: str = "mdark-dask",
     verify: bool = False,
 ) -> NightRun:
+    from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.report.progress import left_out_lines
-    from mdark_dask.scheduler import mapper_for
+    from mdark_dask.scheduler import mapper_for, preflight
 
     last = [time.perf_counter()]
 
@@ -391,6 +393,12 @@ def _night(
         out(f"# SCANNING {len(inputs)} INPUT(S)")
         # the caller's client reads the headers on its workers; else this process's threads
         caller = None if cluster is None or isinstance(cluster, str) else cluster
+        if caller is not None:
+            # the caller's workers must see the inputs to read their headers: a missing
+            # mount is one line here, not every file left out as unreadable
+            problem = preflight(caller, [os.path.abspath(i) for i in inputs], None)
+            if problem is not None:
+                raise ClusterError(f"preflight: {problem}")
         night = plan_night(list(inputs), scanned, mapper_for(caller), [str(workspace)])
     out(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
@@ -614,8 +622,6 @@ def record_night(
     (``night_report.json``: every set the workspace holds) and the pages of the nights
     it computed; returns (the workspace report, the index page).
     """
-    import os
-
     from mdark_dask.io import store
     from mdark_dask.report.history import write_history
     from mdark_dask.report.page import write_pages

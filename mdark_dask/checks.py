@@ -10,7 +10,7 @@ a second, before it starts anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mdark_dask.errors import InputError, OutputError, SettingsError
@@ -30,21 +30,6 @@ def existing_inputs(inputs: Sequence[str]) -> None:
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise InputError(f"no such file or directory: {missing[0]}{more}")
-
-
-def any_candidate(inputs: Iterable[str]) -> bool:
-    """Whether the inputs hold at least one file that may be a raw frame or a sof,
-    looking no further than the first one found."""
-    from mdark_dask.io.fits import is_fits_name
-
-    for item in inputs:
-        if os.path.isfile(item):
-            return True
-        for _, dirs, files in os.walk(item):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            if any(is_fits_name(f) or f.lower().endswith(".sof") for f in files):
-                return True
-    return False
 
 
 def writable_output(path: Path, what: str = "workspace") -> None:

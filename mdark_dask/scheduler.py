@@ -110,26 +110,28 @@ def mapper_for(client: Any) -> Mapper:
     return thread_mapper() if client is None else client_mapper(client)
 
 
-def _worker_view(paths: Sequence[str], workspace: str) -> dict[str, Any]:
+def _worker_view(paths: Sequence[str], workspace: str | None) -> dict[str, Any]:
     """Runs on a worker: which of ``paths`` it cannot read, whether it can write the
-    workspace, and its mdark-dask version."""
+    workspace (True when None), and its mdark-dask version."""
     import os
 
     from mdark_dask._version import __version__
 
     return {
         "unreadable": [p for p in paths if not os.access(p, os.R_OK)],
-        "workspace": os.path.isdir(workspace) and os.access(workspace, os.W_OK),
+        "workspace": workspace is None
+        or (os.path.isdir(workspace) and os.access(workspace, os.W_OK)),
         "version": __version__,
     }
 
 
-def preflight(client: Any, paths: Sequence[str], workspace: str) -> str | None:
+def preflight(client: Any, paths: Sequence[str], workspace: str | None) -> str | None:
     """What keeps the workers that have joined from making the products, or None.
 
     Every worker must read the raw frames and write the workspace by the same paths as
     this process, and run the same mdark-dask: a missing mount would otherwise fail every
-    set one by one. ``paths``: a few frames (one per set is enough).
+    set one by one. ``paths``: a few frames (one per set is enough), or the inputs before
+    their headers are read on the workers; ``workspace`` None: not checked (yet).
     """
     from mdark_dask._version import __version__
 
