@@ -259,6 +259,36 @@ def write_sofs(night: NightPlan, directory: Path, keep_existing: bool = False) -
 
 
 @dataclass(frozen=True)
+class NightOptions:
+    """What a night was asked to do (the options of :func:`night`)."""
+
+    settings: str | Path | None
+    numerics: str | None
+    overwrite: bool
+    plots: bool
+    cluster: Any
+    dry_run: bool
+    performance_report: bool
+    verbose: bool
+    command: tuple[str, ...]
+    layout: str
+    verify: bool
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a night holds while it runs: its workspace and printer, the cluster being
+    opened, when it started, and the drawing process (if any)."""
+
+    workspace: Path
+    out: Printer
+    opening: Any
+    started: float
+    stamp: str
+    drawer: DrawingProcess | None
+
+
+@dataclass(frozen=True)
 class NightRun:
     """What a night command did: one outcome per set, the run record, the exit status."""
 
@@ -325,9 +355,7 @@ def night(
     else:
         opening = BackgroundCluster.of(Connection(cluster, "the caller's client"))
     try:
-        return _night(
-            inputs,
-            ws,
+        options = NightOptions(
             settings,
             numerics,
             overwrite,
@@ -335,17 +363,13 @@ def night(
             cluster,
             dry_run,
             performance_report,
-            command,
-            out,
-            opening,
-            started,
-            stamp,
-            drawer,
-            early,
             verbose,
+            tuple(command),
             layout,
             verify,
         )
+        run = Running(ws, out, opening, started, stamp, drawer)
+        return _night(inputs, options, run, early)
     finally:
         opening.close()
         if drawer is not None:
@@ -353,26 +377,10 @@ def night(
 
 
 def _night(
-    inputs: Sequence[str] | NightPlan,
-    workspace: Path,
-    settings: str | Path | None,
-    numerics: str | None,
-    overwrite: bool,
-    plots: bool,
-    cluster: Any,
-    dry_run: bool,
-    performance_report: bool,
-    command: Sequence[str],
-    out: Printer,
-    opening: Any,
-    started: float,
-    stamp: str,
-    drawer: DrawingProcess | None,
-    early: bool,
-    verbose: bool,
-    layout: str = "mdark-dask",
-    verify: bool = False,
+    inputs: Sequence[str] | NightPlan, options: NightOptions, run: Running, early: bool
 ) -> NightRun:
+    workspace, out, opening, started = run.workspace, run.out, run.opening, run.started
+    cluster, verbose = options.cluster, options.verbose
     from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.report.progress import left_out_lines
@@ -410,27 +418,9 @@ def _night(
         raise InputError(_nothing_to_reduce(night))
     if early:
         opening.start()
-    with contextlib.nullcontext() if dry_run else locked_workspace(workspace, command):
-        return _reduce_night(
-            night,
-            workspace,
-            settings,
-            numerics,
-            overwrite,
-            plots,
-            cluster,
-            dry_run,
-            performance_report,
-            command,
-            out,
-            opening,
-            started,
-            stamp,
-            drawer,
-            verbose,
-            layout,
-            verify,
-        )
+    locked = locked_workspace(workspace, options.command)
+    with contextlib.nullcontext() if options.dry_run else locked:
+        return _reduce_night(night, options, run)
 
 
 def _nothing_to_reduce(night: NightPlan) -> str:
@@ -444,26 +434,21 @@ def _nothing_to_reduce(night: NightPlan) -> str:
     return f"no set of raw darks to reduce in the inputs ({len(night.skipped)} left out: {common})"
 
 
-def _reduce_night(
-    night: NightPlan,
-    workspace: Path,
-    settings: str | Path | None,
-    numerics: str | None,
-    overwrite: bool,
-    plots: bool,
-    cluster: Any,
-    dry_run: bool,
-    performance_report: bool,
-    command: Sequence[str],
-    out: Printer,
-    opening: Any,
-    started: float,
-    stamp: str,
-    drawer: DrawingProcess | None,
-    verbose: bool,
-    layout: str = "mdark-dask",
-    verify: bool = False,
-) -> NightRun:
+def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> NightRun:
+    settings, numerics, plots, cluster = (
+        options.settings,
+        options.numerics,
+        options.plots,
+        options.cluster,
+    )
+    workspace, out, opening, started, stamp, drawer = (
+        run.workspace,
+        run.out,
+        run.opening,
+        run.started,
+        run.stamp,
+        run.drawer,
+    )
     import numpy as np
 
     from mdark_dask.cluster import ClusterError
@@ -483,18 +468,23 @@ def _reduce_night(
     # up-to-date checks in threads, or on the caller's workers; reading every product
     # (``verify``) on the cluster's workers
     checker = None if cluster is None or isinstance(cluster, str) else cluster
-    if verify and not dry_run and not overwrite and cluster not in ("threads", "sync"):
+    if (
+        options.verify
+        and not options.dry_run
+        and not options.overwrite
+        and cluster not in ("threads", "sync")
+    ):
         checker = opening.get().client
     todo, settled = plan_sets(
         night,
         workspace,
         settings_path,
         numerics,
-        overwrite,
+        options.overwrite,
         plots,
-        layout=layout,
+        layout=options.layout,
         mapper=mapper_for(checker),
-        verify=verify,
+        verify=options.verify,
     )
     state = {o.name: o.status + (f": {o.reason}" if o.reason else "") for o in settled}
     paths = {s.name: str(p.product_path) for s, p in todo}
@@ -511,17 +501,17 @@ def _reduce_night(
         )
         for s in night.sets
     ]
-    detail = verbose or len(night.sets) <= DETAIL_SETS
+    detail = options.verbose or len(night.sets) <= DETAIL_SETS
     if detail:
         out(plan_table(rows))
     else:
         planned = [*settled, *(outcome(s, "to do", product=None) for s, _ in todo)]
         out(f"{nights_line([o.night for o in planned])}; the sets by arm and exposure time:")
         out(group_table(planned))
-    if dry_run:
+    if options.dry_run:
         return NightRun(tuple(settled), {}, 0)
     ensure_workspace(workspace)
-    write_sofs(night, workspace / "sof", keep_existing=layout == "soxspipe")
+    write_sofs(night, workspace / "sof", keep_existing=options.layout == "soxspipe")
     progress = Progress(
         line=out,
         status=getattr(out, "status", None),
@@ -544,7 +534,7 @@ def _reduce_night(
                 raise ClusterError(f"preflight: {problem}")
             out(f"Preflight: the workers read the frames and write the workspace ({__version__})")
         out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
-        html = workspace / "performance_report.html" if performance_report else None
+        html = workspace / "performance_report.html" if options.performance_report else None
         if cluster in ("threads", "sync"):
             preload(plots and drawer is None)  # the final tasks run in this process
         with profile(conn.client, html) as stats:
@@ -552,12 +542,12 @@ def _reduce_night(
         opening.release()  # the workers shut down while the reports are written
     out("")
     out(night_table(outcomes) if detail else group_table(outcomes), final=True)
-    association = _association(night, outcomes, workspace, layout, out)
+    association = _association(night, outcomes, workspace, options.layout, out)
     record = {
         "mdark_dask_version": __version__,
         "started_utc": stamp,
         "seconds": round(time.perf_counter() - started, 3),
-        "command": shlex.join(["mdark-dask", *command]),
+        "command": shlex.join(["mdark-dask", *options.command]),
         "cluster": cluster_name,
         "workspace": str(workspace.resolve()),
         "left_out": [{"what": k.what, "reason": k.reason} for k in night.skipped],

@@ -285,7 +285,8 @@ def read_layout(path: str) -> list[bytes] | None:
     DATASUM records the data's share, so the header's own sum plus DATASUM must be all
     ones as well. That checks each header byte for byte, and the length checks that no
     block is missing or added, without reading a pixel (the data's own sums are
-    checked only when the whole file is read).
+    checked only when the whole file is read). A file cut exactly where an HDU begins
+    reads as a complete file of fewer HDUs: the caller knows how many it expects.
 
     Raises
     ------

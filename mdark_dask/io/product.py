@@ -289,6 +289,13 @@ def product_fingerprint(path: Path) -> str | None:
         return None
 
 
+def hdus_of(path: str | Path) -> int:
+    """How many HDUs a product file has, by its kind (:func:`build_hdul`,
+    :func:`build_hotpix_hdul`, :func:`build_noise_hdul`)."""
+    name = str(path)
+    return 1 if name.endswith("_HOTPIX.fits") else 2 if name.endswith("_NOISE.fits") else 3
+
+
 def recorded_fingerprint(path: str | Path) -> tuple[str, bytes] | None:
     """The fingerprint a product records, and its primary header, checked without
     reading its data: the file is as long as its headers say, and each header's CHECKSUM
@@ -301,7 +308,7 @@ def recorded_fingerprint(path: str | Path) -> tuple[str, bytes] | None:
         headers = read_layout(str(path))
     except OSError:
         return None
-    if headers is None:
+    if headers is None or len(headers) != hdus_of(path):  # cut where an HDU begins
         return None
     value = card_values(headers[0], (FINGERPRINT_KEY,)).get(FINGERPRINT_KEY)
     return (value, headers[0]) if isinstance(value, str) else None
