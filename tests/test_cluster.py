@@ -150,6 +150,13 @@ class DaskProcesses:
                 cwd=self.logs,
             )
 
+    #: Arguments every process gets (a subclass adds e.g. a protocol and certificates).
+    EXTRA: tuple[str, ...] = ()
+
+    def security(self) -> Any:
+        """The client's ``distributed.security.Security`` (None: plain TCP)."""
+        return None
+
     def start(self, n_workers: int) -> None:
         from distributed import Client
 
@@ -163,11 +170,17 @@ class DaskProcesses:
                 str(self.port),
                 "--dashboard-address",
                 f"{HOST}:{self.dashboard_port}",
+                *self.EXTRA,
             ],
         )
         for _ in range(n_workers):
             self.add_worker()
-        self.client = Client(self.address, timeout=STARTUP_TIMEOUT, set_as_default=False)
+        self.client = Client(
+            self.address,
+            timeout=STARTUP_TIMEOUT,
+            set_as_default=False,
+            security=self.security(),
+        )
         if n_workers:
             self.wait_for_workers(n_workers)
 
@@ -188,6 +201,7 @@ class DaskProcesses:
                 "60",
                 "--local-directory",
                 str(self.logs / name),
+                *self.EXTRA,
             ],
             env={"DASK_CONFIG": str(DASK_CONFIG_DIR) if dask_config else None},
         )

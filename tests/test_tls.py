@@ -14,13 +14,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.test_cluster import (
     HOST,
-    STARTUP_TIMEOUT,
     DaskProcesses,
     Night,
     NightProcess,
@@ -113,62 +113,27 @@ class TlsDaskProcesses(DaskProcesses):
     def __init__(self, logs: Path, certificates: Path) -> None:
         super().__init__(logs)
         self.address = f"tls://{HOST}:{self.port}"
-        self.tls = [
+        self.certificates = certificates
+        self.EXTRA = (
+            "--protocol",
+            "tls",
             "--tls-ca-file",
             str(certificates / "site-ca.pem"),
             "--tls-cert",
             str(certificates / "node.pem"),
             "--tls-key",
             str(certificates / "node.key"),
-        ]
-        self.certificates = certificates
+        )
 
-    def start(self, n_workers: int) -> None:
-        from distributed import Client
+    def security(self) -> Any:
         from distributed.security import Security
 
-        self.scheduler = self._spawn(
-            "scheduler",
-            [
-                "scheduler",
-                "--protocol",
-                "tls",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--no-dashboard",
-                *self.tls,
-            ],
-        )
-        for i in range(n_workers):
-            self.nannies.append(
-                self._spawn(
-                    f"worker-{i}",
-                    [
-                        "worker",
-                        self.address,
-                        *self.WORKER_OPTIONS.split(),
-                        "--host",
-                        HOST,
-                        "--death-timeout",
-                        "60",
-                        "--local-directory",
-                        str(self.logs / f"w{i}"),
-                        *self.tls,
-                    ],
-                )
-            )
-        security = Security(
+        return Security(
             tls_ca_file=str(self.certificates / "site-ca.pem"),
             tls_client_cert=str(self.certificates / "node.pem"),
             tls_client_key=str(self.certificates / "node.key"),
             require_encryption=True,
         )
-        self.client = Client(
-            self.address, timeout=STARTUP_TIMEOUT, set_as_default=False, security=security
-        )
-        self.wait_for_workers(n_workers)
 
 
 @pytest.fixture(scope="module")
