@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mdark_dask.numerics.hotpix import HOT, NOISY, find_hot_pixels
 from mdark_dask.numerics.steps import Bounds, Master
-from mdark_dask.report import draw, figures
+from mdark_dask.report import binning, draw, figures
 
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,7 +76,7 @@ def test_bin_counts_on_even_edges_are_numpys(
     if shift == -1000.0:
         v = (v + np.asarray(1000.0, dtype=dtype)).astype(dtype)
     edges = np.linspace(lo, lo + width, bins + 1)
-    got = figures.bin_counts(v, shift, edges, clip=clip)
+    got = binning.bin_counts(v, shift, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, shift, edges, clip))
     # and numpy's even-bin path, the one the histogram plot used
     finite = np.asarray(v, dtype=np.float64).ravel()
@@ -111,7 +111,7 @@ def test_bin_counts_on_the_dark_panels_edges_are_numpys(
             ]
         )
     )
-    got = figures.bin_counts(v, 0.0, edges, clip=clip)
+    got = binning.bin_counts(v, 0.0, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, 0.0, edges, clip))
     if clip:
         assert got.sum() == np.isfinite(v).sum()
@@ -120,25 +120,25 @@ def test_bin_counts_on_the_dark_panels_edges_are_numpys(
 def test_bin_counts_edges_of_every_kind() -> None:
     """No even leading bins, one bin, values exactly on every edge, and bad edges."""
     edges = np.array([0.0, 1.0, 3.0, 3.5, 10.0, 100.0])
-    assert figures.even_run(edges) == (0, 1)
+    assert binning.even_run(edges) == (0, 1)
     v = np.concatenate([edges, edges - 1e-12, edges + 1e-12, [np.nan, np.inf, -np.inf]])
     for clip in (False, True):
         np.testing.assert_array_equal(
-            figures.bin_counts(v, 0.0, edges, clip=clip), reference_counts(v, 0.0, edges, clip)
+            binning.bin_counts(v, 0.0, edges, clip=clip), reference_counts(v, 0.0, edges, clip)
         )
     geometric = np.geomspace(1.0, 1e6, 13)
-    assert figures.even_run(geometric) == (0, 1)
+    assert binning.even_run(geometric) == (0, 1)
     np.testing.assert_array_equal(
-        figures.bin_counts(v * 1e4, 0.0, geometric, clip=True),
+        binning.bin_counts(v * 1e4, 0.0, geometric, clip=True),
         reference_counts(v * 1e4, 0.0, geometric, True),
     )
     one = np.array([2.0, 4.0])
     np.testing.assert_array_equal(
-        figures.bin_counts(v, 0.0, one, clip=True), [v[np.isfinite(v)].size]
+        binning.bin_counts(v, 0.0, one, clip=True), [v[np.isfinite(v)].size]
     )
     for bad in (np.array([1.0]), np.array([0.0, 0.0, 1.0]), np.array([0.0, np.nan])):
         with pytest.raises(ValueError, match="edges"):
-            figures.bin_counts(v, 0.0, bad, clip=False)
+            binning.bin_counts(v, 0.0, bad, clip=False)
 
 
 def reference_block_or(mask: npt.NDArray, step: int) -> npt.NDArray[np.uint8]:
@@ -157,14 +157,14 @@ def test_block_or_keeps_every_flag(shape: tuple[int, int], step: int) -> None:
     rng = np.random.default_rng(shape[0] * 7 + step)
     bpm = (rng.random(shape) < 0.02) * np.uint8(HOT) | (rng.random(shape) < 0.02) * np.uint8(NOISY)
     bpm = bpm.astype(np.uint8)
-    got = figures.block_or(bpm, step)
+    got = binning.block_or(bpm, step)
     np.testing.assert_array_equal(got, reference_block_or(bpm, step))
     assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
     # booleans and wider integers: any non-zero pixel flags its block
     qual = rng.random(shape) < 0.05
-    np.testing.assert_array_equal(figures.block_or(qual, step) != 0, reference_block_or(qual, step))
+    np.testing.assert_array_equal(binning.block_or(qual, step) != 0, reference_block_or(qual, step))
     wide = qual.astype(np.int32) * 256  # non-zero, yet zero in its low byte
-    np.testing.assert_array_equal(figures.block_or(wide, step) != 0, reference_block_or(qual, step))
+    np.testing.assert_array_equal(binning.block_or(wide, step) != 0, reference_block_or(qual, step))
 
 
 @HYP
@@ -181,7 +181,7 @@ def test_quantile_bound_bounds_numpys_percentile(
     v = (rng.gamma(3.0, scale / 3.0, size)).astype(np.float32)
     v[rng.random(size) < 0.05] = np.nan
     finite = v[np.isfinite(v)].astype(np.float64)
-    bound = figures.quantile_bound(v, q)
+    bound = binning.quantile_bound(v, q)
     if not finite.size:
         assert math.isnan(bound)
         return
@@ -192,11 +192,11 @@ def test_quantile_bound_bounds_numpys_percentile(
 
 def test_quantile_and_range_of_nothing() -> None:
     empty = np.full((3, 4), np.nan, dtype=np.float32)
-    assert math.isnan(figures.quantile_bound(empty, 0.5))
-    assert all(math.isnan(x) for x in figures.finite_range(empty))
+    assert math.isnan(binning.quantile_bound(empty, 0.5))
+    assert all(math.isnan(x) for x in binning.finite_range(empty))
     v = np.array([[np.inf, -3.0], [np.nan, 8.5]], dtype=np.float32)
-    assert figures.finite_range(v) == (-3.0, 8.5)
-    assert figures.finite_range(np.array([1.0, -np.inf, np.nan])) == (1.0, 1.0)
+    assert binning.finite_range(v) == (-3.0, 8.5)
+    assert binning.finite_range(np.array([1.0, -np.inf, np.nan])) == (1.0, 1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -205,13 +205,13 @@ def test_range_scan_keeps_the_first_zeros_sign(dtype: type) -> None:
     running extreme only by a value strictly beyond it: of equal zeros, the first one's
     sign."""
     for first, second in ((-0.0, 0.0), (0.0, -0.0)):
-        lo, hi = figures.finite_range(np.array([np.inf, first, second], dtype=dtype))
+        lo, hi = binning.finite_range(np.array([np.inf, first, second], dtype=dtype))
         assert math.copysign(1.0, lo) == math.copysign(1.0, hi) == math.copysign(1.0, first)
 
 
 def test_block_or_of_empty_masks() -> None:
     for shape, step in (((0, 5), 2), ((3, 0), 2), ((0, 0), 1)):
-        got = figures.block_or(np.zeros(shape, dtype=np.uint8), step)
+        got = binning.block_or(np.zeros(shape, dtype=np.uint8), step)
         assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
 
 
@@ -307,9 +307,9 @@ def test_the_master_image_in_physical_units_on_pixel_axes(
     master, _, _, _ = reduced(shape, seed=shape[0])
     (fig,) = figures.image_figures(master, tmp_path, context())
     assert isinstance(fig, figures.ImageFigure)
-    block = figures.display_block(shape)
-    assert max(fig.image.shape) <= figures.IMAGE_SIDE and fig.block == block
-    np.testing.assert_allclose(fig.image, figures.block_mean(master.flux, block) / 600.0)
+    block = binning.display_block(shape)
+    assert max(fig.image.shape) <= binning.IMAGE_SIDE and fig.block == block
+    np.testing.assert_allclose(fig.image, binning.block_mean(master.flux, block) / 600.0)
     assert fig.shape == shape and fig.unit == "e-/s"
     # nothing marked over the image: the masked pixels (hot ones among them) are counted,
     # and the figure says where they are marked
@@ -376,8 +376,8 @@ def test_the_flag_map_marks_every_flag_and_shades_the_qual_share(
     master, hot, noise, peel = reduced(shape, seed=shape[1])
     hot_map, _ = figures.hotpix_figures(master, hot, noise, peel, tmp_path, context())
     assert isinstance(hot_map, figures.FlagMapFigure)
-    block = figures.display_block(shape)
-    np.testing.assert_allclose(hot_map.masked, figures.block_mean(master.qual != 0, block))
+    block = binning.display_block(shape)
+    np.testing.assert_allclose(hot_map.masked, binning.block_mean(master.qual != 0, block))
     assert hot_map.masked.max() <= 1.0 and hot_map.shape == shape
     hot_marks, noisy_marks = hot_map.marks
     assert marked(hot_marks) == flagged(hot.bpm, HOT)
@@ -457,7 +457,7 @@ def test_block_means_of_odd_shapes() -> None:
     rng = np.random.default_rng(2)
     for shape, block in (((7, 5), 2), ((5, 13), 4), ((1, 1), 3), ((12, 8), 4)):
         v = rng.normal(0.0, 1.0, shape).astype(np.float32)
-        got = figures.block_mean(v, block)
+        got = binning.block_mean(v, block)
         assert got.shape == (-(-shape[0] // block), -(-shape[1] // block))
         for (j, i), value in np.ndenumerate(got):
             square = v[j * block : (j + 1) * block, i * block : (i + 1) * block]
@@ -545,14 +545,14 @@ def test_bins_of_whole_electron_steps_show_no_comb(
 ) -> None:
     """A mean of whole-ADU frames steps by ``gain / n`` e-: every bin holds the same
     number of steps, so a flat distribution of them gives flat counts."""
-    edges = figures.lattice_edges(offset + lo, offset + lo + span, bins, quantum, offset)
+    edges = binning.lattice_edges(offset + lo, offset + lo + span, bins, quantum, offset)
     steps_ = np.diff(edges)
     ratio = steps_ / quantum
     np.testing.assert_allclose(ratio, np.round(ratio), atol=1e-6)
     assert edges[0] <= offset + lo and edges[-1] >= offset + lo + span
     k = np.arange(math.floor((edges[0] - offset) / quantum) - 2, (edges[-1] - offset) / quantum + 2)
     values = offset + k * quantum
-    counts = figures.bin_counts(values, 0.0, edges, clip=False)
+    counts = binning.bin_counts(values, 0.0, edges, clip=False)
     assert np.all(counts == round(ratio[0]))
 
 
@@ -694,21 +694,21 @@ def test_bin_counts_on_symlog_edges_with_even_bins_in_the_middle(
     has a pixel far below its level, even within, logarithmic above. The even run is
     found in the middle (so the pass computes most bins) and the counts are numpy's."""
     linthresh = 10 * spread
-    edges = figures.symlog_edges(low * spread, high * spread, linthresh)
-    first, m = figures.even_run(edges)
+    edges = binning.symlog_edges(low * spread, high * spread, linthresh)
+    first, m = binning.even_run(edges)
     assert m >= 1
     assert np.allclose(np.diff(edges[first : first + m + 1]), np.diff(edges)[first])
     v = awkward(kind, 2000, seed, np.float32) * np.float32(spread)
     v[:4] = np.asarray([low * spread, high * spread, 0.0, linthresh], dtype=np.float32)
-    got = figures.bin_counts(v, 0.0, edges, clip=clip)
+    got = binning.bin_counts(v, 0.0, edges, clip=clip)
     np.testing.assert_array_equal(got, reference_counts(v, 0.0, edges, clip))
 
 
 def test_even_run_finds_the_longest_even_stretch() -> None:
     log_lin_log = np.concatenate([[-1000.0, -100.0], np.linspace(-10, 10, 41), [100.0, 1e3]])
-    assert figures.even_run(log_lin_log) == (2, 40)
-    assert figures.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
-    assert figures.even_run(np.array([0.0, 1.0])) == (0, 1)
+    assert binning.even_run(log_lin_log) == (2, 40)
+    assert binning.even_run(np.linspace(0.0, 1.0, 7)) == (0, 6)
+    assert binning.even_run(np.array([0.0, 1.0])) == (0, 1)
 
 
 @HYP
@@ -727,8 +727,8 @@ def test_bin_counts_round32_counts_the_dark_image_without_making_it(
 
     combined = (awkward(kind, 3001, seed, np.float32) + np.float32(median)).astype(np.float32)
     dark = dark_image(combined, median)
-    edges = figures.symlog_edges(-40.0, 3000.0, 5.0)
+    edges = binning.symlog_edges(-40.0, 3000.0, 5.0)
     np.testing.assert_array_equal(
-        figures.bin_counts(combined, -median, edges, clip=clip, round32=True),
-        figures.bin_counts(dark, 0.0, edges, clip=clip),
+        binning.bin_counts(combined, -median, edges, clip=clip, round32=True),
+        binning.bin_counts(dark, 0.0, edges, clip=clip),
     )

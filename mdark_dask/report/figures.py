@@ -1,10 +1,8 @@
 """What each QC plot shows: the images of a master dark reduced to small frozen values.
 
 The QC plots are made in two steps. This module reduces the whole-frame images to what
-each figure shows (block-mean images, marked pixels, histogram counts, bounds, titles), by
-numpy and by compiled single passes over the float32 images (:func:`bin_counts`: the
-counts of :func:`numpy.histogram` without its float64 copies and sorts; C in
-``numerics/_native/figures.c``, called with the GIL released);
+each figure shows (block-mean images, marked pixels, histogram counts, bounds, titles),
+with the pure reductions of :mod:`mdark_dask.report.binning`;
 :mod:`mdark_dask.report.draw` draws the values with matplotlib. A value is a few hundred
 kilobytes at most, so the drawing can run in another process while the products are
 written.
@@ -31,17 +29,24 @@ import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
-from mdark_dask.numerics.native import bind, float_suffix
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
 from mdark_dask.numerics.steps import Master
+from mdark_dask.report.binning import (
+    bin_counts,
+    block_mean,
+    display_block,
+    finite_range,
+    lattice_edges,
+    mask_bytes,
+    quantile_bound,
+    reference_value,
+    symlog_edges,
+)
 
 U8 = npt.NDArray[np.uint8]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-#: Display pixels of the long side of the frame images: a frame larger than this is shown
-#: as block means of ``block x block`` pixels.
-IMAGE_SIDE: Final = 512
 #: Side of the full-resolution cut-out around the brightest hot pixel (odd: it is centred).
 CUTOUT_SIDE: Final = 41
 #: At most this many pixels of one kind are marked on a frame image (the brightest ones);
@@ -415,7 +420,7 @@ def master_figures(master: Master, directory: Path, ctx: Context) -> tuple[Figur
     b_lo, b_hi = master.post_bounds.lo + level, master.post_bounds.hi + level
     span = max(b_hi - b_lo, 1e-3)
     edges = lattice_edges(
-        b_lo - span, b_hi + span, 200, ctx.quantum, _reference(master.combined) + level
+        b_lo - span, b_hi + span, 200, ctx.quantum, reference_value(master.combined) + level
     )
     counts = bin_counts(master.combined, level, edges, clip=False)
     lines = (
@@ -581,7 +586,7 @@ def hotpix_figures(
     full resolution around the brightest hot pixel. The second figure holds the
     distributions of dark current and of the two noise images, each with its threshold.
     """
-    qual = _bytes(master.qual)
+    qual = mask_bytes(master.qual)
     block = display_block(qual.shape)
     # (QUAL is 0 or 1: its bytes are the flags, without a boolean copy)
     masked = block_mean(qual if int(np.max(qual, initial=0)) <= 1 else qual != 0, block)
@@ -652,7 +657,7 @@ def cutout(master: Master, hot: HotPixels, ctx: Context, hot_marks: Marks) -> Cu
         y0,
         (bpm & HOT) != 0,
         (bpm & NOISY) != 0,
-        _bytes(master.qual)[win] != 0,
+        mask_bytes(master.qual)[win] != 0,
         what,
     )
 
@@ -698,7 +703,7 @@ def flagged_pixels(bpm: npt.NDArray[Any], bit: int) -> tuple[I64, I64]:
     >>> flagged_pixels(np.array([[0, 1, 0], [3, 0, 2]], dtype=np.uint8), 1)
     (array([0, 1]), array([1, 0]))
     """
-    m = _bytes(bpm)
+    m = mask_bytes(bpm)
     flat = m.reshape(-1)
     whole = flat.size // 8 * 8
     words = np.flatnonzero(flat[:whole].view(np.uint64))
@@ -728,7 +733,7 @@ def dark_panel(hot: HotPixels, ctx: Context) -> DarkPanel:
     per = ctx.per_second
     shown = (_decade(lo / per, linthresh / per), _decade(hi / per, linthresh / per))
     lo, hi = shown[0] * per, shown[1] * per
-    reference = _reference(hot.combined)
+    reference = reference_value(hot.combined)
     edges = symlog_edges(
         lo,
         hi,
@@ -835,268 +840,3 @@ def noise_panel(
         f"{NOISY_LABEL}: {hot.n_noisy} (temporal scatter above {ctx.noise_sigma:g} sigma)",
         "temporal scatter of a pixel along the stack [e-]",
     )
-
-
-def lattice_edges(lo: float, hi: float, bins: int, quantum: float, reference: float) -> F64:
-    """About ``bins`` even bins from ``lo`` to ``hi`` whose width is a whole multiple of
-    ``quantum``, their edges half a quantum off the lattice ``reference + k * quantum``.
-
-    A mean of ``n`` frames of whole ADU steps by ``gain / n`` electrons: bins of any other
-    width hold alternately more and fewer of these steps, and the histogram shows a comb.
-    With ``quantum`` 0 (unknown) the bins are simply even.
-
-    >>> lattice_edges(0.0, 10.0, 4, 1.0, 0.0).tolist()
-    [-0.5, 2.5, 5.5, 8.5, 11.5]
-    """
-    width = (hi - lo) / bins
-    if not (quantum > 0 and math.isfinite(reference)) or width <= 0:
-        return np.linspace(lo, hi, bins + 1)
-    width = math.ceil(width / quantum - 1e-9) * quantum
-    start = reference + quantum * (math.floor((lo - reference) / quantum - 0.5) + 0.5)
-    n = max(1, math.ceil((hi - start) / width - 1e-9))
-    if start + width * n < hi:  # (rounding: the last edge must reach hi)
-        n += 1
-    return start + width * np.arange(n + 1, dtype=np.float64)
-
-
-def _reference(values: npt.NDArray[np.floating]) -> float:
-    """A value on the data's lattice: the first finite one of the middle row (NaN when
-    it has none)."""
-    v = np.asarray(values)
-    if v.ndim != 2 or not v.size:
-        return math.nan
-    row = v[v.shape[0] // 2]
-    finite = np.flatnonzero(np.isfinite(row))
-    return float(row[finite[0]]) if finite.size else math.nan
-
-
-def symlog_edges(
-    lo: float, hi: float, linthresh: float, quantum: float = 0.0, reference: float = 0.0
-) -> npt.NDArray[np.float64]:
-    """Histogram edges even in the symmetric-log coordinate (:func:`mdark_dask.report.draw.symlog`):
-    about 60 linear bins within ``±linthresh`` (whole multiples of ``quantum`` wide when it
-    is given, :func:`lattice_edges`) and 40 per side, logarithmic, beyond them (only on
-    the sides the range reaches), so every bin is about as wide on the plot. Linear bins
-    from a far negative outlier up would be hundreds of electrons wide at the level.
-
-    >>> symlog_edges(-5.0, 1000.0, 10.0)[[0, 1, -1]].tolist()
-    [-5.0, -4.75, 1000.0]
-    >>> e = symlog_edges(-1000.0, 1000.0, 10.0); bool(np.all(np.diff(e) > 0)), e.size
-    (True, 141)
-    """
-    a, b = max(lo, -linthresh), min(hi, linthresh)
-    if quantum > 0 and b > a:
-        inner = lattice_edges(a, b, round(60 * (b - a) / (2 * linthresh)) or 1, quantum, reference)
-    else:
-        inner = np.linspace(a, b, 61)
-    parts = [inner]
-    if lo < inner[0]:  # (then inner[0] <= -linthresh < 0)
-        parts.insert(0, -np.geomspace(-lo, -inner[0], 41)[:-1])
-    if hi > inner[-1]:  # (then inner[-1] >= linthresh > 0)
-        parts.append(np.geomspace(inner[-1], hi, 41)[1:])
-    return np.concatenate(parts)
-
-
-def display_block(shape: tuple[int, ...]) -> int:
-    """Frame pixels per display pixel side, for an image of at most :data:`IMAGE_SIDE`
-    display pixels on its long side.
-
-    >>> display_block((2048, 2048)), display_block((4096, 908)), display_block((61, 47))
-    (4, 8, 1)
-    """
-    return max(1, -(-max(shape) // IMAGE_SIDE))
-
-
-def block_mean(values: npt.NDArray[Any], block: int) -> F64:
-    """Mean of every ``block x block`` square (the last row and column of squares may be
-    smaller), float64; NaN where a square holds a NaN.
-
-    Summed in float32 (exact for counts, and for a display a few dozen values are summed
-    closely enough), first over the rows of each band, then over the columns: two
-    contiguous passes, several times faster than ``numpy.add.reduceat``. Frames that are
-    not whole blocks are padded with zeros, and each square divided by its own count.
-
-    >>> block_mean(np.arange(12.0).reshape(3, 4), 2).tolist()
-    [[2.5, 4.5], [8.5, 10.5]]
-    """
-    v = np.asarray(values)
-    if v.dtype == np.bool_:
-        v = v.view(np.uint8)
-    ny, nx = v.shape
-    by, bx = -(-ny // block), -(-nx // block)
-    if not (ny and nx):
-        return np.zeros((by, bx), dtype=np.float64)
-    if (by * block, bx * block) != (ny, nx):
-        v = np.pad(v, ((0, by * block - ny), (0, bx * block - nx)))
-    band = v.reshape(by, block, bx * block).sum(axis=1, dtype=np.float32)
-    sums = band.reshape(by, bx, block).sum(axis=2, dtype=np.float32)
-    rows = np.minimum(block, ny - block * np.arange(by))
-    cols = np.minimum(block, nx - block * np.arange(bx))
-    out: F64 = sums.astype(np.float64) / np.outer(rows, cols)
-    return out
-
-
-def _bytes(mask: npt.NDArray[Any]) -> U8:
-    """A 2-d mask as uint8 (a view when it already is one byte per pixel)."""
-    m = np.asarray(mask)
-    if m.dtype.itemsize != 1 or m.dtype.kind not in "biu":
-        m = np.not_equal(m, 0)
-    return np.ascontiguousarray(m).view(np.uint8)
-
-
-def block_or(mask: npt.NDArray[Any], step: int) -> U8:
-    """Bitwise OR of every ``step`` x ``step`` block of a byte mask (no flag hidden).
-
-    >>> block_or(np.array([[0, 1, 0], [2, 0, 0], [0, 0, 4]], dtype=np.uint8), 2).tolist()
-    [[3, 0], [0, 4]]
-    """
-    m = _bytes(mask)
-    ny, nx = m.shape
-    out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
-    if out.size:  # (so step >= 1: a step below 1 leaves nothing, or fails above)
-        bind("block_or")(m.ctypes.data, ny, nx, int(step), out.ctypes.data, out.shape[1])
-    return out
-
-
-def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:
-    """Smallest and largest finite value (NaN, NaN when there is none).
-
-    numpy's NaN-ignoring reductions (vectorised), and a compiled scan only when they meet
-    an infinity.
-
-    >>> finite_range(np.array([np.nan, 2.0, -np.inf, -1.0], dtype=np.float32))
-    (-1.0, 2.0)
-    """
-    v = _flat(values)
-    lo, hi = float(np.fmin.reduce(v, initial=np.inf)), float(np.fmax.reduce(v, initial=-np.inf))
-    if math.isinf(lo) or math.isinf(hi):
-        lo, hi = _finite_range(v)
-    return float(lo), float(hi)
-
-
-def _finite_range(v: npt.NDArray[np.float32 | np.float64]) -> tuple[float, float]:
-    """The compiled scan of :func:`finite_range` over a flat contiguous ``v``: the finite
-    values' extremes in float64, a value replacing the running one only when strictly beyond
-    it (so of equal zeros the first one's sign is kept)."""
-    out = np.empty(2, dtype=np.float64)
-    bind(f"finite_range_{float_suffix(v)}")(v.ctypes.data, v.size, out.ctypes.data)
-    return float(out[0]), float(out[1])
-
-
-def bin_counts(
-    values: npt.NDArray[np.floating],
-    shift: float,
-    edges: npt.NDArray[np.float64],
-    clip: bool,
-    round32: bool = False,
-) -> npt.NDArray[np.int64]:
-    """``numpy.histogram(v, edges)[0]`` of the finite ``v = float64(values) + shift``
-    (rounded to float32 with ``round32``: the counts of a float32 image made so).
-
-    With ``clip`` the values are first clipped to the edges (``numpy.clip``), so every
-    finite value is counted; without, values outside them are not. Each bin holds
-    ``edges[k] <= v < edges[k + 1]`` (the last bin its right edge too), as in numpy, but
-    in one compiled pass over the image: no float64 copy, and no sort for uneven edges.
-
-    >>> bin_counts(np.array([0.5, 1.0, 2.0, np.nan, 7.0]), 0.0, np.array([0.0, 1.0, 2.0]),
-    ...            clip=False).tolist()
-    [1, 2]
-    """
-    e = np.ascontiguousarray(edges, dtype=np.float64)
-    if e.size < 2 or not np.all(np.diff(e) > 0):
-        raise ValueError("edges must be at least two increasing values")
-    return _bin_counts(_flat(values), float(shift), e, *even_run(e), bool(clip), bool(round32))
-
-
-def even_run(edges: npt.NDArray[np.float64]) -> tuple[int, int]:
-    """``(first, m)``: the longest run of ``m`` evenly spaced bins, starting at bin
-    ``first``, so closely even (1e-8 of a bin) that a value's bin in it can be computed
-    from its offset rather than searched; ``(0, 0)`` if none.
-
-    The dark-current panel's symmetric-log edges have their even bins in the middle
-    (logarithmic ones on both sides), where nearly every pixel falls.
-
-    >>> even_run(np.concatenate([[-40.0, -20.0], np.linspace(-10.0, 10.0, 21), [20.0]]))
-    (2, 20)
-    """
-    steps = np.diff(edges)
-    best = (0, 0)
-    first = 0
-    while first < steps.size:
-        even = np.isclose(steps[first:], steps[first], rtol=1e-9, atol=0.0)
-        m = int(np.argmin(even)) if not even.all() else even.size
-        if m > best[1]:
-            run = edges[first : first + m + 1]
-            position = (run - run[0]) * (m / (run[-1] - run[0]))
-            if np.max(np.abs(position - np.arange(m + 1))) <= 1e-8:
-                best = (first, m)
-        first += m
-    return best
-
-
-def _bin_counts(
-    v: npt.NDArray[np.float32 | np.float64],
-    shift: float,
-    edges: npt.NDArray[np.float64],
-    first: int,
-    m: int,
-    clip: bool,
-    round32: bool,
-) -> npt.NDArray[np.int64]:
-    """Counts of :func:`bin_counts` over a flat contiguous ``v`` and contiguous increasing
-    ``edges``, by the compiled pass. Within the ``m`` even bins from bin ``first`` the
-    offset gives the bin, unless it lies within 1e-6 of a bin of an edge (the edges are
-    within 1e-8 of their even positions, the offset within 1e-13): there, and outside the
-    run, the edges decide."""
-    nb = edges.size - 1
-    if edges.ndim != 1 or not edges.flags.c_contiguous or not 0 <= first <= first + m <= nb:
-        raise ValueError(f"no run of {m} bins from bin {first} in edges of shape {edges.shape}")
-    counts = np.zeros(nb, dtype=np.int64)
-    bind(f"bin_counts_{float_suffix(v)}")(
-        v.ctypes.data,
-        v.size,
-        shift,
-        edges.ctypes.data,
-        edges.size,
-        first,
-        m,
-        int(clip),
-        int(round32),
-        counts.ctypes.data,
-    )
-    return counts
-
-
-def quantile_bound(values: npt.NDArray[np.floating], q: float) -> float:
-    """An upper bound of the ``q`` quantile of the finite values, for an axis limit.
-
-    The top of the 1/256-octave bucket that holds the value of rank ``ceil(q * (n - 1))``,
-    which bounds :func:`numpy.percentile`'s interpolation: one counting pass over 2**16
-    buckets of the float32 bit pattern (sign, exponent, 8 bits of mantissa), where numpy
-    makes a float64 copy and partitions it. Values at or below zero share the first
-    bucket; NaN when there is no finite value, inf past the largest float32.
-
-    >>> quantile_bound(np.arange(1.0, 101.0), 0.5)  # numpy.percentile: 50.5
-    51.125
-    """
-    v = np.asarray(values)
-    flat = np.ascontiguousarray(v if v.dtype == np.float32 else v.astype(np.float32))
-    bits = flat.reshape(-1).view(np.int32)
-    counts = np.zeros(1 << 16, dtype=np.int64)
-    # counts[b >> 15] of the finite values' bit patterns b, negative ones and zero in 0
-    bind("octave_counts")(bits.ctypes.data, bits.size, counts.ctypes.data)
-    n = int(counts.sum())
-    if n == 0:
-        return math.nan
-    # the bucket of the value of rank ceil(q * (n - 1)), which bounds numpy's interpolation
-    rank = math.ceil(q * (n - 1))
-    bucket = int(np.searchsorted(np.cumsum(counts), rank, side="right"))
-    upper = np.array([(bucket + 1) << 15], dtype=np.int64).astype(np.int32).view(np.float32)
-    return float(upper[0])
-
-
-def _flat(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float32 | np.float64]:
-    v = np.asarray(values)
-    if v.dtype != np.float32 and v.dtype != np.float64:
-        v = v.astype(np.float64)
-    return np.ascontiguousarray(v).reshape(-1)
