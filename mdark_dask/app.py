@@ -274,6 +274,11 @@ class NightOptions:
     layout: str
     verify: bool
 
+    @property
+    def client(self) -> Any:
+        """The caller's own ``distributed.Client``, or None when ``cluster`` is a spec."""
+        return None if self.cluster is None or isinstance(self.cluster, str) else self.cluster
+
 
 @dataclass(frozen=True)
 class Running:
@@ -379,13 +384,12 @@ def night(
 def _night(
     inputs: Sequence[str] | NightPlan, options: NightOptions, run: Running, early: bool
 ) -> NightRun:
-    workspace, out, opening, started = run.workspace, run.out, run.opening, run.started
-    cluster, verbose = options.cluster, options.verbose
     from mdark_dask.cluster import ClusterError
     from mdark_dask.plan.night import NightPlan, plan_night
     from mdark_dask.report.progress import left_out_lines
     from mdark_dask.scheduler import mapper_for, preflight
 
+    workspace, out, started = run.workspace, run.out, run.started
     last = [time.perf_counter()]
 
     def scanned(done: int, total: int) -> None:
@@ -400,24 +404,23 @@ def _night(
     else:
         out(f"# SCANNING {len(inputs)} INPUT(S)")
         # the caller's client reads the headers on its workers; else this process's threads
-        caller = None if cluster is None or isinstance(cluster, str) else cluster
-        if caller is not None:
+        if options.client is not None:
             # the caller's workers must see the inputs to read their headers: a missing
             # mount is one line here, not every file left out as unreadable
-            problem = preflight(caller, [os.path.abspath(i) for i in inputs], None)
+            problem = preflight(options.client, [os.path.abspath(i) for i in inputs], None)
             if problem is not None:
                 raise ClusterError(f"preflight: {problem}")
-        night = plan_night(list(inputs), scanned, mapper_for(caller), [str(workspace)])
+        night = plan_night(list(inputs), scanned, mapper_for(options.client), [str(workspace)])
     out(
         f"{sum(len(s.frames) for s in night.sets)} dark frames in {len(night.sets)} sets; "
         f"{len(night.skipped)} file(s) or group(s) left out"
     )
-    for line in left_out_lines([(k.what, k.reason) for k in night.skipped], verbose):
+    for line in left_out_lines(night.skipped, options.verbose):
         out(line)
     if not night.sets:
         raise InputError(_nothing_to_reduce(night))
     if early:
-        opening.start()
+        run.opening.start()
     locked = locked_workspace(workspace, options.command)
     with contextlib.nullcontext() if options.dry_run else locked:
         return _reduce_night(night, options, run)
@@ -429,26 +432,12 @@ def _nothing_to_reduce(night: NightPlan) -> str:
 
     if not night.skipped:
         return "no raw dark frame in the inputs"
-    reasons = Counter(k.reason.split(" (")[0].split(";")[0] for k in night.skipped)
+    reasons = Counter(k.kind for k in night.skipped)
     common = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(3))
     return f"no set of raw darks to reduce in the inputs ({len(night.skipped)} left out: {common})"
 
 
 def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> NightRun:
-    settings, numerics, plots, cluster = (
-        options.settings,
-        options.numerics,
-        options.plots,
-        options.cluster,
-    )
-    workspace, out, opening, started, stamp, drawer = (
-        run.workspace,
-        run.out,
-        run.opening,
-        run.started,
-        run.stamp,
-        run.drawer,
-    )
     import numpy as np
 
     from mdark_dask.cluster import ClusterError
@@ -464,10 +453,12 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
     from mdark_dask.report.tables import night_table, plan_table
     from mdark_dask.scheduler import mapper_for, preflight, run_plans
 
-    settings_path = Path(settings) if settings is not None else None
+    workspace, out, opening, drawer = run.workspace, run.out, run.opening, run.drawer
+    cluster, plots = options.cluster, options.plots
+    settings_path = Path(options.settings) if options.settings is not None else None
     # up-to-date checks in threads, or on the caller's workers; reading every product
     # (``verify``) on the cluster's workers
-    checker = None if cluster is None or isinstance(cluster, str) else cluster
+    checker = options.client
     if (
         options.verify
         and not options.dry_run
@@ -479,7 +470,7 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
         night,
         workspace,
         settings_path,
-        numerics,
+        options.numerics,
         options.overwrite,
         plots,
         layout=options.layout,
@@ -545,8 +536,8 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
     association = _association(night, outcomes, workspace, options.layout, out)
     record = {
         "mdark_dask_version": __version__,
-        "started_utc": stamp,
-        "seconds": round(time.perf_counter() - started, 3),
+        "started_utc": run.stamp,
+        "seconds": round(time.perf_counter() - run.started, 3),
         "command": shlex.join(["mdark-dask", *options.command]),
         "cluster": cluster_name,
         "workspace": str(workspace.resolve()),
@@ -572,7 +563,7 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
     out(f"Pages: {index}")
     out(
         f"\n{len(outcomes) - len(bad)} of {len(outcomes)} sets have their product; "
-        f"report: {report}; {time.perf_counter() - started:.1f}s"
+        f"report: {report}; {time.perf_counter() - run.started:.1f}s"
     )
     if bad:
         names = ", ".join(o.name for o in bad[:SHOWN_FAILURES])
@@ -591,12 +582,7 @@ def _association(
     if layout == "soxspipe":
         from mdark_dask.handoff import Made, hand_off
 
-        firsts = {s.name: str(s.frames[0].get("DATE-OBS") or "") for s in night.sets if s.frames}
-        made = [
-            Made(o.name, o.qc, firsts.get(o.name, ""), o.status == "done")
-            for o in outcomes
-            if o.product
-        ]
+        made = [Made(o.name, o.qc, o.date_obs, o.status == "done") for o in outcomes if o.product]
         out(hand_off(workspace, made))
     rows = associate(night, outcomes)
     for line in summary_lines(rows):
@@ -613,6 +599,7 @@ def record_night(
     it computed; returns (the workspace report, the index page).
     """
     from mdark_dask.io import store
+    from mdark_dask.plan.names import night_of_mjd
     from mdark_dask.report.history import write_history
     from mdark_dask.report.page import write_pages
     from mdark_dask.report.tables import set_record, write_json, write_run_report
@@ -642,8 +629,6 @@ def record_night(
         workspace / "night_report.json",
         {**record, "run": run, "runs": [r["report"] for r in runs], "sets": rows},
     )
-    from mdark_dask.plan.names import night_of_mjd
-
     touched = {o.night for o in outcomes if o.status != "up to date"}
     touched |= {night_of_mjd(float(a["mjd_obs"])) for a in record.get("association", ())}
     index = write_pages(
@@ -690,7 +675,7 @@ def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> in
 def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess | None) -> int:
     from tabulate import tabulate
 
-    from mdark_dask.numerics.qc import failed
+    from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, failed
     from mdark_dask.plan.product import plan_product
     from mdark_dask.scheduler import compute_products
     from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
@@ -707,8 +692,6 @@ def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess |
         out(f"simulated {n_frames} {spec.instrument.upper()} {spec.arm} darks -> {sofs[-1]}")
     plans = [plan_product([str(sof)], directory) for sof in sofs]
     results = compute_products(plans, scheduler="threads", drawer=drawer)
-    from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL
-
     rows = [
         [
             r.name,

@@ -60,6 +60,17 @@ class Skipped:
     what: str
     reason: str
 
+    @property
+    def kind(self) -> str:
+        """The reason without its particulars (counts, keyword values), for counting."""
+        return reason_kind(self.reason)
+
+
+def reason_kind(reason: str) -> str:
+    """A left-out reason without its particulars: ``not a dark (DPR TYPE BIAS)`` and
+    ``only 2 frame(s); at least 3 needed`` count as ``not a dark`` and ``only 2 frame(s)``."""
+    return reason.split(" (")[0].split(":")[0].split(";")[0].strip()
+
 
 @dataclass(frozen=True)
 class NightPlan:

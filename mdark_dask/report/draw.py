@@ -18,10 +18,9 @@ while the frames are clipped.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -30,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.errors import OutputError
+from mdark_dask.io.atomic import replacing
 from mdark_dask.report.figures import (
     STRETCH,
     Cutout,
@@ -179,7 +179,7 @@ def draw(figure: Figure) -> str:
     return the path."""
     path = Path(figure.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_figure(render(figure), path)
+    write_figure(render(figure), path)
     return str(path)
 
 
@@ -663,21 +663,7 @@ def _figure_class() -> Any:
     return MplFigure
 
 
-def _write_figure(fig: Any, path: Path) -> None:
+def write_figure(fig: Any, path: Path) -> None:
     """A figure at its own dpi, written via a temporary name."""
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         fig.savefig(tmp, format="png", pil_kwargs=PNG_OPTIONS)
-
-
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path``, renamed to it after the block, removed if the
-    block fails."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise

@@ -11,7 +11,6 @@ is in the store's ``products`` table.
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import HOT_LABEL
 
 #: The QC values plotted, with the words the pages use for them.
@@ -136,7 +136,7 @@ def draw(found: Sequence[Series], path: Path) -> tuple[int, int] | None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
 
-    import mdark_dask.report.draw  # noqa: F401  (the Agg canvas, no pyplot)
+    from mdark_dask.report.draw import write_figure
 
     arms = sorted({s.arm for s in found})
     names = [name for name, _ in HISTORY_QC]
@@ -163,10 +163,7 @@ def draw(found: Sequence[Series], path: Path) -> tuple[int, int] | None:
             ax.tick_params(labelsize=7)
             if mine:
                 ax.legend(fontsize=6, title="exptime", title_fontsize=6)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    write_figure(fig, path)
     width, height = fig.canvas.get_width_height()
     return int(width), int(height)
 
@@ -211,8 +208,4 @@ workspace's <code>mdark-dask.db</code>, table <code>products</code>.</p>
 def write_history(workspace: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write ``qc/history.png`` and ``qc/history.html`` from every store row."""
     size = draw(series(rows), workspace / "qc" / "history.png")
-    page = workspace / "qc" / "history.html"
-    tmp = page.with_name(f".{page.name}.{os.getpid()}.tmp")
-    tmp.write_text(render(size, hot_changes(rows), len(rows)), encoding="utf-8")
-    os.replace(tmp, page)
-    return page
+    return write_text(workspace / "qc" / "history.html", render(size, hot_changes(rows), len(rows)))

@@ -15,14 +15,15 @@ index: an up-to-date rerun of a month rewrites one small page.
 from __future__ import annotations
 
 import html
-import os
 import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
+from mdark_dask.plan.night import reason_kind
 
 #: QC columns of a night page: (keyword, what the reader sees). soxspipe's HOTPIX NUM
 #: counts every masked pixel; the physical hot pixels are counted apart.
@@ -210,21 +211,14 @@ then the nearest time; masters that failed QC are not used).</p>
 """
 
 
-def _reason_kind(reason: str) -> str:
-    """A left-out reason without its particulars, for counting."""
-    return reason.split(" (")[0].split(":")[0].split(";")[0].strip()
-
-
 def render_index(
-    rows: Sequence[Mapping[str, Any]],
+    nights: Mapping[str, Sequence[Mapping[str, Any]]],
     runs: Sequence[Mapping[str, Any]],
     left_out: Sequence[Mapping[str, Any]],
     last_report: str,
 ) -> str:
-    """The index: one row per night, the latest runs, the last run's left-out files."""
-    nights: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        nights.setdefault(r["night"] or "unknown", []).append(r)
+    """The index: one row per night (``nights``: the store rows of each), the latest
+    runs, the last run's left-out files."""
     body = []
     for night, sets in sorted(nights.items(), reverse=True):
         done = sum(s["status"] in ("done", "up to date") for s in sets)
@@ -245,7 +239,7 @@ def render_index(
         f'<td class="name"><a href="../{_esc(r["report"])}">{_esc(r["report"])}</a></td></tr>'
         for r in list(runs)[-INDEX_RUNS:][::-1]
     )
-    counts = Counter(_reason_kind(str(k["reason"])) for k in left_out)
+    counts = Counter(reason_kind(str(k["reason"])) for k in left_out)
     summary = ", ".join(f"{n} {_esc(kind)}" for kind, n in counts.most_common()) or "nothing"
     shown = "".join(
         f"<tr><td class='name'>{_esc(k['what'])}</td><td class='name'>{_esc(k['reason'])}</td></tr>"
@@ -263,7 +257,7 @@ def render_index(
 <title>mdark-dask workspace</title><style>{_STYLE}</style></head>
 <body>
 <h1>Master darks, night by night</h1>
-<p>{len(rows)} sets in {len(nights)} nights. <a href="history.html">QC history</a>.</p>
+<p>{sum(map(len, nights.values()))} sets in {len(nights)} nights. <a href="history.html">QC history</a>.</p>
 <table><thead><tr><th>night</th><th>sets</th><th>with product</th><th>failed</th>
 <th>failing a QC range</th><th>arms</th></tr></thead><tbody>{"".join(body)}</tbody></table>
 <h2>Latest runs</h2>
@@ -274,14 +268,6 @@ def render_index(
 {left_table}{more}
 </body></html>
 """
-
-
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def night_page(workspace: Path, night: str) -> Path:
@@ -313,5 +299,7 @@ def write_pages(
     for night, sets in by_night.items():
         page = night_page(workspace, night)
         if night in wanted or not page.exists():
-            _write(page, render_night(night, sets, workspace, frames.get(night, ())))
-    return _write(workspace / "qc" / "index.html", render_index(rows, runs, left_out, last_report))
+            write_text(page, render_night(night, sets, workspace, frames.get(night, ())))
+    return write_text(
+        workspace / "qc" / "index.html", render_index(by_night, runs, left_out, last_report)
+    )

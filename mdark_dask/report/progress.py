@@ -17,6 +17,7 @@ from typing import Final
 
 from tabulate import tabulate
 
+from mdark_dask.plan.night import Skipped
 from mdark_dask.plan.sets import SetOutcome
 
 #: Up to this many sets, the plan, the progress and the closing table show every set.
@@ -46,18 +47,13 @@ def eta(elapsed: float, work_done: float, work_total: float) -> float:
     return elapsed * max(0.0, work_total - work_done) / work_done
 
 
-def reason_kind(reason: str) -> str:
-    """A left-out reason without its particulars (counts, keyword values)."""
-    return reason.split(" (")[0].split(":")[0].split(";")[0].strip()
-
-
-def left_out_lines(skipped: Sequence[tuple[str, str]], verbose: bool = False) -> list[str]:
+def left_out_lines(skipped: Sequence[Skipped], verbose: bool = False) -> list[str]:
     """Each left-out file with its reason when few (or verbose), else counts by reason."""
     if not skipped:
         return []
     if verbose or len(skipped) <= DETAIL_LEFT_OUT:
-        return [tabulate([list(s) for s in skipped], headers=["left out", "reason"])]
-    counts = Counter(reason_kind(reason) for _, reason in skipped)
+        return [tabulate([[k.what, k.reason] for k in skipped], headers=["left out", "reason"])]
+    counts = Counter(k.kind for k in skipped)
     rows = [[n, kind] for kind, n in counts.most_common()]
     return [
         tabulate(rows, headers=["left out", "reason"], disable_numparse=True),

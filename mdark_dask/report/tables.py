@@ -17,6 +17,7 @@ from typing import Any
 
 from tabulate import tabulate
 
+from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import QCRow
 from mdark_dask.plan.product import ProductResult
 from mdark_dask.plan.sets import SetOutcome
@@ -90,10 +91,7 @@ def rerun_command(argv: Sequence[str]) -> str:
 
 def write_log(path: Path, text: str, argv: Sequence[str]) -> None:
     """Write the recipe log beside the product; the rerun command is its last line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text.rstrip("\n") + "\n" + rerun_command(argv) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text.rstrip("\n") + "\n" + rerun_command(argv) + "\n")
 
 
 def plan_table(rows: Sequence[tuple[str, str, str, float, int, str, str]]) -> str:
@@ -103,11 +101,6 @@ def plan_table(rows: Sequence[tuple[str, str, str, float, int, str, str]]) -> st
         headers=["set", "inst", "arm", "exptime s", "frames", "product", "state"],
         disable_numparse=True,
     )
-
-
-def skipped_table(skipped: Sequence[tuple[str, str]]) -> str:
-    """Files and groups left out of the night, with the reason."""
-    return tabulate([list(s) for s in skipped], headers=["left out", "reason"])
 
 
 def night_table(outcomes: Sequence[SetOutcome]) -> str:
@@ -149,11 +142,7 @@ def set_record(o: SetOutcome, run: str = "") -> dict[str, Any]:
 
 def write_json(path: Path, document: Mapping[str, Any]) -> Path:
     """Write a JSON document atomically; return its path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(document, indent=2, default=str) + "\n")
 
 
 def write_run_report(path: Path, record: dict[str, Any], outcomes: Sequence[SetOutcome]) -> Path:

@@ -9,12 +9,13 @@ soxspipe's QUAL tail would bury the image, and the hot-pixel plot shows them pro
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from mdark_dask.io.atomic import replacing
 
 #: The thumbnail's longer side at most, in pixels.
 MAX_SIDE: Final = 256
@@ -37,8 +38,6 @@ def write_thumbnail(path: Path, grey: npt.NDArray[np.uint8]) -> Path:
     """Write the thumbnail PNG atomically (row 0 at the bottom)."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(np.ascontiguousarray(grey[::-1])).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(grey[::-1])).save(tmp, format="PNG")
     return path
