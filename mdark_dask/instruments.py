@@ -59,6 +59,14 @@ XSH_KEYWORDS: Final = Keywords(
     detector_temp_vis=None,
     cpath_temp=None,
 )
+
+
+def keywords_of(instrument: str) -> Keywords:
+    """The keyword dictionary of ``soxs``; X-shooter's for anything else (frames whose
+    instrument is unknown are named by X-shooter's keywords, as soxspipe reads them)."""
+    return SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+
+
 # X-shooter's bad-pixel-map binning keys (WIN_BINX/WIN_BINY) differ from its trim binning keys.
 XSH_WIN_BIN: Final = ("ESO DET WIN1 BINX", "ESO DET WIN1 BINY")
 
@@ -96,7 +104,7 @@ class ArmSpec:
     @property
     def keywords(self) -> Keywords:
         """The keyword dictionary of the instrument."""
-        return SOXS_KEYWORDS if self.instrument == "soxs" else XSH_KEYWORDS
+        return keywords_of(self.instrument)
 
     @property
     def binned(self) -> bool:

@@ -682,3 +682,25 @@ def test_console_script_flushes_everything_before_it_exits(good_sof: Path, tmp_p
         assert [h.name for h in hdul] == ["FLUX", "QUAL", "ERRS"]
     log = product.with_suffix(".log").read_text(encoding="utf-8")
     assert log.rstrip("\n").splitlines()[-1].startswith("Recipe Command: mdark-dask mdark ")
+
+
+def test_a_night_sof_of_an_unknown_instrument_fails_that_set_only(
+    base_frames: list[Path], good_sof: Path, tmp_path: Path
+) -> None:
+    """A sof's frames of an unknown instrument: that set fails with the reason, the other
+    set of the night is made, and the night ends with its report and a non-zero exit."""
+    import json
+
+    frames = copy_frames(base_frames[:3], tmp_path / "foo")
+    for frame in frames:
+        setval(frame, "INSTRUME", "FOO")
+    bad = write_sof(tmp_path / "foo.sof", frames)
+    ws = tmp_path / "ws"
+    run = _console(
+        "night", str(bad), str(good_sof), "-o", str(ws), "--cluster", "sync", *COMMON, cwd=tmp_path
+    )
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip() == "ERROR: 1 set(s) failed: foo"
+    sets = {s["name"]: s for s in json.loads((ws / "night_report.json").read_text())["sets"]}
+    assert sets["foo"]["status"] == "failed" and "unknown instrument 'FOO'" in sets["foo"]["reason"]
+    assert sets["good"]["status"] == "done"

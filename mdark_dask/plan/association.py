@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, instrument_of
+from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame
 from mdark_dask.plan.names import rospeed_field
 from mdark_dask.plan.night import NightPlan
@@ -142,10 +142,6 @@ def recipe_of(instrument: str, dpr_type: str, dpr_tech: str) -> tuple[str, bool]
     return None
 
 
-def _kw(instrument: str) -> Any:
-    return SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
-
-
 def _rospeed(instrument: str, value: object) -> str | None:
     """The organiser's ``rospeed``; None (SQL NULL) where the header has none."""
     return None if value is None else rospeed_field(instrument, value)
@@ -163,7 +159,7 @@ def masters_of(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Master
         o = by_name.get(s.name)
         if o is None or not o.product or not s.frames:
             continue
-        kw = _kw(s.instrument)
+        kw = keywords_of(s.instrument)
         mjds = [float(f.get(kw.mjd_obs)) for f in s.frames]
         median = next((r.value for r in o.qc if r.name == "MDARK MEDIAN"), None)
         out.append(
@@ -234,7 +230,7 @@ def _groups(frames: Iterable[RawFrame]) -> list[list[RawFrame]]:
     groups: dict[tuple[Any, ...], list[RawFrame]] = {}
     for f in frames:
         inst = instrument_of(f.get("INSTRUME"))  # the night kept known instruments only
-        kw = _kw(inst)
+        kw = keywords_of(inst)
         key = (
             inst,
             f.get(kw.arm),
@@ -256,7 +252,7 @@ def associate(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Associa
     for group in _groups(night.others):
         first = group[0]
         inst = instrument_of(first.get("INSTRUME"))
-        kw = _kw(inst)
+        kw = keywords_of(inst)
         dpr_type = str(first.get(kw.dpr_type))
         if dpr_type == "BIAS":
             continue

@@ -19,6 +19,7 @@ from mdark_dask.instruments import (
     ArmSpec,
     arm_spec,
     instrument_of,
+    keywords_of,
 )
 from mdark_dask.io.fits import FrameReader, RawFrame, StackReader, scan_frame
 from mdark_dask.numerics.steps import Numerics
@@ -267,7 +268,7 @@ def identify(good: Sequence[RawFrame], bad: Sequence[tuple[str, str]]) -> tuple[
     if len(instruments) > 1:
         raise _mix("instruments", instruments)
     instrument = instruments[0]
-    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    kw = keywords_of(instrument)
     arms = _unique(f.get(kw.arm) for f in good)
     if len(arms) > 1:
         raise InputError(f"Input frames are a mix of {' and '.join(map(str, arms))}")
@@ -282,7 +283,7 @@ def verify_frames(
     """Verify scanned frames as one set (see :func:`build_frameset`); ``numerics``
     decides how the gain is read."""
     instrument, arm = identify(good, bad)
-    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    kw = keywords_of(instrument)
     spec = arm_spec(instrument, arm)
     binning = (1, 1)
     if spec.binned:

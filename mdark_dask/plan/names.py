@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, XSH_WIN_BIN, instrument_of
+from mdark_dask.instruments import XSH_WIN_BIN, instrument_of, keywords_of
 
 if TYPE_CHECKING:
     from mdark_dask.io.fits import RawFrame
@@ -96,7 +96,7 @@ def binning_of(frame: RawFrame) -> tuple[int, int] | None:
     """``(binx, biny)`` of a raw frame as the organiser names it: X-shooter's window
     binning or SOXS's detector binning; None for NIR arms and frames without binning."""
     instrument = instrument_of(frame.get("INSTRUME"))
-    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    kw = keywords_of(instrument)
     keys = XSH_WIN_BIN if instrument == "xsh" else ("ESO DET BINX", "ESO DET BINY")
     x, y = frame.get(keys[0]), frame.get(keys[1])
     if str(frame.get(kw.arm)) == "NIR" or x is None or y is None:
@@ -112,7 +112,7 @@ def set_name(frames: Sequence[RawFrame]) -> str:
     """
     first = frames[0]
     instrument = instrument_of(first.get("INSTRUME"))
-    kw = SOXS_KEYWORDS if instrument == "soxs" else XSH_KEYWORDS
+    kw = keywords_of(instrument)
     dates = sorted(str(f.get(kw.date_obs)) for f in frames if f.get(kw.date_obs))
     name = organiser_sof_name(
         date_obs=dates[0] if dates else "UNKNOWN",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mdark_dask.errors import InputError
-from mdark_dask.instruments import SOXS_KEYWORDS, XSH_KEYWORDS, instrument_of
+from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame, is_fits_name
 from mdark_dask.io.sof import read_sof
 from mdark_dask.plan.frameset import MIN_FRAMES, Mapper, scan_paths, split_scan
@@ -154,7 +154,7 @@ def _walk(top: str, seen: set[str]) -> list[str]:
 
 def _kw(frame: RawFrame) -> Any:
     try:
-        return SOXS_KEYWORDS if instrument_of(frame.get("INSTRUME")) == "soxs" else XSH_KEYWORDS
+        return keywords_of(instrument_of(frame.get("INSTRUME")))
     except InputError:
         return None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mdark_dask.errors import MdarkError
-from mdark_dask.instruments import arm_spec
+from mdark_dask.instruments import keywords_of
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
 from mdark_dask.plan.frameset import Mapper, batches
 from mdark_dask.plan.names import night_of_mjd, night_of_sof
@@ -75,7 +75,7 @@ def describe(s: NightSet) -> dict[str, Any]:
     if not s.frames:
         return {"night": night_of_sof(s.name) or ""}
     first, last = s.frames[0], s.frames[-1]
-    keywords = arm_spec(s.instrument, s.arm).keywords
+    keywords = keywords_of(s.instrument)  # a set of an unknown arm is described too
     temperature = None
     if s.instrument == "soxs":
         name = keywords.detector_temp_nir if s.arm == "NIR" else keywords.detector_temp_vis

@@ -257,7 +257,8 @@ def render_index(
 <title>mdark-dask workspace</title><style>{_STYLE}</style></head>
 <body>
 <h1>Master darks, night by night</h1>
-<p>{sum(map(len, nights.values()))} sets in {len(nights)} nights. <a href="history.html">QC history</a>.</p>
+<p>{sum(map(len, nights.values()))} sets in {len(nights)} nights.
+<a href="history.html">QC history</a>.</p>
 <table><thead><tr><th>night</th><th>sets</th><th>with product</th><th>failed</th>
 <th>failing a QC range</th><th>arms</th></tr></thead><tbody>{"".join(body)}</tbody></table>
 <h2>Latest runs</h2>
