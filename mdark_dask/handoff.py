@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mdark_dask.io.soxspipe_db import QCValue, current_session, database, record_master
-from mdark_dask.numerics.qc import HOTPIX_QC, QCRow
+from mdark_dask.numerics.qc import QCRow, soxspipe_rows
 
 
 class Made(NamedTuple):
@@ -34,9 +34,7 @@ def qc_values(rows: Sequence[QCRow]) -> list[QCValue]:
     """soxspipe's QC rows of a master (the physical hot/noisy counts are mdark-dask's own
     and stay out of soxspipe's table)."""
     return [
-        QCValue(r.name, r.value, r.unit, r.comment, r.flag, r.lo, r.hi)
-        for r in rows
-        if r.name not in HOTPIX_QC
+        QCValue(r.name, r.value, r.unit, r.comment, r.flag, r.lo, r.hi) for r in soxspipe_rows(rows)
     ]
 
 

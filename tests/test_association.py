@@ -219,3 +219,17 @@ def test_pick_is_soxspipes_cal_mdark_view(
     ]
     chosen, _ = pick(ours, "NIR", rospeed, exptime, mjd)
     assert [Path(f).stem for (f,) in found] == ([chosen.name] if chosen else [])
+
+
+def test_the_status_soxspipe_sees_ignores_mdark_dasks_own_pixel_counts() -> None:
+    """The association report and the soxspipe database judge a master by one rule: a
+    failed physical hot- or noisy-pixel range is mdark-dask's, not soxspipe's."""
+    from mdark_dask.numerics.qc import HOTPIX_QC, QCRow, soxspipe_status
+
+    def row(name: str, flag: str) -> QCRow:
+        return QCRow(name, 1.0, "", "", True, flag)
+
+    ours = [row(name, "fail") for name in HOTPIX_QC]
+    assert soxspipe_status([row("MDARK MEDIAN", "pass"), *ours]) == "pass"
+    assert soxspipe_status([row("MDARK MEDIAN", "fail"), *ours]) == "fail"
+    assert soxspipe_status([]) == "pass"

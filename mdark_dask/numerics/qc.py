@@ -5,7 +5,7 @@ Pure: numbers in, frozen rows out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -131,3 +131,16 @@ def apply_ranges(
 def failed(rows: tuple[QCRow, ...]) -> tuple[str, ...]:
     """Names of the failed QC rows."""
     return tuple(r.name for r in rows if r.flag == "fail")
+
+
+def soxspipe_rows(rows: Sequence[QCRow]) -> tuple[QCRow, ...]:
+    """The QC rows soxspipe knows: all but the physical hot- and noisy-pixel counts
+    (:data:`HOTPIX_QC`), which are mdark-dask's own."""
+    return tuple(r for r in rows if r.name not in HOTPIX_QC)
+
+
+def soxspipe_status(rows: Sequence[QCRow]) -> str:
+    """A master's status for soxspipe's organiser: ``fail`` when a QC value soxspipe knows
+    is outside its range, else ``pass`` (what the soxspipe database records and what the
+    association report says soxspipe will use)."""
+    return "fail" if failed(soxspipe_rows(rows)) else "pass"

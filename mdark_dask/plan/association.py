@@ -39,6 +39,7 @@ from typing import Any
 
 from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame
+from mdark_dask.numerics.qc import soxspipe_status
 from mdark_dask.plan.names import rospeed_field
 from mdark_dask.plan.night import NightPlan
 from mdark_dask.plan.sets import SetOutcome
@@ -170,7 +171,7 @@ def masters_of(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Master
                 rospeed=_rospeed(s.instrument, s.frames[0].get(kw.read_speed)),
                 exptime=round(s.exptime, 2),
                 mjd=sum(mjds) / len(mjds),
-                status="fail" if o.qc_flag.startswith("fail") else "pass",
+                status=soxspipe_status(o.qc),
                 median=None if median is None else float(median),
             )
         )
