@@ -218,9 +218,11 @@ def _mdark(
                 f"The product of this recipe already exists: {plan.product_path}. "
                 "To overwrite it, rerun with -x."
             )
+            _hand_off_existing(plan, layout, workspace, out)
             return None
         if plan.up_to_date(verify=True):
             say(f"The product of this recipe is up to date and verifies: {plan.product_path}.")
+            _hand_off_existing(plan, layout, workspace, out)
             return None
         say(
             f"The product {plan.product_path} does not verify (incomplete, damaged, or made "
@@ -241,6 +243,20 @@ def _mdark(
 
         out(hand_off(Path(workspace), [Made(result.name, result.qc, result.date_obs)]))
     return result
+
+
+def _hand_off_existing(plan: Any, layout: str, workspace: str | Path, out: Printer) -> None:
+    """With ``layout`` ``soxspipe``, record a master that is already there in soxspipe's
+    database (a status recorded before stays), as ``night`` does for its up-to-date
+    masters: the rerun that ``soxspipe prep`` asks for then completes the hand-off."""
+    if layout != "soxspipe":
+        return
+    from mdark_dask.handoff import Made, hand_off
+    from mdark_dask.io.product import header_qc
+
+    fs = plan.frameset
+    date_obs = str(fs.first(fs.spec.keywords.date_obs) or "")
+    out(hand_off(Path(workspace), [Made(plan.name, header_qc(plan.product_path), date_obs, False)]))
 
 
 def write_sofs(night: NightPlan, directory: Path, keep_existing: bool = False) -> list[Path]:

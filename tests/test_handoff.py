@@ -111,6 +111,36 @@ def test_record_master_as_soxspipes_recipe_records_it(template_db: Path) -> None
     ]
 
 
+@pytest.mark.oracle
+def test_mdark_records_its_master_on_the_rerun_prep_asks_for(
+    raw: Path, template_db: Path, tmp_path: Path
+) -> None:
+    """``mdark --layout soxspipe`` before ``soxspipe prep`` says to run prep first; run
+    again once the workspace holds soxspipe's database, the master already made is
+    recorded with its status, as ``night`` records its up-to-date masters."""
+    ws = tmp_path / "ws"
+    args = ("mdark", str(raw / f"{NAME}.sof"), "-o", str(ws), "--layout", "soxspipe")
+    first = _console(*args, "--no-plots", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "soxspipe prep" in first.stdout
+    with sqlite3.connect(template_db) as conn:
+        conn.execute(
+            "INSERT INTO product_frames (sof, file, recipe, complete) VALUES (?, ?, 'mdark', 1)",
+            (f"{NAME}.sof", f"{NAME}.fits"),
+        )
+    conn.close()
+    shutil.copyfile(template_db, ws / "soxspipe.db")  # what soxspipe prep leaves
+    again = _console(*args, "--no-plots", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already exists" in again.stdout
+    with sqlite3.connect(ws / "soxspipe.db") as conn:
+        (status,) = conn.execute(
+            "SELECT status_base FROM product_frames WHERE sof = ?", (f"{NAME}.sof",)
+        ).fetchone()
+    conn.close()
+    assert status == "pass"
+
+
 def test_session_ids_are_soxspipes(tmp_path: Path) -> None:
     assert current_session(tmp_path) == "base"
     (tmp_path / "sessions").mkdir()
