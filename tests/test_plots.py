@@ -141,32 +141,6 @@ def test_bin_counts_edges_of_every_kind() -> None:
             binning.bin_counts(v, 0.0, bad, clip=False)
 
 
-def reference_block_or(mask: npt.NDArray, step: int) -> npt.NDArray[np.uint8]:
-    """Pad to whole blocks, OR over each block (the numpy way)."""
-    m = np.asarray(mask).astype(np.uint8)
-    ny, nx = m.shape
-    pad = np.zeros((-(-ny // step) * step, -(-nx // step) * step), dtype=np.uint8)
-    pad[:ny, :nx] = m
-    blocks = pad.reshape(pad.shape[0] // step, step, pad.shape[1] // step, step)
-    return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks, axis=3), axis=1)
-
-
-@pytest.mark.parametrize("shape", [(37, 53), (5, 7), (1, 61), (61, 1), (8, 8)])
-@pytest.mark.parametrize("step", [1, 2, 3, 4, 9])
-def test_block_or_keeps_every_flag(shape: tuple[int, int], step: int) -> None:
-    rng = np.random.default_rng(shape[0] * 7 + step)
-    bpm = (rng.random(shape) < 0.02) * np.uint8(HOT) | (rng.random(shape) < 0.02) * np.uint8(NOISY)
-    bpm = bpm.astype(np.uint8)
-    got = binning.block_or(bpm, step)
-    np.testing.assert_array_equal(got, reference_block_or(bpm, step))
-    assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
-    # booleans and wider integers: any non-zero pixel flags its block
-    qual = rng.random(shape) < 0.05
-    np.testing.assert_array_equal(binning.block_or(qual, step) != 0, reference_block_or(qual, step))
-    wide = qual.astype(np.int32) * 256  # non-zero, yet zero in its low byte
-    np.testing.assert_array_equal(binning.block_or(wide, step) != 0, reference_block_or(qual, step))
-
-
 @HYP
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -207,12 +181,6 @@ def test_range_scan_keeps_the_first_zeros_sign(dtype: type) -> None:
     for first, second in ((-0.0, 0.0), (0.0, -0.0)):
         lo, hi = binning.finite_range(np.array([np.inf, first, second], dtype=dtype))
         assert math.copysign(1.0, lo) == math.copysign(1.0, hi) == math.copysign(1.0, first)
-
-
-def test_block_or_of_empty_masks() -> None:
-    for shape, step in (((0, 5), 2), ((3, 0), 2), ((0, 0), 1)):
-        got = binning.block_or(np.zeros(shape, dtype=np.uint8), step)
-        assert got.shape == (-(-shape[0] // step), -(-shape[1] // step))
 
 
 def test_symlog_is_continuous_and_increasing() -> None:

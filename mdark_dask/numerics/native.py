@@ -138,7 +138,6 @@ FUNCTIONS: dict[str, Signature] = {
     "prepare_f32": Signature("prepare", None, _PREPARE),
     "prepare_f64": Signature("prepare", None, _PREPARE),
     # figures.c: the QC plots' counting passes
-    "block_or": Signature("figures", None, (POINTER, INT64, INT64, INT64, POINTER, INT64)),
     "finite_range_f32": Signature("figures", None, (POINTER, INT64, POINTER)),
     "finite_range_f64": Signature("figures", None, (POINTER, INT64, POINTER)),
     "bin_counts_f32": Signature(

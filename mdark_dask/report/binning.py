@@ -4,7 +4,7 @@ Numbers in, numbers out, no figure: the bin edges that follow the data's own qua
 integer ADU data gives no comb), symmetric-log edges, finite ranges, robust upper bounds,
 and the counts of :func:`numpy.histogram` without its float64 copies and sorts (compiled
 single passes in ``numerics/_native/figures.c``, called with the GIL released); block
-means and block ORs that shrink a frame to the display.
+means that shrink a frame to the display.
 """
 
 from __future__ import annotations
@@ -130,20 +130,6 @@ def mask_bytes(mask: npt.NDArray[Any]) -> U8:
     if m.dtype.itemsize != 1 or m.dtype.kind not in "biu":
         m = np.not_equal(m, 0)
     return np.ascontiguousarray(m).view(np.uint8)
-
-
-def block_or(mask: npt.NDArray[Any], step: int) -> U8:
-    """Bitwise OR of every ``step`` x ``step`` block of a byte mask (no flag hidden).
-
-    >>> block_or(np.array([[0, 1, 0], [2, 0, 0], [0, 0, 4]], dtype=np.uint8), 2).tolist()
-    [[3, 0], [0, 4]]
-    """
-    m = mask_bytes(mask)
-    ny, nx = m.shape
-    out = np.zeros((-(-ny // step), -(-nx // step)), dtype=np.uint8)
-    if out.size:  # (so step >= 1: a step below 1 leaves nothing, or fails above)
-        bind("block_or")(m.ctypes.data, ny, nx, int(step), out.ctypes.data, out.shape[1])
-    return out
 
 
 def finite_range(values: npt.NDArray[np.floating]) -> tuple[float, float]:

@@ -1,6 +1,6 @@
-/* The QC plots' counting kernels (mdark_dask/report/figures.py): block-OR downsampling of a
- * byte mask, the finite range of an image, histogram counts over even or uneven edges, and
- * counts of the float32 bit patterns by 1/256 octave (for a quantile bound).
+/* The QC plots' counting kernels (mdark_dask/report/binning.py): the finite range of an
+ * image, histogram counts over even or uneven edges, and counts of the float32 bit
+ * patterns by 1/256 octave (for a quantile bound).
  *
  * Each is one pass over the image, in float64 arithmetic on each value (and numpy's
  * searchsorted rule for uneven edges). The callers zero the outputs they pass.
@@ -10,49 +10,6 @@
 #include <string.h>
 
 #include "native.h"
-
-/* out[by, bx] |= mask[y, x] for every pixel of each step x step block (ox = ceil(nx / step)
- * columns out; the last block of a row or column may be partial). Whole rows are ORed into
- * a row buffer first (one vectorised pass per input row), then each buffer is reduced across
- * its blocks once per output row; OR is associative, so the bytes are the same. */
-MD_EXPORT MD_CLONES void block_or(const uint8_t *mask, int64_t ny, int64_t nx, int64_t step,
-                                  uint8_t *out, int64_t ox) {
-    if (ny <= 0 || nx <= 0 || step <= 0) return;
-    uint8_t *acc = step > 1 ? malloc((size_t)nx) : NULL;
-    for (int64_t y0 = 0; y0 < ny; y0 += step) {
-        int64_t y1 = y0 + step < ny ? y0 + step : ny;
-        uint8_t *o = out + (y0 / step) * ox;
-        if (step == 1) {
-            const uint8_t *row = mask + y0 * nx;
-            for (int64_t x = 0; x < nx; x++) o[x] |= row[x];
-            continue;
-        }
-        if (acc == NULL) { /* no memory for the buffer: block by block */
-            for (int64_t y = y0; y < y1; y++) {
-                const uint8_t *row = mask + y * nx;
-                for (int64_t bx = 0; bx < ox; bx++) {
-                    int64_t x1 = bx * step + step < nx ? bx * step + step : nx;
-                    uint8_t a = o[bx];
-                    for (int64_t x = bx * step; x < x1; x++) a |= row[x];
-                    o[bx] = a;
-                }
-            }
-            continue;
-        }
-        memcpy(acc, mask + y0 * nx, (size_t)nx);
-        for (int64_t y = y0 + 1; y < y1; y++) {
-            const uint8_t *row = mask + y * nx;
-            for (int64_t x = 0; x < nx; x++) acc[x] |= row[x];
-        }
-        for (int64_t bx = 0; bx < ox; bx++) {
-            int64_t x1 = bx * step + step < nx ? bx * step + step : nx;
-            uint8_t a = o[bx];
-            for (int64_t x = bx * step; x < x1; x++) a |= acc[x];
-            o[bx] = a;
-        }
-    }
-    free(acc);
-}
 
 /* The smallest and largest finite value as float64 into range[0], range[1]; NaN, NaN when
  * there is none. A value replaces the running minimum only when strictly smaller, so of

@@ -131,9 +131,7 @@ MD_EXPORT void prepare_f64(const double *flat, int64_t start, int64_t row_step,
                            int64_t col_step, int32_t swap, double offset, double gain,
                            float *out, int64_t ny, int64_t nx);
 
-/* library: figures (mdark_dask/report/figures.py): the QC plots' counting passes */
-MD_EXPORT void block_or(const uint8_t *mask, int64_t ny, int64_t nx, int64_t step,
-                        uint8_t *out, int64_t ox);
+/* library: figures (mdark_dask/report/binning.py): the QC plots' counting passes */
 MD_EXPORT void finite_range_f32(const float *v, int64_t n, double *range);
 MD_EXPORT void finite_range_f64(const double *v, int64_t n, double *range);
 MD_EXPORT void bin_counts_f32(const float *v, int64_t n, double shift, const double *edges,
