@@ -168,6 +168,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _common(p: argparse.ArgumentParser, workspace_required: bool = False) -> None:
+    from mdark_dask.plan.names import LAYOUTS
+
     if workspace_required:
         p.add_argument("-o", "--output", required=True, metavar="WORKSPACE", help="workspace")
     else:
@@ -187,7 +189,7 @@ def _common(p: argparse.ArgumentParser, workspace_required: bool = False) -> Non
     p.add_argument("--no-plots", action="store_true", help="skip the QC plots")
     p.add_argument(
         "--layout",
-        choices=("mdark-dask", "soxspipe"),
+        choices=LAYOUTS,
         default="mdark-dask",
         help="where masters go: products/soxs_mdark/ (default), or reduced/<night>/soxs-mdark/"
         " for soxspipe's organiser, recorded in WORKSPACE/soxspipe.db when present",

@@ -165,10 +165,18 @@ def soxspipe_product_dir(workspace: Path, name: str) -> Path:
 
 
 def layout_product_dir(workspace: Path, name: str, layout: str = "mdark-dask") -> Path:
-    """The directory of product ``name`` in ``layout`` (one of :data:`LAYOUTS`)."""
+    """The directory of product ``name`` in ``layout`` (one of :data:`LAYOUTS`).
+
+    Raises
+    ------
+    ValueError
+        ``layout`` is none of them (a caller's mistake: the command line offers only them).
+    """
     if layout == "soxspipe":
         return soxspipe_product_dir(workspace, name)
-    return product_dir(workspace)
+    if layout == "mdark-dask":
+        return product_dir(workspace)
+    raise ValueError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
 
 
 def qc_dir(workspace: Path) -> Path:
