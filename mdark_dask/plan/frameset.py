@@ -184,17 +184,23 @@ def scan_paths(
     return scanned
 
 
+def frame_error(path: str, reason: str) -> str:
+    """One line naming a frame and what is wrong with it."""
+    return f"{path}: {reason}"
+
+
 def split_scan(
     paths: Sequence[str], scanned: dict[str, RawFrame | str]
 ) -> tuple[list[RawFrame], list[tuple[str, str]]]:
     """The readable frames and the (path, reason) of the rest among ``paths``, in their
-    order, from a scan (:func:`scan_paths`) that covered them."""
+    order, from a scan (:func:`scan_paths`) that covered them. A reason does not repeat
+    the path (:func:`frame_error` puts it back where one line must stand alone)."""
     good: list[RawFrame] = []
     bad: list[tuple[str, str]] = []
     for path in paths:
         result = scanned[path]
         if isinstance(result, str):
-            bad.append((path, result))
+            bad.append((path, result.removeprefix(f"{path}: ")))
         else:
             good.append(result)
     return good, bad
@@ -259,11 +265,11 @@ def identify(good: Sequence[RawFrame], bad: Sequence[tuple[str, str]]) -> tuple[
     """
     if not good and not bad:
         raise InputError("No image frames were passed to the recipe")
-    not_fits = [reason for _, reason in bad if "truncated" not in reason]
+    not_fits = [(path, reason) for path, reason in bad if "truncated" not in reason]
     if not_fits:
-        raise InputError(not_fits[0])
+        raise InputError(frame_error(*not_fits[0]))
     if bad and len(good) < MIN_FRAMES:
-        raise InputError(bad[0][1])
+        raise InputError(frame_error(*bad[0]))
     instruments = _unique(instrument_of(f.get("INSTRUME")) for f in good)
     if len(instruments) > 1:
         raise _mix("instruments", instruments)

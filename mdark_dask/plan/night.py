@@ -20,7 +20,7 @@ from mdark_dask.errors import InputError
 from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame, is_fits_name
 from mdark_dask.io.sof import read_sof
-from mdark_dask.plan.frameset import MIN_FRAMES, Mapper, scan_paths, split_scan
+from mdark_dask.plan.frameset import MIN_FRAMES, Mapper, frame_error, scan_paths, split_scan
 from mdark_dask.plan.names import binning_of, night_of_mjd, rospeed_field, set_name
 
 
@@ -272,14 +272,14 @@ def plan_night(
             continue
         good, bad = split_scan(entries, scanned)
         if not good:
-            skipped.append(Skipped(sof, bad[0][1] if bad else "no frames"))
+            skipped.append(Skipped(sof, frame_error(*bad[0]) if bad else "no frames"))
             continue
         one = _set_of(Path(sof).name[: -len(".sof")], good, sof)
         sets.append(
             NightSet(one.name, one.frames, tuple(bad), one.instrument, one.arm, one.exptime, sof)
         )
     good, bad = split_scan(loose, scanned)
-    skipped.extend(Skipped(path, reason.removeprefix(f"{path}: ")) for path, reason in bad)
+    skipped.extend(Skipped(path, reason) for path, reason in bad)
     groups: dict[GroupKey, list[RawFrame]] = {}
     others: list[RawFrame] = []
     for frame in good:

@@ -57,7 +57,7 @@ def left_out_lines(skipped: Sequence[Skipped], verbose: bool = False) -> list[st
     rows = [[n, kind] for kind, n in counts.most_common()]
     return [
         tabulate(rows, headers=["left out", "reason"], disable_numparse=True),
-        "(every one, with its reason, in the run's JSON report; -V lists them here)",
+        "(-V lists every one with its reason)",
     ]
 
 
