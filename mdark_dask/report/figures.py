@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels
+from mdark_dask.numerics.hotpix import HOT, NOISY, HotPixels, hot_threshold
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
 from mdark_dask.numerics.steps import Master
 from mdark_dask.report.binning import (
@@ -743,7 +743,7 @@ def dark_panel(hot: HotPixels, ctx: Context) -> DarkPanel:
     )
     counts = bin_counts(hot.combined, -median, edges, clip=True, round32=True)
     unit = ctx.rate_unit
-    lines = _hot_lines(hot, ctx, spread)
+    lines = _hot_lines(hot, ctx)
     edges = edges / per
     edges[0], edges[-1] = shown  # exactly the powers of ten, for their tick labels
     return DarkPanel(
@@ -756,13 +756,15 @@ def dark_panel(hot: HotPixels, ctx: Context) -> DarkPanel:
     )
 
 
-def _hot_lines(hot: HotPixels, ctx: Context, spread: float) -> tuple[Line, ...]:
+def _hot_lines(hot: HotPixels, ctx: Context) -> tuple[Line, ...]:
     """The hot-pixel threshold's candidates: ``hot_sigma`` robust spreads and, when set,
-    the rate; the larger decides (:func:`mdark_dask.numerics.hotpix.hot_threshold`)."""
+    the rate. Each is worked out by :func:`mdark_dask.numerics.hotpix.hot_threshold`,
+    the rule that found the hot pixels, and the one equal to its result decides."""
     per, unit = ctx.per_second, ctx.rate_unit
-    by_sigma = ctx.hot_sigma * spread
-    rate = ctx.hot_rate * ctx.exptime if ctx.hot_rate and ctx.exptime > 0 else None
-    sigma_decides = rate is None or by_sigma >= rate
+    by_sigma = hot_threshold(hot.level.std, ctx.hot_sigma, None, ctx.exptime)
+    by_rate = hot_threshold(0.0, 0.0, ctx.hot_rate, ctx.exptime)
+    rate = by_rate if by_rate > 0 else None
+    sigma_decides = hot.hot_threshold == by_sigma
     lines = [
         Line(
             by_sigma / per,
