@@ -77,8 +77,8 @@ def locked_workspace(workspace: Path, command: Sequence[str] = ()) -> Iterator[P
 
 
 def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
-    """Import the product writer (astropy's FITS code) and, with ``plots``, matplotlib in
-    a daemon thread, once ``after`` is set.
+    """Import the product writer (astropy's FITS code) and the thumbnail's PNG writer
+    (Pillow) and, with ``plots``, matplotlib in a daemon thread, once ``after`` is set.
 
     The final task needs them; imported while the frames are clipped (by kernels that
     release the GIL) they are off the run's critical path. ``after`` holds the imports
@@ -90,6 +90,8 @@ def preload(plots: bool, after: threading.Event | None = None) -> threading.Thre
         if after is not None:
             after.wait(30.0)
         try:
+            import PIL.PngImagePlugin  # noqa: F401  (every product's thumbnail)
+
             import mdark_dask.io.product  # noqa: F401
 
             if plots:

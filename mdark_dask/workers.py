@@ -36,8 +36,12 @@ NANNY_PLUGIN: Final = "mdark-dask-nanny-setup"
 
 
 def warm_up() -> str:
-    """Import the recipe and bind every compiled kernel; returns the version loaded."""
-    from mdark_dask import recipe  # noqa: F401  (the import is the warm-up)
+    """Import the recipe (with the product writer and the thumbnail's PNG writer) and bind
+    every compiled kernel; returns the version loaded."""
+    import PIL.PngImagePlugin  # noqa: F401  (the imports are the warm-up)
+
+    import mdark_dask.io.product  # noqa: F401
+    from mdark_dask import recipe  # noqa: F401
     from mdark_dask._version import __version__
     from mdark_dask.numerics import native
 
