@@ -19,6 +19,7 @@ one is used, a failed one never associated. A sof the organiser does not know (n
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -95,7 +96,8 @@ def record_master(
         raise ValueError(f"not a soxspipe session id: {session!r}")
     status = "fail" if any(q.flag == "fail" for q in qc) else "pass"
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    with sqlite3.connect(db, timeout=60.0) as conn:
+    # closing: sqlite3's own context manager commits but leaves the connection open
+    with contextlib.closing(sqlite3.connect(db, timeout=60.0)) as conn, conn:
         known = conn.execute(
             f'SELECT "status_{session}" FROM product_frames WHERE sof = ?', (sof,)
         ).fetchone()
@@ -116,5 +118,4 @@ def record_master(
                 for q in qc
             ],
         )
-    conn.close()
     return Recorded(sof, status)
