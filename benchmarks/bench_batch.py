@@ -58,8 +58,11 @@ def definition(folder: Path) -> Path:
     return path
 
 
-def night(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds to ``# REDUCING``, seconds to the end) of one night."""
+def reducing(
+    raw: Path, ws: Path, cluster: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[str], float]:
+    """A night started in a subprocess, once it prints ``# REDUCING`` (the first worker
+    has joined and passed the preflight); the seconds that took."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [EXE, "night", str(raw), "-o", str(ws), "--cluster", cluster, "-x"],
@@ -69,14 +72,21 @@ def night(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float
         env=env,
     )
     assert proc.stdout is not None
-    reducing = float("nan")
     for line in proc.stdout:
         if line.startswith("# REDUCING"):
-            reducing = time.perf_counter() - start
+            return proc, time.perf_counter() - start
+    _, err = proc.communicate()
+    raise RuntimeError(f"night on {cluster} ended before reducing: {err[-800:]}")
+
+
+def night(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds to ``# REDUCING``, seconds to the end) of one night."""
+    start = time.perf_counter()
+    proc, first = reducing(raw, ws, cluster, env)
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"night on {cluster} failed: {err[-800:]}")
-    return reducing, time.perf_counter() - start
+    return first, time.perf_counter() - start
 
 
 def queue(env: dict[str, str]) -> list[str]:
@@ -87,17 +97,7 @@ def queue(env: dict[str, str]) -> list[str]:
 def interrupted(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float, float]:
     """(seconds from SIGINT to exit, to an empty queue) of a SLURM night stopped while it
     reduces."""
-    proc = subprocess.Popen(
-        [EXE, "night", str(raw), "-o", str(ws), "--cluster", cluster, "-x"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            break
+    proc, _ = reducing(raw, ws, cluster, env)
     time.sleep(1.0)
     sent = time.perf_counter()
     proc.send_signal(signal.SIGINT)

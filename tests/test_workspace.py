@@ -166,8 +166,9 @@ def test_a_second_night_on_a_workspace_in_use_stops_at_once(raw: Path, tmp_path:
     """Two nights on one workspace: the second stops with one line naming the first, which
     completes; a third, after the first, finds every product up to date."""
     ws = tmp_path / "ws"
+    night = [EXE, "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"]
     first = subprocess.Popen(
-        [EXE, "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"],
+        night,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -176,25 +177,13 @@ def test_a_second_night_on_a_workspace_in_use_stops_at_once(raw: Path, tmp_path:
     for line in first.stdout:
         if line.startswith("set "):  # the plan table: the workspace is locked by now
             break
-    second = subprocess.run(
-        [EXE, "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    second = subprocess.run(night, capture_output=True, text=True, timeout=120, check=False)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode != 0
     assert second.stderr.strip().splitlines() == [second.stderr.strip()]
     assert f"is in use by pid {first.pid}" in second.stderr
-    third = subprocess.run(
-        [EXE, "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    third = subprocess.run(night, capture_output=True, text=True, timeout=120, check=False)
     assert third.returncode == 0, third.stderr
     assert "up to date" in third.stdout
 
