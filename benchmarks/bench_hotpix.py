@@ -24,7 +24,7 @@ scored against the truth (:func:`mdark_dask.simulate.score_flags`):
 
 With ``--time-final SOF`` it times instead the hot-pixel search and the QC plots of the
 final task on one real set (warm: the minimum of ``--repeats`` calls in one process, after
-one call that loads the compiled kernels and fonts; matplotlib's import not counted)::
+one call that loads the compiled kernels and the fonts)::
 
     .venv/bin/python benchmarks/bench_hotpix.py \
         --time-final benchmarks/data/20260111T082924_NIR_3_MDARK_5_0S_SOXS.sof
@@ -182,10 +182,8 @@ def final_task_inputs(sof: Path, root: Path) -> tuple[Any, ...]:
 def time_final(sof: Path, repeats: int) -> list[list[object]]:
     """Warm seconds (min and median of ``repeats``) of each step of the final task that
     this module's subject owns: the hot-pixel search and the QC figures."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from mdark_dask.numerics.hotpix import find_hot_pixels
+    from mdark_dask.recipe import figure_context
     from mdark_dask.report import figures
     from mdark_dask.report.draw import draw_all
 
@@ -208,13 +206,15 @@ def time_final(sof: Path, repeats: int) -> list[list[object]]:
 
         hot = hot_pixels()
         qc = Path(tmp) / "qc"
-        mjd = np.array([float(f.get(fs.spec.keywords.mjd_obs)) for f in fs.frames])
+        ctx = figure_context(plan)
+        noise, peel = strip["noise"], strip["noise_peel"]
         steps = {
             "find_hot_pixels": hot_pixels,
-            "master plots": lambda: draw_all(figures.master_figures(master, qc, plan.name)),
-            "frames plot": lambda: draw_all(figures.frames_figures(mjd, levels, qc, plan.name)),
+            "image plot": lambda: draw_all(figures.image_figures(master, qc, ctx)),
+            "histogram plot": lambda: draw_all(figures.master_figures(master, qc, ctx)),
+            "frames plot": lambda: draw_all(figures.frames_figures(levels, qc, ctx)),
             "hot-pixel plots": lambda: draw_all(
-                figures.hotpix_figures(hot, strip["noise"], strip["noise_peel"], qc, plan.name)
+                figures.hotpix_figures(master, hot, noise, peel, qc, ctx)
             ),
         }
         rows: list[list[object]] = []

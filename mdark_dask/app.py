@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from mdark_dask.plan.night import NightPlan
     from mdark_dask.plan.product import ProductResult
     from mdark_dask.plan.sets import SetOutcome
-    from mdark_dask.report.draw import DrawingProcess
 
 
 class Printer(Protocol):
@@ -77,8 +76,8 @@ def locked_workspace(workspace: Path, command: Sequence[str] = ()) -> Iterator[P
 
 
 def preload(plots: bool, after: threading.Event | None = None) -> threading.Thread:
-    """Import the product writer (astropy's FITS code) and the thumbnail's PNG writer
-    (Pillow) and, with ``plots``, matplotlib in a daemon thread, once ``after`` is set.
+    """Import the product writer (astropy's FITS code), the PNG writer (Pillow) and, with
+    ``plots``, the QC plots' layout and font in a daemon thread, once ``after`` is set.
 
     The final task needs them; imported while the frames are clipped (by kernels that
     release the GIL) they are off the run's critical path. ``after`` holds the imports
@@ -90,14 +89,16 @@ def preload(plots: bool, after: threading.Event | None = None) -> threading.Thre
         if after is not None:
             after.wait(30.0)
         try:
-            import PIL.PngImagePlugin  # noqa: F401  (every product's thumbnail)
-
             import mdark_dask.io.product  # noqa: F401
 
             if plots:
-                from mdark_dask.report.draw import preload as load_matplotlib
+                from mdark_dask.report.draw import preload as load_plots
 
-                load_matplotlib()
+                load_plots()
+            else:  # every product's thumbnail
+                from mdark_dask.report.canvas import preload as load_png
+
+                load_png()
         except Exception:  # the import in the final task raises it again, with context
             return
         from mdark_dask.process import settle_imports
@@ -136,36 +137,21 @@ def mdark(
 
     checks.writable_output(Path(workspace))
     checks.valid_settings(Path(settings) if settings is not None else None, numerics)
-    drawer = _drawing_process(plots and scheduler in ("threads", "sync"))
-    try:
-        return _mdark(
-            inputs,
-            workspace,
-            settings,
-            numerics,
-            rows,
-            plots,
-            overwrite,
-            scheduler,
-            verbose,
-            command,
-            out,
-            drawer,
-            layout,
-            verify,
-        )
-    finally:
-        if drawer is not None:
-            drawer.close()
-
-
-def _drawing_process(wanted: bool) -> DrawingProcess | None:
-    """A process that draws the QC figures (:class:`mdark_dask.report.draw.DrawingProcess`)
-    for a command that computes its products in this process, made first thing, while
-    this process has no other thread; None when not wanted or not possible."""
-    from mdark_dask.report.draw import DrawingProcess
-
-    return DrawingProcess() if wanted and DrawingProcess.possible() else None
+    return _mdark(
+        inputs,
+        workspace,
+        settings,
+        numerics,
+        rows,
+        plots,
+        overwrite,
+        scheduler,
+        verbose,
+        command,
+        out,
+        layout,
+        verify,
+    )
 
 
 def _mdark(
@@ -180,13 +166,12 @@ def _mdark(
     verbose: bool,
     command: Sequence[str],
     out: Printer,
-    drawer: DrawingProcess | None,
     layout: str = "mdark-dask",
     verify: bool = False,
 ) -> ProductResult | None:
     computing = threading.Event()
     if scheduler in ("threads", "sync"):
-        preload(plots and drawer is None, after=computing)
+        preload(plots, after=computing)
     from mdark_dask.plan.product import plan_product
     from mdark_dask.report.tables import recipe_report, write_log
     from mdark_dask.scheduler import compute_products
@@ -234,7 +219,7 @@ def _mdark(
     computing.set()
     say(f"# MEAN COMBINING {len(fs.frames)} {fs.arm} DARK FRAMES")
     with locked_workspace(Path(workspace), command):
-        (result,) = compute_products([plan], scheduler=scheduler, drawer=drawer)
+        (result,) = compute_products([plan], scheduler=scheduler)
     say("")
     say(recipe_report(result, verbose=verbose), final=True)
     say("")
@@ -301,14 +286,13 @@ class NightOptions:
 @dataclass(frozen=True)
 class Running:
     """What a night holds while it runs: its workspace and printer, the cluster being
-    opened, when it started, and the drawing process (if any)."""
+    opened, and when it started."""
 
     workspace: Path
     out: Printer
     opening: Any
     started: float
     stamp: str
-    drawer: DrawingProcess | None
 
 
 @dataclass(frozen=True)
@@ -364,8 +348,6 @@ def night(
     checks.valid_settings(Path(settings) if settings is not None else None, numerics)
     if cluster is None or isinstance(cluster, str):
         check_spec(cluster)
-    # the products of an in-process cluster are drawn by a drawing process, made first
-    drawer = _drawing_process(plots and not dry_run and cluster in ("threads", "sync"))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     # a local cluster starts as soon as the scan has found sets, while they are planned,
     # when there will surely be work (a fresh workspace, or ``overwrite``); a batch
@@ -391,12 +373,10 @@ def night(
             layout,
             verify,
         )
-        run = Running(ws, out, opening, started, stamp, drawer)
+        run = Running(ws, out, opening, started, stamp)
         return _night(inputs, options, run, early)
     finally:
         opening.close()
-        if drawer is not None:
-            drawer.close()
 
 
 def _night(
@@ -471,7 +451,7 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
     from mdark_dask.report.tables import night_table, plan_table
     from mdark_dask.scheduler import mapper_for, preflight, run_plans
 
-    workspace, out, opening, drawer = run.workspace, run.out, run.opening, run.drawer
+    workspace, out, opening = run.workspace, run.out, run.opening
     cluster, plots = options.cluster, options.plots
     settings_path = Path(options.settings) if options.settings is not None else None
     # up-to-date checks in threads, or on the caller's workers; reading every product
@@ -545,9 +525,9 @@ def _reduce_night(night: NightPlan, options: NightOptions, run: Running) -> Nigh
         out(f"# REDUCING {len(todo)} SETS ON {conn.description.upper()}")
         html = workspace / "performance_report.html" if options.performance_report else None
         if cluster in ("threads", "sync"):
-            preload(plots and drawer is None)  # the final tasks run in this process
+            preload(plots)  # the final tasks run in this process
         with profile(conn.client, html) as stats:
-            outcomes += run_plans(todo, conn.client, progress, drawer)
+            outcomes += run_plans(todo, conn.client, progress)
         opening.release()  # the workers shut down while the reports are written
     out("")
     out(night_table(outcomes) if detail else group_table(outcomes), final=True)
@@ -682,15 +662,10 @@ def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> in
     from mdark_dask import checks
 
     checks.writable_output(directory, "demo directory")
-    drawer = _drawing_process(True)
-    try:
-        return _demo(directory, n_frames, out, drawer)
-    finally:
-        if drawer is not None:
-            drawer.close()
+    return _demo(directory, n_frames, out)
 
 
-def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess | None) -> int:
+def _demo(directory: Path, n_frames: int, out: Printer) -> int:
     from tabulate import tabulate
 
     from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, failed
@@ -700,7 +675,7 @@ def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess |
 
     started = time.perf_counter()
     ensure_workspace(directory)
-    preload(drawer is None)
+    preload(True)
     sofs = []
     for spec in demo_sets():
         spec = DarkSetSpec(**{**spec.__dict__, "n_frames": n_frames})
@@ -709,7 +684,7 @@ def _demo(directory: Path, n_frames: int, out: Printer, drawer: DrawingProcess |
         sofs.append(write_sof(directory / "sof" / name, frames))
         out(f"simulated {n_frames} {spec.instrument.upper()} {spec.arm} darks -> {sofs[-1]}")
     plans = [plan_product([str(sof)], directory) for sof in sofs]
-    results = compute_products(plans, scheduler="threads", drawer=drawer)
+    results = compute_products(plans, scheduler="threads")
     rows = [
         [
             r.name,

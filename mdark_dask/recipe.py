@@ -41,7 +41,6 @@ from mdark_dask.plan.product import ProductPlan, ProductResult
 from mdark_dask.report.thumbnail import thumbnail_grey, write_thumbnail
 
 if TYPE_CHECKING:
-    from mdark_dask.report.draw import Drawer, Started
     from mdark_dask.report.figures import Context
 
 
@@ -94,15 +93,13 @@ def _stack_strip(
     ron: float,
     sigma: float,
     maxiters: int,
-    after: object = None,
 ) -> dict[str, npt.NDArray[Any]]:
     """Task: read one row strip of every frame and clip-and-mean it, a block of rows at a
     time (:func:`mdark_dask.plan.sizing.block_rows`), into one array per field of
     :data:`~mdark_dask.numerics.steps.STRIP_DTYPE`.
 
     Reading and clipping are one task, so a strip's pixels never wait in memory for a
-    free thread; the kernel is per pixel, so the blocks change no byte. ``after`` is not
-    used: it is a task that must run before the strips (:func:`_stacked`).
+    free thread; the kernel is per pixel, so the blocks change no byte.
     """
     fields = steps.new_fields((rows[1] - rows[0], reader.shape[2]))
     lv = np.concatenate(levels)
@@ -130,23 +127,7 @@ def stacked_graph(plan: ProductPlan, token: str | None = None) -> tuple[list[Del
     once it is done the strips are released, so the final task never holds the strips
     and their joined copy at once.
     """
-    levels, joined, _ = _stacked(plan, token or tokenize(plan), None)
-    return levels, joined
-
-
-def _stacked(
-    plan: ProductPlan, token: str, drawer: Drawer | None
-) -> tuple[list[Delayed], Delayed, Delayed | None]:
-    """:func:`stacked_graph`, and the frames plot's task (:func:`_frames_plot`) when the
-    plan has plots and a drawer is given.
-
-    With a drawing process the frames plot is only handed over (it returns at once), and
-    every strip waits for it: dask would otherwise run it last, and its drawing would
-    fall at the end of the final task instead of among the strips. On a cluster's worker
-    it draws in the task, so it is left for the scheduler to place.
-    """
-    from mdark_dask.report.draw import DrawingProcess
-
+    token = token or tokenize(plan)
     s = plan.settings
     reader: Delayed = dask.delayed(plan.frameset.reader(), name=f"reader-{token}", traverse=False)
     level = dask.delayed(_frame_levels, pure=True)
@@ -161,13 +142,6 @@ def _stacked(
         )
         for i, frames in enumerate(plan.level_groups())
     ]
-    frames: Delayed | None = None
-    if plan.plots and drawer is not None:
-        plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
-        frames = dask.delayed(_frames_plot, pure=True)(
-            levels, plan_key, drawer, dask_key_name=f"frames-plot-{token}"
-        )
-    first = frames if isinstance(drawer, DrawingProcess) else None
     strip = dask.delayed(_stack_strip, pure=True)
     strips = [
         strip(
@@ -177,13 +151,12 @@ def _stacked(
             plan.frameset.ron,
             s.stacked_sigma,
             s.stacked_iterations,
-            first,
             dask_key_name=(f"strip-{token}", j),
         )
         for j, rows in enumerate(plan.strip_bounds())
     ]
     joined: Delayed = dask.delayed(join_strips, pure=True)(strips, dask_key_name=f"join-{token}")
-    return levels, joined, frames
+    return levels, joined
 
 
 def reduce_master(
@@ -307,64 +280,39 @@ def write_products(reduced: Reduced, plan: ProductPlan) -> ProductResult:
     )
 
 
-def _draw(drawer: Drawer | None, build: Callable[..., Any], *args: Any) -> tuple[str, ...]:
-    """A plotting thread's step: reduce the images to figures, then draw them with
-    ``drawer`` (in this thread when None); their paths."""
-    from mdark_dask.report.draw import InThread
+def _draw(build: Callable[..., Any], *args: Any) -> tuple[str, ...]:
+    """A plotting thread's step: reduce the images to figures and draw them; their paths."""
+    from mdark_dask.report.draw import draw_all
 
-    # plots handle NaN and empty samples themselves; floating-point flags left set by a
-    # C extension imported in this thread (seen: matplotlib's) must not turn into numpy
-    # "invalid value" warnings that fail the product
+    # plots handle NaN and empty samples themselves; floating-point flags must not turn
+    # into numpy "invalid value" warnings that fail the product
     with np.errstate(all="ignore"):
         figures = build(*args)
-    return (drawer or InThread()).draw(figures)
-
-
-def _frames_plot(
-    frame_levels: Sequence[npt.NDArray[np.float64]], plan: ProductPlan, drawer: Drawer | None
-) -> Started:
-    """Task: the frames plot, handed to ``drawer`` as soon as the frame levels exist.
-
-    Its figure needs nothing else, so it is drawn while the strips are clipped, not at
-    the end of the final task, where the drawing process is all that still runs.
-    """
-    from mdark_dask.report.draw import InThread
-    from mdark_dask.report.figures import frames_figures
-
-    with np.errstate(all="ignore"):
-        figures = frames_figures(np.concatenate(frame_levels), plan.qc_dir, figure_context(plan))
-    return (drawer or InThread()).start(figures)
+    return draw_all(figures)
 
 
 def finalize_product(
     strip: Mapping[str, npt.NDArray[Any]],
     frame_levels: Sequence[npt.NDArray[np.float64]],
     plan: ProductPlan,
-    drawer: Drawer | None = None,
-    frames_plot: Started | None = None,
 ) -> ProductResult:
     """The final task: :func:`reduce_master`, then :func:`write_products`, with the QC
-    plots reduced to figures by threads of their own meanwhile (one per group of figures,
-    :data:`FIGURE_GROUPS`) and drawn by ``drawer`` (in those threads when None).
+    plots reduced to figures and drawn by threads of their own meanwhile (one per group
+    of figures, :data:`FIGURE_GROUPS`).
 
-    numpy, the compiled kernels and file I/O release the GIL, so the plots are drawn while
-    this thread computes and writes; the writes never touch the arrays the plots read
-    (astropy is given read-only views, which it byte-swaps into copies). A plot that
-    fails fails the product: no master stays behind that a rerun would take as up to date.
-    ``frames_plot``, when given, is the frames plot already handed over
-    (:func:`_frames_plot`), waited for here.
+    numpy, the compiled kernels, Pillow's PNG encoder and file I/O release the GIL, so
+    the plots are drawn while this thread computes and writes; the writes never touch
+    the arrays the plots read (astropy is given read-only views, which it byte-swaps
+    into copies). A plot that fails fails the product: no master stays behind that a
+    rerun would take as up to date.
     """
     start = time.perf_counter()
-    # a thread per group: a thread waits for its figures to be drawn, and must not hold
-    # up the next group's reduction (which starts as soon as its inputs exist)
+    # a thread per group: each group starts as soon as its inputs exist
     with ThreadPoolExecutor(len(FIGURE_GROUPS), thread_name_prefix="mdark-plots") as pool:
         drawings: dict[str, Future[tuple[str, ...]]] = {}
 
         def draw(key: str, build: Callable[..., Any], args: tuple[Any, ...]) -> None:
-            if key == "frames" and frames_plot is not None:
-                drawings[key] = pool.submit(frames_plot.result)
-            else:
-                drawings[key] = pool.submit(_draw, drawer, build, *args)
+            drawings[key] = pool.submit(_draw, build, *args)
 
         reduced = reduce_master(strip, frame_levels, plan, draw if plan.plots else None)
         result = write_products(reduced, plan)
@@ -383,28 +331,15 @@ def finalize_product(
     return replace(result, plots=plots, seconds=time.perf_counter() - start)
 
 
-def master_graph(plan: ProductPlan, drawer: Drawer | None = None) -> Delayed:
+def master_graph(plan: ProductPlan) -> Delayed:
     """The whole lazy graph of one product; computing it writes the product.
-
-    ``drawer`` draws the QC figures (:class:`~mdark_dask.report.draw.DrawingProcess` for
-    a command computing in its own process); on a cluster it arrives as drawing in the
-    final task's threads.
 
     Plain delayed tasks over the set's reader, so the command never pays for importing
     ``dask.array`` (and the xarray, pandas and SciPy it pulls in).
     """
-    from mdark_dask.report.draw import InThread
-
     token = tokenize(plan)
-    levels, joined, frames = _stacked(plan, token, drawer or InThread())
+    levels, joined = stacked_graph(plan, token)
     task = dask.delayed(finalize_product, pure=True)
     plan_key: Delayed = dask.delayed(plan, name=f"plan-{token}", traverse=False)
-    result: Delayed = task(
-        joined,
-        levels,
-        plan_key,
-        drawer,
-        frames,
-        dask_key_name=f"finalize-{plan.name}-{token}",
-    )
+    result: Delayed = task(joined, levels, plan_key, dask_key_name=f"finalize-{plan.name}-{token}")
     return result

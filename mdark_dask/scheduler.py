@@ -50,7 +50,7 @@ def local_scheduler(name: str) -> Callable[..., Any]:
 
 
 def compute_products(
-    plans: Sequence[ProductPlan], scheduler: Any = "threads", drawer: Any = None
+    plans: Sequence[ProductPlan], scheduler: Any = "threads"
 ) -> list[ProductResult]:
     """Compute every plan's product and return the results in plan order.
 
@@ -60,11 +60,8 @@ def compute_products(
         Plans made by :func:`mdark_dask.plan.product.plan_product`.
     scheduler : str or distributed.Client
         Where to run: a dask local scheduler name, or a client. The first failure raises.
-    drawer : InThread or DrawingProcess, optional
-        What draws the QC figures (:mod:`mdark_dask.report.draw`); the final tasks' own
-        threads when None.
     """
-    graphs = [master_graph(plan, drawer) for plan in plans]
+    graphs = [master_graph(plan) for plan in plans]
     if isinstance(scheduler, str):
         return list(dask.compute(*graphs, scheduler=local_scheduler(scheduler)))
     futures = scheduler.compute(graphs)
@@ -161,7 +158,6 @@ def run_plans(
     todo: Sequence[tuple[NightSet, ProductPlan]],
     client: Any,
     progress: Callable[[SetOutcome, int, int, float], None] | None = None,
-    drawer: Any = None,
 ) -> list[SetOutcome]:
     """Compute every plan on a client (or one by one in-process when ``client`` is None),
     collecting results as they complete; a failure stays with its set."""
@@ -194,9 +190,7 @@ def run_plans(
     if client is None:
         for s, plan in todo:
             try:
-                (result,) = dask.compute(
-                    master_graph(plan, drawer), scheduler=local_scheduler("sync")
-                )
+                (result,) = dask.compute(master_graph(plan), scheduler=local_scheduler("sync"))
             except Exception as exc:  # one set's failure never stops the others
                 record(s, plan, None, exc)
             else:
@@ -210,8 +204,7 @@ def run_plans(
     cost = [sum(f.shape[0] * f.shape[1] for f in plan.frameset.frames) for _, plan in todo]
     rank = {i: r for r, i in enumerate(sorted(range(len(todo)), key=cost.__getitem__))}
     futures = [
-        client.compute(master_graph(plan, drawer), priority=rank[i])
-        for i, (_, plan) in enumerate(todo)
+        client.compute(master_graph(plan), priority=rank[i]) for i, (_, plan) in enumerate(todo)
     ]
     owner = {f.key: item for f, item in zip(futures, todo, strict=True)}
     for future in as_completed(futures):

@@ -36,14 +36,15 @@ NANNY_PLUGIN: Final = "mdark-dask-nanny-setup"
 
 
 def warm_up() -> str:
-    """Import the recipe (with the product writer and the thumbnail's PNG writer) and bind
-    every compiled kernel; returns the version loaded."""
-    import PIL.PngImagePlugin  # noqa: F401  (the imports are the warm-up)
-
-    import mdark_dask.io.product  # noqa: F401
+    """Import the recipe (with the product writer, the plots' PNG writer and fonts) and
+    bind every compiled kernel; returns the version loaded."""
+    import mdark_dask.io.product  # noqa: F401  (the imports are the warm-up)
     from mdark_dask import recipe  # noqa: F401
     from mdark_dask._version import __version__
     from mdark_dask.numerics import native
+    from mdark_dask.report.draw import preload
+
+    preload()
 
     for name in native.FUNCTIONS:
         native.bind(name)

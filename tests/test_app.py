@@ -109,7 +109,7 @@ def test_preload_runs_in_a_daemon_thread_after_its_event() -> None:
     event.set()
     thread.join(timeout=120)
     assert not thread.is_alive()
-    assert "matplotlib.backends.backend_agg" in sys.modules
+    assert "PIL.ImageDraw" in sys.modules and "PIL.PngImagePlugin" in sys.modules
     assert "astropy.io.fits" in sys.modules
 
 
@@ -117,7 +117,7 @@ def test_preload_swallows_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     import mdark_dask.report.draw as draw
 
     def broken() -> None:
-        raise RuntimeError("no matplotlib here")
+        raise RuntimeError("no Pillow here")
 
     monkeypatch.setattr(draw, "preload", broken)
     thread = app.preload(plots=True)

@@ -1,6 +1,7 @@
 """The house's rules, read from every module's syntax tree: only ``io/`` touches FITS,
-only ``scheduler.py`` computes, only ``cluster.py`` makes clients and clusters, and the
-sub-packages depend on each other in one direction."""
+only ``report/canvas.py`` touches pixels, only ``scheduler.py`` computes, only
+``cluster.py`` makes clients and clusters, and the sub-packages depend on each other in
+one direction."""
 
 from __future__ import annotations
 
@@ -49,6 +50,18 @@ def test_only_io_imports_astropy_fits() -> None:
         if not rel.startswith("io/")
         for module, name in imported(tree)
         if module.startswith("astropy.io.fits") or (module == "astropy.io" and name == "fits")
+    )
+    assert offenders == []
+
+
+def test_only_the_canvas_touches_pixels_and_nothing_imports_matplotlib() -> None:
+    """Every picture (QC plots, history, thumbnails) is a value painted in one place."""
+    offenders = sorted(
+        f"{rel}: {module}"
+        for rel, tree in modules()
+        for module, _ in imported(tree)
+        if module.split(".")[0] == "matplotlib"
+        or (module.split(".")[0] == "PIL" and rel != "report/canvas.py")
     )
     assert offenders == []
 

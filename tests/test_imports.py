@@ -2,8 +2,8 @@
 
 The heavy libraries are imported only where they are needed: ``dask.array`` and xarray
 (which bring pandas and SciPy) by the array views of the API, distributed by the night
-command, matplotlib by the plotting code. Timings are the benchmarks' business; these
-tests pin the structure that keeps them low.
+command, matplotlib by the history page (each master's QC plots are drawn with Pillow).
+Timings are the benchmarks' business; these tests pin the structure that keeps them low.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,22 @@ def test_help_imports_nothing_heavy() -> None:
         "    main(['--help'])"
     )
     assert loaded_after(code) == set()
+
+
+def test_a_master_with_its_plots_never_imports_matplotlib(tmp_path: Path) -> None:
+    """The QC plots are laid out and painted with Pillow: ``mdark`` with its five plots
+    (and the pages' thumbnail) loads none of the heavy libraries."""
+    from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
+
+    sof = write_sof(
+        tmp_path / "set.sof",
+        simulate_set(DarkSetSpec("soxs", "NIR", n_frames=3, exptime=5.0), tmp_path / "raw"),
+    )
+    code = (
+        "import contextlib, io\n"
+        "from mdark_dask.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['mdark', {str(sof)!r}, '-o', {str(tmp_path / 'ws')!r}]) == 0"
+    )
+    assert loaded_after(code) == set()
+    assert len(list((tmp_path / "ws" / "qc" / "soxs_mdark").glob("*.png"))) == 6

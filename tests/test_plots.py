@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,10 @@ from hypothesis import strategies as st
 
 from mdark_dask.numerics.hotpix import HOT, NOISY, find_hot_pixels
 from mdark_dask.numerics.steps import Bounds, Master
-from mdark_dask.report import binning, draw, figures
+from mdark_dask.report import axes, binning, canvas, draw, figures
+from mdark_dask.report.canvas import Lines, Markers, Panel, Picture, Raster, Rect
+
+T = TypeVar("T")
 
 HYP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -249,18 +253,19 @@ def flagged(bpm: npt.NDArray, bit: int) -> set[tuple[int, int]]:
     return {(int(y), int(x)) for y, x in zip(*np.nonzero(bpm & bit), strict=True)}
 
 
-def axes_aspect(ax: object) -> float:
-    """Width / height of an axes box as drawn on the page."""
-    box = ax.get_position()  # type: ignore[attr-defined]
-    w, h = ax.figure.get_size_inches()  # type: ignore[attr-defined]
-    return float(box.width * w / (box.height * h))
+def axes_aspect(panel: Panel) -> float:
+    """Width / height of a panel's box as drawn on the page."""
+    return panel.width / panel.height
 
 
-def texts(fig: object) -> str:
-    """Every text of a rendered figure: titles, labels, legends, notes, tick labels."""
-    from matplotlib.text import Text
+def texts(picture: Picture) -> str:
+    """Every text of a laid-out figure: titles, labels, legends, notes, tick labels."""
+    return "\n".join(picture.texts())
 
-    return "\n".join(t.get_text() for t in fig.findobj(Text))  # type: ignore[attr-defined]
+
+def items(picture: Picture, kind: type[T]) -> list[T]:
+    """The picture's items of one kind, in drawing order."""
+    return [i for i in picture.items if isinstance(i, kind)]
 
 
 SHAPES = [(61, 47), (1300, 7), (9, 130), (1031, 517)]
@@ -292,17 +297,24 @@ def test_the_master_image_in_physical_units_on_pixel_axes(
         "master dark (FLUX) / 600 s",
         "M",
     ]
-    mpl = draw.render(fig)
-    ax, bar = mpl.axes
-    (image,) = ax.images
-    assert image.origin == "lower"  # row 0 at the bottom, as DS9 shows a FITS image
-    assert ax.get_xlim() == (-0.5, shape[1] - 0.5) and ax.get_ylim() == (-0.5, shape[0] - 0.5)
-    assert ax.get_xlabel() == "x [pixel]" and ax.get_ylabel() == "y [pixel]"
+    pic = draw.render(fig)
+    ax, bar = pic.panel("image"), pic.panel("colour bar")
+    assert ax.xlim == (-0.5, shape[1] - 0.5) and ax.ylim == (-0.5, shape[0] - 0.5)
+    assert ax.xlabel == "x [pixel]" and ax.ylabel == "y [pixel]"
     assert math.isclose(axes_aspect(ax), shape[1] / shape[0], rel_tol=1e-6)
     finite = fig.image[np.isfinite(fig.image)]
-    np.testing.assert_allclose(image.get_clim(), ZScaleInterval().get_limits(finite))
-    assert bar.get_ylabel() == "[e-/s] (zscale)"
-    words = texts(mpl)
+    np.testing.assert_allclose(bar.ylim, ZScaleInterval().get_limits(finite))
+    assert bar.ylabel == "[e-/s] (zscale)"
+    # the image fills the axes box (its last blocks may reach past the frame's edge, and
+    # are clipped), row 0 at the bottom (as DS9 shows a FITS image), in the zscale grey
+    # levels of the colour bar
+    (image, ramp) = items(pic, Raster)
+    left, top, right, bottom = image.box
+    assert image.clip == ax.box and (left, bottom) == (ax.box[0], ax.box[3])
+    assert right >= ax.box[2] - 1e-9 and top <= ax.box[1] + 1e-9
+    np.testing.assert_array_equal(image.pixels[::-1], axes.grey_levels(fig.image, *bar.ylim))
+    assert ramp.box == bar.box and ramp.pixels[0, 0] == 255 and ramp.pixels[-1, 0] == 0
+    words = texts(pic)
     assert fig.title in words and "zscale stretch" in words and fig.notes[1] in words
 
 
@@ -365,13 +377,22 @@ def test_the_flag_map_marks_every_flag_and_shades_the_qual_share(
     np.testing.assert_array_equal(cut.masked, master.qual[window] != 0)
     assert cut.hot[0 - cut.y0, 0 - cut.x0]  # (0, 0) holds 500 e-: the brightest
     assert cut.what == "the brightest hot pixel (x 0, y 0)"
-    mpl = draw.render(hot_map)
-    frame_ax, cut_ax, _bar = mpl.axes
+    pic = draw.render(hot_map)
+    frame_ax, cut_ax = pic.panel("frame"), pic.panel("cut-out")
     assert math.isclose(axes_aspect(frame_ax), shape[1] / shape[0], rel_tol=1e-6)
     assert math.isclose(axes_aspect(cut_ax), 1.0, rel_tol=1e-6)
-    (squares_hot, *_) = cut_ax.collections
-    assert len(squares_hot.get_paths()) == int(cut.hot.sum())
-    words = texts(mpl)
+    # every hot and noisy pixel marked at its own place on the frame, inside the box
+    hot_drawn, noisy_drawn = items(pic, Markers)[:2]
+    np.testing.assert_allclose(hot_drawn.x, frame_ax.px(hot_marks.x))
+    np.testing.assert_allclose(hot_drawn.y, frame_ax.py(hot_marks.y))
+    assert noisy_drawn.shape == "x" and noisy_drawn.x.size == noisy_marks.x.size
+    assert hot_drawn.clip == frame_ax.box
+    # on the cut-out each hot pixel is outlined as its own pixel, in red
+    red = [r for r in items(pic, Rect) if r.outline == "red"]
+    assert len(red) == int(cut.hot.sum())
+    side_px = cut_ax.width / cut.image.shape[1]
+    assert all(math.isclose(r.box[2] - r.box[0], side_px) for r in red)
+    words = texts(pic)
     assert hot_marks.label in words and noisy_marks.label in words
     assert hot_map.masked_label in words
 
@@ -447,18 +468,24 @@ def test_the_frames_plot_names_each_frame_on_axes_in_electrons(tmp_path: Path) -
     lo, hi = fig.level_limits
     assert lo <= 2300.0 - 7.0 and hi >= 2300.0 + 7.0  # at least a read noise either side
     assert fig.scatter_limits[0] == 0.0 and fig.scatter_limits[1] >= 7.246
-    mpl = draw.render(fig)
-    top, bottom = mpl.axes
-    assert top.get_ylim() == fig.level_limits and bottom.get_ylim() == fig.scatter_limits
-    assert top.get_ylabel() == "level [e-]" and bottom.get_ylabel() == "scatter [e-]"
-    ticks = [t.get_text() for t in bottom.get_xticklabels()]
-    assert ticks == [*fig.labels, fig.dropped[0]] and bottom.get_xlabel() == fig.xlabel
-    assert bottom.get_xticklabels()[-1].get_color() == "red"
+    pic = draw.render(fig)
+    top, bottom = pic.panel("level"), pic.panel("scatter")
+    assert top.ylim == fig.level_limits and bottom.ylim == fig.scatter_limits
+    assert top.ylabel == "level [e-]" and bottom.ylabel == "scatter [e-]"
+    ticks = [label for _, label in bottom.xticks]
+    assert ticks == [*fig.labels, fig.dropped[0]] and bottom.xlabel == fig.xlabel
+    drawn = {t.text: t for t in items(pic, canvas.Text)}
+    assert drawn[fig.dropped[0]].colour == "red" and drawn[fig.labels[0]].colour == "black"
+    assert drawn[fig.labels[0]].angle == 90  # names read upwards under their frame
     # the level is plotted one point per frame, at positions 1..n
-    (level_line,) = top.get_lines()[:1]
-    np.testing.assert_array_equal(level_line.get_xdata(), np.arange(1, 8))
-    np.testing.assert_array_equal(level_line.get_ydata(), levels[:, 2])
-    assert "SOXS NIR master dark, 7 x 600 s, 2026-01-11" in texts(mpl)
+    level_line = items(pic, Lines)[0]
+    np.testing.assert_allclose(level_line.points[:, 0], top.px(np.arange(1, 8)))
+    np.testing.assert_allclose(level_line.points[:, 1], top.py(levels[:, 2]))
+    # the left-out file is marked with a red cross after the frames, on both panels
+    crosses = [m for m in items(pic, Markers) if m.shape == "x"]
+    assert len(crosses) == 2 and all(m.colour == "red" for m in crosses)
+    np.testing.assert_allclose([m.x[0] for m in crosses], [top.px(8.0)] * 2)
+    assert "SOXS NIR master dark, 7 x 600 s, 2026-01-11" in texts(pic)
 
 
 @HYP
@@ -561,11 +588,12 @@ def test_histogram_and_dark_panel_say_what_each_line_is(tmp_path: Path) -> None:
     )
     assert isinstance(dist, figures.DistributionFigure)
     assert dist.dark.edges[0] == -10.0  # -3000 e- / 600 s = -5 e-/s, out to -10
-    mpl = draw.render(dist)
-    top, _ = mpl.axes
-    labels = [t.get_text() for t in top.get_xticklabels()]
+    pic = draw.render(dist)
+    top = pic.panel("dark current")
+    labels = [label for _, label in top.xticks]
     assert all(labels) and labels[0] == "-10"
-    assert top.get_xlim()[0] == draw.symlog(np.array([-10.0]), dist.dark.linthresh)[0]
+    assert top.xlim[0] == draw.symlog(np.array([-10.0]), dist.dark.linthresh)[0]
+    assert top.ylog and pic.panel("noise").ylog
 
 
 def test_the_rate_decides_when_it_is_higher(tmp_path: Path) -> None:
@@ -617,18 +645,20 @@ def test_the_plots_as_pixels(tmp_path: Path) -> None:
     ]
     assert sorted(p.name for p in qc_dir.iterdir()) == sorted(Path(p).name for p in paths)
     for figure, path in zip(built, paths, strict=True):
-        w, h = draw.render(figure).get_size_inches()
         with Image.open(path) as png:
-            assert png.size == (round(w * draw.DPI), round(h * draw.DPI))
+            assert png.size == draw.render(figure).size
             grey = np.asarray(png.convert("L"), dtype=np.float64)
         assert grey.std() > 10 and np.unique(grey).size > 20, path
     with Image.open(paths[0]) as image:
         assert image.size[1] > image.size[0]  # the tall frame gives a tall figure
-    # the image's axes box holds the frame at its aspect: measured in the PNG's pixels
+    # the image's axes box holds the frame at its aspect: measured in the PNG's pixels,
+    # where the frame's black outline is
     grey = np.asarray(Image.open(paths[0]).convert("L"))
-    box = draw.render(built[0]).axes[0].get_position()
-    fig_w, fig_h = grey.shape[1], grey.shape[0]
-    assert math.isclose(box.width * fig_w / (box.height * fig_h), shape[1] / shape[0], rel_tol=0.02)
+    box = draw.render(built[0]).panel("image").box
+    x0, y0, x1, y1 = (round(v) for v in box)
+    row, col = grey[(y0 + y1) // 2], grey[:, (x0 + x1) // 2]
+    assert row[x0] < 100 and row[x1 - 1] < 100 and col[y0] < 100 and col[y1 - 1] < 100
+    assert math.isclose((x1 - x0) / (y1 - y0), shape[1] / shape[0], rel_tol=0.02)
 
 
 def test_plots_of_nothing_finite(tmp_path: Path) -> None:

@@ -125,9 +125,9 @@ def test_final_task_writes_the_maps_before_the_master_and_draws_every_plot(
         figures.hotpix_figures: ("hotpix plots", 0),
     }
 
-    def draw_named(drawer: Any, build: Any, *args: Any) -> Any:
+    def draw_named(build: Any, *args: Any) -> Any:
         name, pause = steps.get(build, ("frames plot", 0))
-        return timed(name, draw, pause)(drawer, build, *args)
+        return timed(name, draw, pause)(build, *args)
 
     monkeypatch.setattr(recipe, "_draw", draw_named)
 

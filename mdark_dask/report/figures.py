@@ -3,9 +3,9 @@
 The QC plots are made in two steps. This module reduces the whole-frame images to what
 each figure shows (block-mean images, marked pixels, histogram counts, bounds, titles),
 with the pure reductions of :mod:`mdark_dask.report.binning`;
-:mod:`mdark_dask.report.draw` draws the values with matplotlib. A value is a few hundred
-kilobytes at most, so the drawing can run in another process while the products are
-written.
+:mod:`mdark_dask.report.draw` lays the values out as pictures. A value is a few hundred
+kilobytes at most, and holds everything a plot shows, so the tests read it without
+pixels.
 
 Two pixel counts must never be mistaken for each other, and every figure, table and
 header comment uses the same words for them (:data:`mdark_dask.numerics.qc.MASKED_LABEL`,
@@ -151,7 +151,8 @@ class Marks(NamedTuple):
     label : str
         Legend text, with the count.
     colour, marker : str
-        How they are drawn (a matplotlib colour and marker).
+        How they are drawn: a colour (:func:`mdark_dask.report.canvas.colour`) and a
+        marker (``o`` circle, ``x`` cross).
     x, y : ndarray of float64
         Column and row of each marked pixel (0 = the first, as numpy indexes them).
     """

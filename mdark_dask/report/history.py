@@ -11,6 +11,7 @@ is in the store's ``products`` table.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 
 from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import HOT_LABEL
+from mdark_dask.report.axes import Entry, axes_items, date_ticks, legend, nice_ticks, ticks
+from mdark_dask.report.canvas import Item, Lines, Markers, Panel, Picture, Rect, write_png
 
 #: The QC values plotted, with the words the pages use for them.
 HISTORY_QC: Final = (
@@ -129,43 +132,108 @@ def hot_changes(rows: Sequence[Mapping[str, Any]]) -> list[HotChange]:
     return changes
 
 
-def draw(found: Sequence[Series], path: Path) -> tuple[int, int] | None:
-    """Draw the panels into a PNG; returns its (width, height) in pixels, or None."""
+#: Colours of the exposure-time series, in order (matplotlib's "tab10").
+SERIES_COLOURS: Final = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+#: The fill of an accepted range.
+BAND: Final = "#e9f5e9"
+#: Pixels of one panel's cell, and of the panel's margins in it (left, top, right, bottom).
+CELL: Final = (360, 220)
+MARGINS: Final = (62.0, 26.0, 78.0, 42.0)
+
+
+def days(dates: Sequence[str]) -> np.ndarray:
+    """Days since 1970-01-01 (UTC) of ISO dates (``DATE-OBS``)."""
+    seconds = np.array([d.rstrip("Z") for d in dates], dtype="datetime64[ms]").astype(np.int64)
+    return seconds.astype(np.float64) / 86_400_000.0
+
+
+def picture(found: Sequence[Series]) -> Picture | None:
+    """The history's panels as a picture: one row per arm, one panel per QC value, one
+    series per exposure time on a common date axis, the accepted range shaded (what the
+    latest master was judged by); None when there is nothing to show."""
     if not found:
         return None
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
-
-    from mdark_dask.report.draw import write_figure
-
     arms = sorted({s.arm for s in found})
     names = [name for name, _ in HISTORY_QC]
-    dpi = 80
-    fig = Figure(figsize=(4 * len(names), 2.6 * len(arms)), dpi=dpi)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.1, top=0.92, hspace=0.6, wspace=0.3)
     labels = dict(HISTORY_QC)
+    when = np.concatenate([days(s.dates) for s in found])
+    t_lo, t_hi = float(when.min()), float(when.max())
+    pad = max((t_hi - t_lo) * 0.04, 0.02)
+    xlim = (t_lo - pad, t_hi + pad)
+    first, last = (str(np.datetime64(round(t), "D"))[:4] for t in (t_lo, t_hi))
+    xlabel = f"DATE-OBS (UTC), {first}" + (f" to {last}" if last != first else "")
+    exptimes = sorted({s.exptime for s in found})
+    colours = {t: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, t in enumerate(exptimes)}
+    width, height = CELL[0] * len(names), CELL[1] * len(arms)
+    items: list[Item] = []
+    panels: list[Panel] = []
     for i, arm in enumerate(arms):
         for j, name in enumerate(names):
-            ax = fig.add_subplot(len(arms), len(names), i * len(names) + j + 1)
             mine = [s for s in found if s.arm == arm and s.qc == name]
-            for s in mine:
-                dates = np.array(s.dates, dtype="datetime64[s]")
-                ax.plot(dates, s.values, "o-", ms=3, label=f"{s.exptime:g} s")
-                if s.lo is not None and s.hi is not None:
-                    ax.axhspan(float(s.lo), float(s.hi), color="tab:green", alpha=0.08)
+            left, top = j * CELL[0] + MARGINS[0], i * CELL[1] + MARGINS[1]
+            box = (left, top, (j + 1) * CELL[0] - MARGINS[2], (i + 1) * CELL[1] - MARGINS[3])
+            ylim = _value_range(mine)
             unit = next((s.unit for s in mine if s.unit), "")
-            ax.set_title(f"{arm}: {labels[name]} ({name})", fontsize=9)
-            ax.set_ylabel(unit, fontsize=7)
-            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-            locator = AutoDateLocator()  # type: ignore[no-untyped-call]
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-            ax.tick_params(labelsize=7)
-            if mine:
-                ax.legend(fontsize=6, title="exptime", title_fontsize=6)
-    write_figure(fig, path)
-    width, height = fig.canvas.get_width_height()
-    return int(width), int(height)
+            p = Panel(
+                f"{arm} {name}",
+                box,
+                xlim,
+                ylim,
+                xlabel=xlabel,
+                ylabel=unit,
+                title=f"{arm}: {labels[name]} ({name})",
+                xticks=date_ticks(*xlim, 3),
+                yticks=ticks(nice_ticks(*ylim, 4)),
+            )
+            panels.append(p)
+            ranges = {
+                (float(s.lo), float(s.hi)) for s in mine if s.lo is not None and s.hi is not None
+            }
+            for lo, hi in sorted(ranges):
+                lo_px, hi_px = p.py([lo, hi])
+                band = (box[0], max(box[1], float(hi_px)), box[2], min(box[3], float(lo_px)))
+                if band[3] > band[1]:
+                    items.append(Rect(band, "", BAND))
+            for s in mine:
+                points = np.column_stack([p.px(days(s.dates)), p.py(s.values)])
+                tint = colours[s.exptime]
+                items.append(Lines(points, tint, 1.2, clip=box))
+                items.append(Markers(points[:, 0], points[:, 1], ".", 4.5, tint, clip=box))
+            items += axes_items(p)
+            entries = [Entry("line", colours[s.exptime], f"{s.exptime:g} s") for s in mine]
+            items += legend(entries, box[2] + 6.0, box[1], "lt", title="exptime")
+    return Picture((width, height), tuple(items), tuple(panels))
+
+
+def _value_range(mine: Sequence[Series]) -> tuple[float, float]:
+    """The y range of a panel: its values and accepted ranges, with a margin."""
+    values = [v for s in mine for v in s.values if math.isfinite(v)]
+    values += [float(b) for s in mine for b in (s.lo, s.hi) if b is not None]
+    if not values:
+        return (0.0, 1.0)
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 if hi > lo else max(abs(lo) * 0.05, 1.0)
+    return (lo - pad, hi + pad)
+
+
+def draw(found: Sequence[Series], path: Path) -> tuple[int, int] | None:
+    """Draw the panels into a PNG; returns its (width, height) in pixels, or None."""
+    pic = picture(found)
+    if pic is None:
+        return None
+    write_png(pic, path)
+    return pic.size
 
 
 def render(size: tuple[int, int] | None, changes: Sequence[HotChange], n_rows: int) -> str:

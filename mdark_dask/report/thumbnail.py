@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from mdark_dask.io.atomic import replacing
+from mdark_dask.report.canvas import Picture, Raster, write_png
 
 #: The thumbnail's longer side at most, in pixels.
 MAX_SIDE: Final = 256
@@ -35,9 +35,8 @@ def thumbnail_grey(
 
 
 def write_thumbnail(path: Path, grey: npt.NDArray[np.uint8]) -> Path:
-    """Write the thumbnail PNG atomically (row 0 at the bottom)."""
-    from PIL import Image
-
-    with replacing(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(grey[::-1])).save(tmp, format="PNG")
+    """Write the thumbnail PNG atomically (row 0 at the bottom), pixel for pixel."""
+    ny, nx = grey.shape
+    picture = Picture((nx, ny), (Raster(grey[::-1], (0.0, 0.0, float(nx), float(ny))),))
+    write_png(picture, path, supersample=1)
     return path
