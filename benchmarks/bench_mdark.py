@@ -8,7 +8,8 @@ Usage::
     .venv/bin/python benchmarks/bench_mdark.py stage [--nir 20]
 
 ``compare`` runs, alternating and repeated, on the same simulated sofs:
-``mdark-dask mdark`` (whole command), ``soxspipe mdark`` (the oracle venv of
+``mdark-dask mdark`` (whole command, with its QC plots and with ``--no-plots``, so the
+plots' cost shows), ``soxspipe mdark`` (the oracle venv of
 ``scripts/build_oracle.sh``), ``ccdproc.combine(method="average", sigma_clip=True, 3/3
 sigma, median / mad_std)`` and a floor that only reads the frames into float32 arrays.
 It prints medians, min-max, ratios and peak memory of each whole process tree (RSS summed
@@ -116,6 +117,10 @@ def tools(venv: Path | None, instrument: str) -> dict[str, object]:
 
     out: dict[str, object] = {
         "mdark-dask": lambda sof, ws: ([EXE, "mdark", str(sof), "-o", str(ws / "md"), "-x"], None),
+        "  --no-plots": lambda sof, ws: (
+            [EXE, "mdark", str(sof), "-o", str(ws / "md"), "-x", "--no-plots"],
+            None,
+        ),
         "ccdproc.combine": lambda sof, ws: ([py, "-c", CCDPROC, str(sof)], None),
         "read floor": lambda sof, ws: ([py, "-c", READ_FLOOR, str(sof)], None),
     }
