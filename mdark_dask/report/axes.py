@@ -65,14 +65,19 @@ def tick_labels(values: F64) -> list[str]:
     (['0.0', '0.5', '1.0'], ['1000', '1500'])
     >>> tick_labels(np.array([5.4, 5.6])), tick_labels(np.array([0.25, 0.5]))
     (['5.4', '5.6'], ['0.25', '0.50'])
+    >>> tick_labels(np.array([0.9999995, 1.0, 1.0000005]))
+    ['0.9999995', '1.0000000', '1.0000005']
     """
     if values.size < 2:
         return [f"{v:g}" for v in values.tolist()]
     step = float(np.min(np.abs(np.diff(values))))
-    decimals = next(
-        (d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-6 * 10**d), 6
-    )
+    decimals = next((d for d in range(13) if _whole(step * 10.0**d)), 12)
     return [f"{v:.{decimals}f}" for v in values.tolist()]
+
+
+def _whole(x: float) -> bool:
+    """Whether ``x`` is a whole number of at least 1, to a millionth of itself."""
+    return round(x) >= 1 and abs(x - round(x)) <= 1e-6 * x
 
 
 def ticks(values: F64) -> tuple[tuple[float, str], ...]:
@@ -268,12 +273,13 @@ def vline(p: Panel, x: float, colour: str, dash: tuple[float, float]) -> Lines:
     return Lines(np.array([[px, p.box[1]], [px, p.box[3]]]), colour, 1.2, dash, clip=p.box)
 
 
-#: Steps of a date axis: (days, label format) for hours and days, then whole months.
+#: Steps of a date axis: (days, label format) for hours and days, then whole months. A
+#: tick of hours at midnight names its day instead.
 _DAY_STEPS: Final = (
     (1 / 24, "%H:%M"),
     (3 / 24, "%H:%M"),
     (6 / 24, "%H:%M"),
-    (12 / 24, "%m-%d %H:%M"),
+    (12 / 24, "%H:%M"),
     (1.0, "%m-%d"),
     (2.0, "%m-%d"),
     (7.0, "%m-%d"),
@@ -304,9 +310,12 @@ def date_ticks(lo: float, hi: float, bins: int = 4) -> tuple[tuple[float, str], 
         origin = 4.0 if step >= 7 else 0.0  # weeks start on Mondays (1970-01-05)
         first = math.ceil((lo - origin) / step - 1e-9)
         last = math.floor((hi - origin) / step + 1e-9)
-        if last - first + 1 <= bins + 1:
+        # (ticks of hours only within a day: beyond, a time of day would repeat)
+        if last - first + 1 <= bins + 1 and (step >= 1 or (last - first) * step < 1):
             at = [origin + k * step for k in range(first, last + 1)]
-            return tuple((d, label(d, fmt)) for d in at)
+            return tuple(
+                (d, label(d, "%m-%d" if fmt == "%H:%M" and d % 1 == 0 else fmt)) for d in at
+            )
     start = np.datetime64(math.floor(lo), "D").astype("datetime64[M]")
     end = np.datetime64(math.floor(hi), "D").astype("datetime64[M]")
     for months in _MONTH_STEPS:
