@@ -20,7 +20,6 @@ markers are anti-aliased as well as the text.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,24 +205,13 @@ class Picture:
         return tuple(i.text for i in self.items if isinstance(i, Text))
 
 
-def font_file() -> str | None:
-    """DejaVu Sans, the font matplotlib draws with (found in its package, which is not
-    imported); None when it is not there (Pillow's own font is used)."""
-    spec = importlib.util.find_spec("matplotlib")
-    for where in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(where) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
-        if path.is_file():
-            return str(path)
-    return None
-
-
 @functools.lru_cache(maxsize=64)
 def font(size: int) -> Any:
-    """The font at ``size`` pixels."""
+    """Pillow's own font (Aileron, a plain sans-serif carried inside Pillow) at ``size``
+    pixels: the same on every installation, with nothing to find on disk."""
     from PIL import ImageFont
 
-    path = font_file()
-    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+    return ImageFont.load_default(size)
 
 
 def paint(picture: Picture, supersample: int = SUPERSAMPLE) -> PILImage.Image:
