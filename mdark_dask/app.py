@@ -137,38 +137,6 @@ def mdark(
 
     checks.writable_output(Path(workspace))
     checks.valid_settings(Path(settings) if settings is not None else None, numerics)
-    return _mdark(
-        inputs,
-        workspace,
-        settings,
-        numerics,
-        rows,
-        plots,
-        overwrite,
-        scheduler,
-        verbose,
-        command,
-        out,
-        layout,
-        verify,
-    )
-
-
-def _mdark(
-    inputs: Sequence[str],
-    workspace: str | Path,
-    settings: str | Path | None,
-    numerics: str | None,
-    rows: int | None,
-    plots: bool,
-    overwrite: bool,
-    scheduler: Any,
-    verbose: bool,
-    command: Sequence[str],
-    out: Printer,
-    layout: str = "mdark-dask",
-    verify: bool = False,
-) -> ProductResult | None:
     computing = threading.Event()
     if scheduler in ("threads", "sync"):
         preload(plots, after=computing)
@@ -662,10 +630,6 @@ def demo(directory: Path, n_frames: int = 3, out: Printer = plain_printer) -> in
     from mdark_dask import checks
 
     checks.writable_output(directory, "demo directory")
-    return _demo(directory, n_frames, out)
-
-
-def _demo(directory: Path, n_frames: int, out: Printer) -> int:
     from tabulate import tabulate
 
     from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, failed

@@ -327,7 +327,7 @@ def test_the_master_image_in_physical_units_on_pixel_axes(
 )
 def test_our_zscale_is_astropys(seed: int, size: int, kind: str, hot: float) -> None:
     """The stretch is astropy's ZScaleInterval, computed without importing it in the
-    drawing process: the same limits on noise, steps, heavy tails and hot pixels."""
+    QC plots' code: the same limits on noise, steps, heavy tails and hot pixels."""
     from astropy.visualization import ZScaleInterval
 
     rng = np.random.default_rng(seed)
@@ -730,3 +730,26 @@ def test_bin_counts_round32_counts_the_dark_image_without_making_it(
         binning.bin_counts(combined, -median, edges, clip=clip, round32=True),
         binning.bin_counts(dark, 0.0, edges, clip=clip),
     )
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 3), (513, 130)])
+def test_the_thumbnail_is_every_steps_pixel_stretched_over_the_unflagged_percentiles(
+    shape: tuple[int, int],
+) -> None:
+    from mdark_dask.report.thumbnail import thumbnail_grey
+
+    rng = np.random.default_rng(shape[0])
+    flux = rng.normal(100.0, 5.0, shape).astype(np.float32)
+    qual = (rng.random(shape) < 0.1).astype(np.uint8)
+    flux[qual != 0] = 1e5  # flagged pixels do not set the stretch
+    flux.flat[0] = np.nan  # drawn black
+    grey = thumbnail_grey(flux, qual, max_side=64)
+    step = max(1, -(-max(shape) // 64))
+    small = flux[::step, ::step].astype(np.float64)
+    good = small[(qual[::step, ::step] == 0) & np.isfinite(small)]
+    lo, hi = np.percentile(good, [1, 99]) if good.size else (0.0, 1.0)
+    with np.errstate(invalid="ignore"):
+        want = np.clip((small - lo) / max(float(hi - lo), 1e-12), 0.0, 1.0)
+    want = (np.nan_to_num(want, nan=0.0) * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(grey, want)
+    assert grey.shape == small.shape and grey.flat[0] == 0

@@ -8,7 +8,7 @@ from the font's metrics (no pixels are drawn here). Sizes are pixels.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -85,13 +85,13 @@ def ticks(values: F64) -> tuple[tuple[float, str], ...]:
     return tuple(zip(values.tolist(), tick_labels(values), strict=True))
 
 
-def log_ticks(lo: float, hi: float, label: object) -> tuple[tuple[float, str], ...]:
+def log_ticks(lo: float, hi: float, label: Callable[[float], str]) -> tuple[tuple[float, str], ...]:
     """The powers of ten in ``[lo, hi]`` (every other when there are more than six),
     labelled by ``label(value)``."""
     first, last = math.ceil(math.log10(lo) - 1e-9), math.floor(math.log10(hi) + 1e-9)
     powers = list(range(first, last + 1))
     every = 1 if len(powers) <= 6 else 2
-    return tuple((10.0**k, str(label(10.0**k))) for k in powers[::every])  # type: ignore[operator]
+    return tuple((10.0**k, label(10.0**k)) for k in powers[::every])
 
 
 class AxesStyle(NamedTuple):
@@ -148,16 +148,15 @@ def axes_items(p: Panel, style: AxesStyle | None = None) -> list[Item]:
     return out
 
 
-def grey_levels(image: F64, lo: float, hi: float) -> npt.NDArray[np.uint8]:
+def grey_levels(image: F64, lo: float, hi: float, nan: float = 1.0) -> npt.NDArray[np.uint8]:
     """``image`` on a linear grey scale from ``lo`` (black) to ``hi`` (white), clipped;
-    NaN white, as matplotlib leaves a bad pixel unpainted."""
-    span = hi - lo if hi > lo else 1.0
+    NaN at ``nan`` (white by default, as matplotlib leaves a bad pixel unpainted)."""
     with np.errstate(invalid="ignore"):
-        v = np.clip((image - lo) / span, 0.0, 1.0)
-    return np.round(np.nan_to_num(v, nan=1.0) * 255.0).astype(np.uint8)
+        v = np.clip((image - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return np.round(np.nan_to_num(v, nan=nan) * 255.0).astype(np.uint8)
 
 
-def image_items(
+def image_raster(
     p: Panel, image: F64, block: int, x0: float, y0: float, lo: float, hi: float
 ) -> Raster:
     """``image`` in the grey stretch ``lo``..``hi``, display pixel ``[0, 0]`` covering frame

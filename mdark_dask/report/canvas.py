@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,9 +43,6 @@ Box = tuple[float, float, float, float]
 NAMED: Final = {
     "tab:blue": "#1f77b4",
     "tab:orange": "#ff7f0e",
-    "tab:green": "#2ca02c",
-    "tab:red": "#d62728",
-    "tab:grey": "#7f7f7f",
 }
 
 
@@ -194,7 +191,7 @@ class Picture:
 
     size: tuple[int, int]
     items: tuple[Item, ...]
-    panels: tuple[Panel, ...] = field(default=())
+    panels: tuple[Panel, ...] = ()
 
     def panel(self, name: str) -> Panel:
         """The panel called ``name``."""

@@ -15,7 +15,7 @@ are cheap enough to run in the product's final task, beside the writes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -30,7 +30,7 @@ from mdark_dask.report.axes import (
     Entry,
     axes_items,
     colour_bar,
-    image_items,
+    image_raster,
     legend,
     log_ticks,
     nice_ticks,
@@ -39,7 +39,17 @@ from mdark_dask.report.axes import (
     ticks,
     vline,
 )
-from mdark_dask.report.canvas import Item, Lines, Markers, Panel, Picture, Rect, Text, write_png
+from mdark_dask.report.canvas import (
+    F64,
+    Item,
+    Lines,
+    Markers,
+    Panel,
+    Picture,
+    Rect,
+    Text,
+    write_png,
+)
 from mdark_dask.report.figures import (
     STRETCH,
     Cutout,
@@ -52,8 +62,6 @@ from mdark_dask.report.figures import (
     Line,
     Marks,
 )
-
-__all__ = ["DPI", "draw", "draw_all", "render"]
 
 
 def draw_all(figures: Iterable[Figure]) -> tuple[str, ...]:
@@ -150,8 +158,8 @@ def zscale(
     ``krej``-sigma rejection (the rejected grown by 1% of the sample); its slope, divided
     by ``contrast``, spans the display range around the sample's median, within the
     sample's extremes. Written here rather than imported: importing astropy.visualization
-    brings astropy's units and times, a quarter of a second or more of the drawing
-    process, which is the end of every product's critical path.
+    brings astropy's units and times, a quarter of a second or more of CPU for every
+    command and worker that draws a plot.
 
     >>> zscale(np.arange(1000.0))
     (0.0, 999.0)
@@ -195,6 +203,7 @@ def _box(left: float, top: float, width: float, height: float) -> tuple[float, f
 
 
 def _title(width_px: int, text: str) -> Text:
+    """The figure's title, centred at its top."""
     return Text(width_px / 2, 6.0, text, LABEL, "ma")
 
 
@@ -242,7 +251,7 @@ def _image(f: ImageFigure) -> Picture:
     ny, nx = f.shape
     p = _frame_panel("image", _box(left, _TOP, box_w, box_h), 0.0, nx, 0.0, ny)
     lo, hi = stretch_limits(f.image)
-    items: list[Item] = [image_items(p, f.image, f.block, 0.0, 0.0, lo, hi)]
+    items: list[Item] = [image_raster(p, f.image, f.block, 0.0, 0.0, lo, hi)]
     items += [_mark(p, m) for m in f.marks]
     items += axes_items(p)
     bar_panel, bar_items = colour_bar(
@@ -267,7 +276,7 @@ def _flag_map(f: FlagMapFigure) -> Picture:
     ny, nx = f.shape
     p = _frame_panel("frame", _box(_LEFT, _TOP, box_w, box_h), 0.0, nx, 0.0, ny)
     # the share of QUAL pixels per block: white (none) to black (all), a light shade
-    items: list[Item] = [image_items(p, 1.0 - f.masked, f.block, 0.0, 0.0, 0.0, 1.0)]
+    items: list[Item] = [image_raster(p, 1.0 - f.masked, f.block, 0.0, 0.0, 0.0, 1.0)]
     items += [_mark(p, m) for m in f.marks]
     items += axes_items(p)
     c_left, c_top = _LEFT + box_w + gap, _TOP + 0.3
@@ -304,7 +313,7 @@ def _cutout(
         yticks=p.yticks,
     )
     lo, hi = stretch_limits(c.image)
-    items: list[Item] = [image_items(p, c.image, 1, c.x0, c.y0, lo, hi)]
+    items: list[Item] = [image_raster(p, c.image, 1, c.x0, c.y0, lo, hi)]
     for flags, colour, inset in ((c.hot, "red", 0.0), (c.noisy, "tab:blue", 0.18)):
         for y, x in zip(*np.nonzero(flags), strict=True):
             x_lo, x_hi = p.px([x + c.x0 - 0.5 + inset, x + c.x0 + 0.5 - inset])
@@ -366,11 +375,13 @@ def _frames(f: FramesFigure) -> Picture:
     return Picture(size, tuple(items), (top, low))
 
 
-def _line_items(p: Panel, lines: tuple[Line, ...], transform: object = None) -> list[Item]:
+def _line_items(
+    p: Panel, lines: tuple[Line, ...], transform: Callable[[F64], F64] | None = None
+) -> list[Item]:
     """Bounds and thresholds: dashed where they decide, dotted where shown for comparison."""
     out: list[Item] = []
     for line in lines:
-        x = line.x if transform is None else float(transform(np.array([line.x]))[0])  # type: ignore[operator]
+        x = line.x if transform is None else float(transform(np.array([line.x]))[0])
         out.append(vline(p, x, line.colour, (5.0, 2.5) if line.decides else (1.2, 2.5)))
     return out
 

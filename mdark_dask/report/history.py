@@ -171,7 +171,7 @@ def picture(found: Sequence[Series]) -> Picture | None:
     t_lo, t_hi = float(when.min()), float(when.max())
     pad = max((t_hi - t_lo) * 0.04, 0.02)
     xlim = (t_lo - pad, t_hi + pad)
-    first, last = (str(np.datetime64(round(t), "D"))[:4] for t in (t_lo, t_hi))
+    first, last = (str(np.datetime64(math.floor(t), "D"))[:4] for t in (t_lo, t_hi))
     xlabel = f"DATE-OBS (UTC), {first}" + (f" to {last}" if last != first else "")
     exptimes = sorted({s.exptime for s in found})
     colours = {t: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, t in enumerate(exptimes)}

@@ -15,6 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from mdark_dask.report.axes import grey_levels
 from mdark_dask.report.canvas import Picture, Raster, write_png
 
 #: The thumbnail's longer side at most, in pixels.
@@ -29,9 +30,7 @@ def thumbnail_grey(
     small = flux[::step, ::step].astype(np.float64)
     good = small[(qual[::step, ::step] == 0) & np.isfinite(small)]
     lo, hi = np.percentile(good, [1, 99]) if good.size else (0.0, 1.0)
-    with np.errstate(invalid="ignore"):
-        grey = np.clip((small - lo) / max(float(hi - lo), 1e-12), 0.0, 1.0)
-    return (np.nan_to_num(grey, nan=0.0) * 255).round().astype(np.uint8)
+    return grey_levels(small, float(lo), float(hi), nan=0.0)
 
 
 def write_thumbnail(path: Path, grey: npt.NDArray[np.uint8]) -> Path:
