@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_night import NIGHT, make_night  # noqa: E402
-
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
+from tests.commands import reducing  # noqa: E402
 
 
 def slurm_env() -> dict[str, str]:
@@ -58,31 +57,10 @@ def definition(folder: Path) -> Path:
     return path
 
 
-def reducing(
-    raw: Path, ws: Path, cluster: str, env: dict[str, str]
-) -> tuple[subprocess.Popen[str], float]:
-    """A night started in a subprocess, once it prints ``# REDUCING`` (the first worker
-    has joined and passed the preflight); the seconds that took."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [EXE, "night", str(raw), "-o", str(ws), "--cluster", cluster, "-x"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            return proc, time.perf_counter() - start
-    _, err = proc.communicate()
-    raise RuntimeError(f"night on {cluster} ended before reducing: {err[-800:]}")
-
-
 def night(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float, float]:
     """(seconds to ``# REDUCING``, seconds to the end) of one night."""
     start = time.perf_counter()
-    proc, first = reducing(raw, ws, cluster, env)
+    proc, first = reducing(raw, ws, "--cluster", cluster, "-x", env=env)
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"night on {cluster} failed: {err[-800:]}")
@@ -97,7 +75,7 @@ def queue(env: dict[str, str]) -> list[str]:
 def interrupted(raw: Path, ws: Path, cluster: str, env: dict[str, str]) -> tuple[float, float]:
     """(seconds from SIGINT to exit, to an empty queue) of a SLURM night stopped while it
     reduces."""
-    proc, _ = reducing(raw, ws, cluster, env)
+    proc, _ = reducing(raw, ws, "--cluster", cluster, "-x", env=env)
     time.sleep(1.0)
     sent = time.perf_counter()
     proc.send_signal(signal.SIGINT)

@@ -17,8 +17,7 @@ from mdark_dask.errors import InputError, OutputError
 from mdark_dask.report.draw import draw_all
 from mdark_dask.report.figures import HistogramFigure, ImageFigure
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
-
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
+from tests.commands import EXE
 
 
 @pytest.fixture(scope="module")

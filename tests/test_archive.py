@@ -17,15 +17,14 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mdark_dask.report.progress import DETAIL_SETS
 from mdark_dask.simulate import DarkSetSpec, simulate_set
+from tests.commands import EXE
 
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
 NIGHTS = ("2026-01-11", "2026-01-12", "2026-01-13")  # nights starting the day before
 EXPTIMES = (5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0, 600.0)
 

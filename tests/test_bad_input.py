@@ -16,8 +16,6 @@ import errno
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from astropy.io import fits
 
 from mdark_dask.cli import main
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
+from tests.commands import console
 
 # The cheapest arm: SOXS VIS binned 2x2 holds its science region in 2048 x 429 raw pixels.
 SPEC = DarkSetSpec("soxs", "VIS", n_frames=4, exptime=5.0, binning=(2, 2), shape=(2048, 429))
@@ -657,23 +656,15 @@ def test_negative_rows(good_sof: Path, tmp_path: Path, capsys: pytest.CaptureFix
 # the installed console script (mdark_dask.cli:console leaves with os._exit)
 
 
-def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("mdark-dask")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
-    return subprocess.run(
-        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
-    )
-
-
 def test_console_script_reports_bad_input_and_exit_status(tmp_path: Path) -> None:
-    run = _console("mdark", str(tmp_path / "missing.sof"), "-o", str(tmp_path / "ws"), cwd=tmp_path)
+    run = console("mdark", str(tmp_path / "missing.sof"), "-o", str(tmp_path / "ws"), cwd=tmp_path)
     assert run.returncode == 2
     assert run.stderr == f"ERROR: sof file {tmp_path / 'missing.sof'} does not exist\n"
 
 
 def test_console_script_flushes_everything_before_it_exits(good_sof: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    run = _console("mdark", str(good_sof), "-o", str(ws), *COMMON, cwd=tmp_path)
+    run = console("mdark", str(good_sof), "-o", str(ws), *COMMON, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     # the whole report reached the pipe, down to its last line
     assert run.stdout.rstrip("\n").splitlines()[-1].startswith("Recipe Run Time: ")
@@ -696,7 +687,7 @@ def test_a_night_sof_of_an_unknown_instrument_fails_that_set_only(
         setval(frame, "INSTRUME", "FOO")
     bad = write_sof(tmp_path / "foo.sof", frames)
     ws = tmp_path / "ws"
-    run = _console(
+    run = console(
         "night", str(bad), str(good_sof), "-o", str(ws), "--cluster", "sync", *COMMON, cwd=tmp_path
     )
     assert run.returncode == 1, run.stderr

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from mdark_dask.simulate import DarkSetSpec, simulate_set
-
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
+from tests.commands import EXE, reducing
 
 
 def slurm_env() -> dict[str, str] | None:
@@ -87,24 +86,6 @@ def needs_slurm() -> dict[str, str]:
     if env is None:
         pytest.skip("no SLURM test cluster (scripts/slurm-test-cluster.sh start)")
     return env
-
-
-def reducing(
-    raw: Path, ws: Path, *options: str, env: dict[str, str] | None = None
-) -> subprocess.Popen[str]:
-    """``mdark-dask night`` started in a subprocess, once it prints ``# REDUCING``."""
-    proc = subprocess.Popen(
-        [EXE, "night", str(raw), "-o", str(ws), *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("# REDUCING"):
-            break
-    return proc
 
 
 def assert_sync_products(raw: Path, ws: Path, tmp_path: Path, n_sets: int) -> None:
@@ -209,7 +190,7 @@ def test_an_interrupted_night_exits_cleanly(
     from mdark_dask.io.product import product_fingerprint
 
     ws = tmp_path / "ws"
-    proc = reducing(long_night, ws, "--no-plots")
+    proc, _ = reducing(long_night, ws, "--no-plots")
     time.sleep(0.5)
     proc.send_signal(signal.Signals(signum))
     _, err = proc.communicate(timeout=120)
@@ -359,7 +340,7 @@ def test_an_interrupted_slurm_night_cancels_the_jobs(
 
     env = needs_slurm()
     yaml = slurm_definition(tmp_path, "jobs: 2\n")
-    proc = reducing(long_night, tmp_path / "ws", "--cluster", str(yaml), env=env)
+    proc, _ = reducing(long_night, tmp_path / "ws", "--cluster", str(yaml), env=env)
     assert queue(env)  # the jobs are running
     sent = time.monotonic()
     proc.send_signal(signal.Signals(signum))
@@ -386,41 +367,29 @@ def job_processes(job: str) -> list[Any]:
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_a_worker_job_killed_mid_night_changes_nothing(long_night: Path, tmp_path: Path) -> None:
-    """``kill -9`` of every process of one of the two worker jobs (its script, the nanny
-    and the worker) while the sets run: the other job finishes the night with the
-    ``--cluster sync`` products, and no job is left."""
+@pytest.mark.parametrize("how", ["kill -9", "scancel"])
+def test_a_worker_job_lost_mid_night_changes_nothing(
+    how: str, long_night: Path, tmp_path: Path
+) -> None:
+    """One of the two worker jobs lost while the sets run, by ``scancel`` or by ``kill -9``
+    of every process of it (its script, the nanny and the worker): the other job finishes
+    the night with the ``--cluster sync`` products byte for byte, and no job is left."""
     import signal
 
     env = needs_slurm()
     yaml = slurm_definition(tmp_path, "jobs: 2\n")
     ws = tmp_path / "slurm"
-    proc = reducing(long_night, ws, "--no-plots", "--cluster", str(yaml), env=env)
+    proc, _ = reducing(long_night, ws, "--no-plots", "--cluster", str(yaml), env=env)
     jobs = [line.split()[0] for line in queue(env)]
     assert len(jobs) == 2
-    tree = job_processes(jobs[0])
-    assert any("python" in p.name() for p in tree), [p.name() for p in tree]
-    for process in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-2000:] + err[-2000:]
-    assert_sync_products(long_night, ws, tmp_path, 6)
-    assert queue(env) == []
-
-
-@pytest.mark.cluster
-@pytest.mark.slow
-def test_a_worker_job_cancelled_mid_night_changes_nothing(long_night: Path, tmp_path: Path) -> None:
-    """``scancel`` of one of the two worker jobs while the sets run: the other finishes the
-    night, and the products are the ``--cluster sync`` ones byte for byte."""
-    env = needs_slurm()
-    yaml = slurm_definition(tmp_path, "jobs: 2\n")
-    ws = tmp_path / "slurm"
-    proc = reducing(long_night, ws, "--no-plots", "--cluster", str(yaml), env=env)
-    jobs = [line.split()[0] for line in queue(env)]
-    assert len(jobs) == 2
-    subprocess.run(["scancel", jobs[0]], env=env, check=True, timeout=30)
+    if how == "scancel":
+        subprocess.run(["scancel", jobs[0]], env=env, check=True, timeout=30)
+    else:
+        tree = job_processes(jobs[0])
+        assert any("python" in p.name() for p in tree), [p.name() for p in tree]
+        for process in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-2000:] + err[-2000:]
     assert_sync_products(long_night, ws, tmp_path, 6)

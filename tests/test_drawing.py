@@ -5,10 +5,11 @@ the API draws in this process: drawing depends on nothing but the figure.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.commands import EXE
 
 
 @pytest.mark.parametrize("command", ["mdark", "demo"])
@@ -17,16 +18,15 @@ def test_the_command_draws_what_the_api_draws(command: str, tmp_path: Path) -> N
     from mdark_dask.cli import main
     from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
 
-    exe = str(Path(sys.executable).with_name("mdark-dask"))
     if command == "demo":
         args = ["demo", "--frames", "3"]
-        done = subprocess.run([exe, *args, "-o", str(tmp_path / "a")], capture_output=True)
+        done = subprocess.run([EXE, *args, "-o", str(tmp_path / "a")], capture_output=True)
         assert done.returncode == 0, done.stderr
         assert main([*args, "-o", str(tmp_path / "b")]) == 0
     else:
         spec = DarkSetSpec("soxs", "VIS", n_frames=3, exptime=600.0)
         sof = write_sof(tmp_path / "set.sof", simulate_set(spec, tmp_path / "raw"))
-        done = subprocess.run([exe, "mdark", str(sof), "-o", str(tmp_path / "a")], timeout=300)
+        done = subprocess.run([EXE, "mdark", str(sof), "-o", str(tmp_path / "a")], timeout=300)
         assert done.returncode == 0
         assert main(["mdark", str(sof), "-o", str(tmp_path / "b")]) == 0
     ours = sorted((tmp_path / "a" / "qc" / "soxs_mdark").glob("*.png"))

@@ -10,27 +10,18 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mdark_dask.io.soxspipe_db import QCValue, current_session, record_master
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
+from tests.commands import console
 from tests.oracle import oracle_venv
 
 SPEC = DarkSetSpec("soxs", "NIR", n_frames=3, exptime=5.0, start="2026-01-11T08:29:24.123", seed=4)
 NAME = sof_name(SPEC)[: -len(".sof")]
 NIGHT_DIR = Path("reduced") / "2026-01-10" / "soxs-mdark"
-
-
-def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("mdark-dask")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
-    return subprocess.run(
-        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_night_writes_masters_where_soxspipe_looks(raw: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     args = ("night", str(raw / "raw"), "-o", str(ws), "--layout", "soxspipe")
-    run = _console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
+    run = console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     names = {p.name for p in (ws / NIGHT_DIR).iterdir()}
     assert {f"{NAME}.fits", f"{NAME}_HOTPIX.fits", f"{NAME}_NOISE.fits"} <= names
@@ -52,14 +43,14 @@ def test_night_writes_masters_where_soxspipe_looks(raw: Path, tmp_path: Path) ->
     record = json.loads((ws / "night_report.json").read_text())
     assert record["sets"][0]["product"] == str(ws / NIGHT_DIR / f"{NAME}.fits")
     assert record["association"] == []  # no arcs, flats or science in this night
-    again = _console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
+    again = console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
     assert "up to date" in again.stdout
 
 
 def test_mdark_takes_the_layout_too(raw: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     args = ("mdark", str(raw / f"{NAME}.sof"), "-o", str(ws), "--layout", "soxspipe")
-    run = _console(*args, "--no-plots", "-q", cwd=tmp_path)
+    run = console(*args, "--no-plots", "-q", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (ws / NIGHT_DIR / f"{NAME}.fits").is_file()
 
@@ -120,7 +111,7 @@ def test_mdark_records_its_master_on_the_rerun_prep_asks_for(
     recorded with its status, as ``night`` records its up-to-date masters."""
     ws = tmp_path / "ws"
     args = ("mdark", str(raw / f"{NAME}.sof"), "-o", str(ws), "--layout", "soxspipe")
-    first = _console(*args, "--no-plots", cwd=tmp_path)
+    first = console(*args, "--no-plots", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "soxspipe prep" in first.stdout
     with sqlite3.connect(template_db) as conn:
@@ -130,7 +121,7 @@ def test_mdark_records_its_master_on_the_rerun_prep_asks_for(
         )
     conn.close()
     shutil.copyfile(template_db, ws / "soxspipe.db")  # what soxspipe prep leaves
-    again = _console(*args, "--no-plots", cwd=tmp_path)
+    again = console(*args, "--no-plots", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "already exists" in again.stdout
     with sqlite3.connect(ws / "soxspipe.db") as conn:
@@ -167,7 +158,7 @@ def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: P
     (frame,) = simulate_set(arc, tmp_path / "arc")
     ws = tmp_path / "ws"
     args = ("night", str(raw / "raw"), str(frame), "-o", str(ws))
-    run = _console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
+    run = console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (ws / "products" / "soxs_mdark" / f"{NAME}.fits").is_file()
     assert "soxspipe database" not in run.stdout

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from mdark_dask.simulate import DarkSetSpec, simulate_set
-
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
+from tests.commands import EXE
 
 
 def test_the_performance_report_carries_bokehjs_inline(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from mdark_dask.cli import _parser
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL
+from tests.commands import EXE
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
 
 
 def _options(text: str) -> set[str]:

@@ -20,7 +20,6 @@ import gzip
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from mdark_dask.plan.frameset import SCAN_KEYWORDS
 from mdark_dask.plan.night import NightPlan, discover, plan_night
 from mdark_dask.scheduler import client_mapper, thread_mapper
 from mdark_dask.simulate import DarkSetSpec, simulate_set
+from tests.commands import EXE
 
 VIS_SMALL: dict[str, Any] = {"binning": (2, 2), "shape": (2048, 429)}
 HYP = settings(
@@ -262,8 +262,7 @@ def made(
 
 
 def night_command(raw: Path, ws: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("mdark-dask")
-    args = [str(exe), "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"]
+    args = [EXE, "night", str(raw), "-o", str(ws), "--cluster", "sync", "--no-plots"]
     return subprocess.run([*args, *extra], capture_output=True, text=True, check=False)
 
 
@@ -378,8 +377,7 @@ def test_mdark_verify_remakes_a_damaged_product(made: tuple[Path, Path], tmp_pat
     flipped = bytearray(whole)
     flipped[-BLOCK - 100] ^= 0xFF
     victim.write_bytes(bytes(flipped))
-    exe = str(Path(sys.executable).with_name("mdark-dask"))
-    base = [exe, "mdark", str(sof), "-o", str(ws), "--no-plots"]
+    base = [EXE, "mdark", str(sof), "-o", str(ws), "--no-plots"]
 
     kept = subprocess.run(base, capture_output=True, text=True, check=False)
     assert kept.returncode == 0, kept.stderr

@@ -20,8 +20,6 @@ import hashlib
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,6 +30,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from mdark_dask.simulate import DarkSetSpec, simulate_set, sof_name, write_sof
+from tests.commands import console
 from tests.oracle import (
     SoxspipeRun,
     oracle_venv,
@@ -48,15 +47,6 @@ pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 LINE_LIST = "ArHgNeXe_clean_within_2.0pixel.fits"
 MID_SLIT = 4
 NIGHT = "2026-01-10"
-
-
-def _console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The installed ``mdark-dask`` console script, as a user runs it."""
-    exe = Path(sys.executable).with_name("mdark-dask")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mdark_dask.cli"]
-    return subprocess.run(
-        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
-    )
 
 
 def _spots(venv: Path) -> tuple[tuple[float, float, float], ...]:
@@ -158,7 +148,7 @@ def downstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     # a 10 s arc: soxspipe scales the 5 s master, reading its EXPTIME too
     (arc,) = simulate_set(_arc(venv, "2026-01-11T09:00:00.000", exptime=10.0), root / "arc")
     theirs = run_soxspipe_mdark(sof, root / "soxspipe-mdark", "soxs", timeout=120).product
-    made = _console(
+    made = console(
         "mdark",
         str(sof),
         "-o",
@@ -239,7 +229,7 @@ def _prep(venv: Path, ws: Path) -> SoxspipeRun:
 
 
 def _night(ws: Path) -> dict[str, Any]:
-    run = _console(
+    run = console(
         "night",
         str(ws / "raw"),
         "-o",

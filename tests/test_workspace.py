@@ -26,11 +26,11 @@ import pytest
 from mdark_dask.errors import OutputError
 from mdark_dask.io.lock import LOCK_NAME, WorkspaceBusy, workspace_lock
 from mdark_dask.simulate import DarkSetSpec, simulate_set, write_sof
+from tests.commands import EXE
 
 LOCKER = (
     "import sys, time\nfrom pathlib import Path\nfrom mdark_dask.io.lock import workspace_lock\n"
 )
-EXE = str(Path(sys.executable).with_name("mdark-dask"))
 SPEC = DarkSetSpec("soxs", "VIS", n_frames=3, exptime=5.0, binning=(2, 2), shape=(2048, 429))
 
 

@@ -1,0 +1,49 @@
+"""The installed ``mdark-dask`` console script, run as a user runs it: the tests' (and the
+batch benchmark's) one way to start a command in a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: The console script of the interpreter running the tests.
+EXE = str(Path(sys.executable).with_name("mdark-dask"))
+
+
+def console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``mdark-dask *args`` in ``cwd`` to its end (``python -m mdark_dask.cli`` where
+    the script is not installed), with its output captured."""
+    cmd = [EXE] if Path(EXE).exists() else [sys.executable, "-m", "mdark_dask.cli"]
+    return subprocess.run(
+        [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+def reducing(
+    raw: Path, ws: Path, *options: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], float]:
+    """``mdark-dask night`` started in a subprocess, returned once it prints
+    ``# REDUCING`` (the first worker has joined and passed the preflight), with the
+    seconds that took.
+
+    Raises
+    ------
+    RuntimeError
+        The night ended before reducing (its standard error is in the message).
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [EXE, "night", str(raw), "-o", str(ws), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("# REDUCING"):
+            return proc, time.perf_counter() - start
+    _, err = proc.communicate()
+    raise RuntimeError(f"night ended before reducing ({proc.returncode}): {err[-800:]}")
