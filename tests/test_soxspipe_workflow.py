@@ -249,10 +249,16 @@ def _night(ws: Path) -> dict[str, Any]:
     return report
 
 
-def test_reduce_all_uses_our_masters_and_never_a_failed_one(tmp_path: Path) -> None:
-    venv = organiser_venv()
-    if venv is None:
+@pytest.fixture
+def venv() -> Path:
+    """soxspipe 0.17.4 with its data organiser (Python 3.12 or newer)."""
+    found = organiser_venv()
+    if found is None:
         pytest.skip("soxspipe 0.17.4 on Python >= 3.12 unavailable (its organiser needs it)")
+    return found
+
+
+def test_reduce_all_uses_our_masters_and_never_a_failed_one(venv: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     # a 5 s master that fails MDARK MEDIAN (a 1000 ADU pedestal), a 60 s one that passes,
     # and a 5 s arc: by exposure time soxspipe would take the failing one
@@ -290,10 +296,7 @@ def _frame(start: str, exptime: float, seed: int, n: int = 1, **kw: Any) -> Dark
     return DarkSetSpec("soxs", "NIR", n_frames=n, exptime=exptime, start=start, seed=seed, **kw)
 
 
-def test_association_report_names_the_organisers_master(tmp_path: Path) -> None:
-    venv = organiser_venv()
-    if venv is None:
-        pytest.skip("soxspipe 0.17.4 on Python >= 3.12 unavailable (its organiser needs it)")
+def test_association_report_names_the_organisers_master(venv: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     simulate_set(_darks(5.0, "2026-01-11T08:00:00.000", seed=1, pedestal=1000.0), ws)
     simulate_set(_darks(60.0, "2026-01-11T08:10:00.000", seed=2), ws)
