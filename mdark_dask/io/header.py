@@ -29,7 +29,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 
@@ -135,19 +135,21 @@ def read_gzip_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | None
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 
-def _header_blocks(read: Callable[[int], bytes]) -> bytes | None:
-    """The header blocks of a FITS stream (``read``: its read method) up to the END card,
-    or ``None`` when it does not start like a plain FITS file or no END comes in
-    :data:`MAX_BLOCKS` blocks."""
-    head = read(BLOCK)
-    if len(head) < BLOCK or not head.startswith(b"SIMPLE  =") or b"\x00" in head[:CARD]:
-        return None  # gzip, bzip2, not FITS, or shorter than a block: astropy decides
-    blocks = [head]
-    while END_CARD not in _cards_of(blocks[-1]):
+def _header_blocks(
+    read: Callable[[int], bytes], starts: tuple[bytes, ...] = (b"SIMPLE  =",)
+) -> bytes | None:
+    """The header blocks of a FITS stream (``read``: its read method) from where it stands
+    up to the END card, or ``None`` when its first card does not start with one of
+    ``starts`` (a primary header by default: gzip, bzip2 and non-FITS files are left to
+    astropy) or no END comes in :data:`MAX_BLOCKS` full blocks."""
+    blocks: list[bytes] = []
+    while not blocks or END_CARD not in _cards_of(blocks[-1]):
         if len(blocks) == MAX_BLOCKS:
             return None
         block = read(BLOCK)
         if len(block) < BLOCK:
+            return None
+        if not blocks and (not block.startswith(starts) or b"\x00" in block[:CARD]):
             return None
         blocks.append(block)
     return b"".join(blocks)
@@ -299,7 +301,7 @@ def read_layout(path: str) -> list[bytes] | None:
         position = 0
         while position < size:
             f.seek(position)
-            raw = _extension_blocks(f)
+            raw = _header_blocks(f.read, (b"SIMPLE  =", b"XTENSION="))
             if raw is None:
                 return None
             values = card_values(raw, _LAYOUT_KEYS + tuple(f"NAXIS{i}" for i in range(1, 10)))
@@ -312,19 +314,6 @@ def read_layout(path: str) -> list[bytes] | None:
 
 
 _LAYOUT_KEYS: Final = ("BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "DATASUM", "CHECKSUM")
-
-
-def _extension_blocks(f: BinaryIO) -> bytes | None:
-    """The header blocks of the HDU starting where ``f`` stands (primary or extension)."""
-    blocks: list[bytes] = []
-    while not blocks or END_CARD not in _cards_of(blocks[-1]):
-        block = f.read(BLOCK)
-        if len(block) < BLOCK or len(blocks) == MAX_BLOCKS:
-            return None
-        if not blocks and not block.startswith((b"SIMPLE  =", b"XTENSION=")):
-            return None
-        blocks.append(block)
-    return b"".join(blocks)
 
 
 def _data_bytes(values: dict[str, Any]) -> int | None:
