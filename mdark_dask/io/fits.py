@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mdark_dask.errors import InputError, OutputError
-from mdark_dask.io.header import read_gzip_header, read_plain_header
+from mdark_dask.io.header import read_fast_header
 from mdark_dask.io.prepare import prepare_window
 
 if TYPE_CHECKING:
@@ -129,11 +129,11 @@ def _read_scan(
     """What :func:`scan_frame` reads from the file, with astropy's warnings silenced:
     image HDU, shape, BITPIX, BZERO, BSCALE, data offset, compressed, the cards asked.
 
-    A plain frame (one uncompressed image in the primary HDU, ordinary cards) is read
-    without astropy (:func:`mdark_dask.io.header.read_plain_header`), so scanning does not
-    wait for astropy's import, and so is a gzipped plain frame
-    (:func:`mdark_dask.io.header.read_gzip_header`); anything else is read by astropy."""
-    plain = read_plain_header(path, keywords) or read_gzip_header(path, keywords)
+    A plain frame (one uncompressed image in the primary HDU, ordinary cards), gzipped
+    or not, is read without astropy (:func:`mdark_dask.io.header.read_fast_header`, the
+    file opened once), so scanning does not wait for astropy's import; anything else is
+    read by astropy."""
+    plain = read_fast_header(path, keywords)
     if plain is not None:
         return (
             0,

@@ -29,7 +29,7 @@ import os
 import re
 import zlib
 from collections.abc import Callable
-from typing import Any, Final, NamedTuple
+from typing import Any, BinaryIO, Final, NamedTuple
 
 import numpy as np
 
@@ -107,19 +107,38 @@ def read_gzip_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | None
         The file cannot be opened or read.
     """
     with open(path, "rb") as f:
-        if f.read(2) != _GZIP_MAGIC:
-            return None
-        f.seek(0, os.SEEK_END)
-        if f.tell() < 18:  # the smallest gzip member: 10-byte header, 8-byte trailer
-            return None
-        f.seek(-4, os.SEEK_END)
-        isize = int.from_bytes(f.read(4), "little")
+        return _gzip_header(f, keywords) if f.read(2) == _GZIP_MAGIC else None
+
+
+def read_fast_header(path: str, keywords: tuple[str, ...]) -> PlainHeader | None:
+    """:func:`read_gzip_header` of a gzip file, :func:`read_plain_header` of any other,
+    the file opened once.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read.
+    """
+    with open(path, "rb") as f:
+        if f.read(2) == _GZIP_MAGIC:
+            return _gzip_header(f, keywords)
         f.seek(0)
-        try:
-            with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-                raw = _header_blocks(stream.read)
-        except (EOFError, gzip.BadGzipFile, zlib.error):
-            return None
+        return _parsed(_header_blocks(f.read), keywords)
+
+
+def _gzip_header(f: BinaryIO, keywords: tuple[str, ...]) -> PlainHeader | None:
+    """:func:`read_gzip_header` of the open file ``f`` (whose gzip magic is checked)."""
+    f.seek(0, os.SEEK_END)
+    if f.tell() < 18:  # the smallest gzip member: 10-byte header, 8-byte trailer
+        return None
+    f.seek(-4, os.SEEK_END)
+    isize = int.from_bytes(f.read(4), "little")
+    f.seek(0)
+    try:
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            raw = _header_blocks(stream.read)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return None
     header = _parsed(raw, keywords)
     if header is None:
         return None
