@@ -177,7 +177,13 @@ def test_a_second_night_on_a_workspace_in_use_stops_at_once(raw: Path, tmp_path:
     for line in first.stdout:
         if line.startswith("set "):  # the plan table: the workspace is locked by now
             break
-    second = subprocess.run(night, capture_output=True, text=True, timeout=120, check=False)
+    # Held still while the second runs, so that a fast first night cannot finish and release
+    # the lock before the second one starts.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = subprocess.run(night, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        first.send_signal(signal.SIGCONT)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode != 0
