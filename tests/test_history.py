@@ -121,3 +121,43 @@ def test_hot_pixels_appeared_disappeared_and_kept(
         len(before - after),
         len(after & before),
     )
+
+
+def test_hot_pixels_are_compared_within_one_arm_and_exposure_time(tmp_path: Path) -> None:
+    """The latest two masters of each arm and exposure time are compared, never a short
+    dark with a long one (their hot flags differ with the exposure time alone); an arm
+    and exposure time with one master, or with maps of two shapes, is not in the table."""
+    from astropy.io import fits
+
+    def master(
+        name: str, arm: str, exptime: float, date: str, hot: np.ndarray
+    ) -> dict[str, object]:
+        fits.PrimaryHDU(hot.astype(np.uint8)).writeto(tmp_path / f"{name}_HOTPIX.fits")
+        r = row(arm, exptime, date, 20.0)
+        return {**r, "name": name, "product": str(tmp_path / f"{name}.fits")}
+
+    a = np.zeros((3, 4), np.uint8)
+    b, c, d = a.copy(), a.copy(), a.copy()
+    a[0, 0] = a[1, 1] = 1  # the oldest 5 s map, superseded
+    b[0, 0] = b[2, 3] = 1
+    b[1, 2] = 2  # noisy only: not a hot pixel
+    c[2, 3] = c[0, 1] = c[0, 2] = 3
+    d[:] = 1  # a long dark: everything hot
+    rows = [
+        master("late5", "NIR", 5.0, "2026-01-12T08:00:00", c),
+        master("old5", "NIR", 5.0, "2026-01-10T08:00:00", a),
+        master("mid5", "NIR", 5.0, "2026-01-11T08:00:00", b),
+        master("last60", "NIR", 60.0, "2026-01-13T08:00:00", d),
+        master("vis", "VIS", 600.0, "2026-01-11T09:00:00", a),
+        master("vis_big", "VIS", 600.0, "2026-01-12T09:00:00", np.zeros((5, 5), np.uint8)),
+    ]
+    (change,) = history.hot_changes(rows)
+    assert (change.arm, change.exptime, change.previous, change.latest) == (
+        "SOXS NIR",
+        5.0,
+        "mid5",
+        "late5",
+    )
+    assert (change.appeared, change.disappeared, change.kept) == (2, 1, 1)
+    page = history.render(None, [change], len(rows))
+    assert "<td>SOXS NIR</td><td>5 s</td><td>mid5</td><td>late5</td>" in page

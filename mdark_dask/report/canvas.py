@@ -7,10 +7,9 @@ layout is pure, so the tests read what a plot shows as values; :func:`paint` is 
 code that touches pixels, with Pillow.
 
 Why not matplotlib: a QC plot is made for every master dark, on the product's critical
-path. matplotlib takes about 0.4 s of CPU to import and 0.1 s per figure (mostly its
-text and tick machinery), as long as the recipe's own work on a 20-frame set; Pillow
-draws the same figure in a few milliseconds and is already imported for the thumbnails.
-The history page, drawn once per run, still uses matplotlib.
+path, and matplotlib's import and its text and tick machinery cost as much CPU as the
+recipe's own work on a small set. The plots need only text, lines, polygons, rasters and
+markers in boxes, which Pillow draws directly (see ``docs/design.md`` for the numbers).
 
 Coordinates are pixels of the final image, x to the right and y down, as Pillow counts
 them. The picture is painted :data:`SUPERSAMPLE` times larger and reduced, so lines and

@@ -2,8 +2,11 @@
 
 Drawn from the workspace's record (:mod:`mdark_dask.io.store`), which every run adds to:
 each QC value against the date of its master, one panel per arm and QC value, one series
-per exposure time, the accepted range shaded; and, for each arm, the hot pixels that
-appeared and disappeared between its two latest masters (from their hot-pixel maps).
+per exposure time, the accepted range shaded; and, for each arm and exposure time, the
+hot pixels that appeared and disappeared between its two latest masters (from their
+hot-pixel maps). Masters of one exposure time are compared because a pixel's hot flag
+depends on it: a faint hot pixel crosses the threshold in a long dark and not in a short
+one, so two exposure times would report changes that are not the detector's.
 The page is one figure and one small table whatever the size of the archive; every value
 is in the store's ``products`` table.
 """
@@ -86,9 +89,11 @@ def series(rows: Sequence[Mapping[str, Any]]) -> list[Series]:
 
 @dataclass(frozen=True)
 class HotChange:
-    """Hot pixels of one arm's latest master against its previous one."""
+    """Hot pixels of one arm's latest master of one exposure time against its previous
+    one of that exposure time."""
 
     arm: str
+    exptime: float
     previous: str
     latest: str
     appeared: int
@@ -103,16 +108,18 @@ def hot_change(previous: np.ndarray, latest: np.ndarray, hot_bit: int = 1) -> tu
 
 
 def hot_changes(rows: Sequence[Mapping[str, Any]]) -> list[HotChange]:
-    """For each arm, its two latest masters with maps of the same shape, compared."""
+    """For each arm and exposure time, its two latest masters with maps of the same
+    shape, compared."""
     from mdark_dask.io.product import read_hotpix_map
     from mdark_dask.numerics.hotpix import HOT
 
-    by_arm: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[str, float], list[Mapping[str, Any]]] = {}
     for r in rows:
         if r["status"] in WITH_PRODUCT and r.get("product") and r.get("date_obs"):
-            by_arm.setdefault(f"{str(r['instrument']).upper()} {r['arm']}", []).append(r)
+            arm = f"{str(r['instrument']).upper()} {r['arm']}"
+            groups.setdefault((arm, float(r["exptime"])), []).append(r)
     changes = []
-    for arm, sets in sorted(by_arm.items()):
+    for (arm, exptime), sets in sorted(groups.items()):
         sets.sort(key=lambda r: str(r["date_obs"]))
         maps = []
         for r in reversed(sets):  # the latest first, until two of one shape
@@ -128,7 +135,7 @@ def hot_changes(rows: Sequence[Mapping[str, Any]]) -> list[HotChange]:
         if len(maps) == 2 and maps[0][1].shape == maps[1][1].shape:
             (latest, new), (previous, old) = maps
             appeared, disappeared, kept = hot_change(old, new, HOT)
-            changes.append(HotChange(arm, previous, latest, appeared, disappeared, kept))
+            changes.append(HotChange(arm, exptime, previous, latest, appeared, disappeared, kept))
     return changes
 
 
@@ -245,16 +252,18 @@ def render(size: tuple[int, int] | None, changes: Sequence[HotChange], n_rows: i
         else "<p>No master with QC values yet.</p>"
     )
     rows = "".join(
-        f"<tr><td>{html.escape(c.arm)}</td><td>{html.escape(c.previous)}</td>"
+        f"<tr><td>{html.escape(c.arm)}</td><td>{c.exptime:g} s</td>"
+        f"<td>{html.escape(c.previous)}</td>"
         f"<td>{html.escape(c.latest)}</td><td>{c.appeared}</td><td>{c.disappeared}</td>"
         f"<td>{c.kept}</td></tr>"
         for c in changes
     )
     table = (
-        "<table><tr><th>arm</th><th>previous master</th><th>latest master</th>"
+        "<table><tr><th>arm</th><th>exposure</th><th>previous master</th>"
+        "<th>latest master</th>"
         f"<th>hot pixels appeared</th><th>disappeared</th><th>kept</th></tr>{rows}</table>"
         if rows
-        else "<p>No arm has two masters to compare yet.</p>"
+        else "<p>No arm has two masters of one exposure time to compare yet.</p>"
     )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>QC history</title>
@@ -267,7 +276,7 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 line per exposure time; the shaded band is the accepted range. Every value is in the
 workspace's <code>mdark-dask.db</code>, table <code>products</code>.</p>
 {figure}
-<h2>Hot pixels since the previous master of each arm</h2>
+<h2>Hot pixels since the previous master of each arm and exposure time</h2>
 {table}
 </body></html>
 """
