@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mdark_dask.app import write_sofs
 from mdark_dask.cli import main
@@ -832,3 +834,37 @@ def test_run_plans_gives_the_largest_sets_the_highest_priority(night: Night) -> 
     assert all(o.status == "done" for o in outcomes)
     assert sorted(asked, key=asked.__getitem__) == sorted(sizes, key=sizes.__getitem__)
     assert len(set(asked.values())) == len(asked)
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        ("not a dark (DPR TYPE BIAS)", "not a dark"),
+        ("only 2 frame(s); at least 3 needed", "only 2 frame(s)"),
+        ("incomplete template: 3 of 5 frames", "incomplete template"),
+        ("cannot read: it's truncated", "cannot read"),
+        ("unknown instrument 'LRISBLUE'", "unknown instrument 'LRISBLUE'"),
+        # Keck's INSTRUME holds a colon: the value is one kind, not cut at the colon
+        (
+            "unknown instrument 'HIRES: High Resolution Echelle Spectrometer'",
+            "unknown instrument 'HIRES: High Resolution Echelle Spectrometer'",
+        ),
+    ],
+)
+def test_a_reason_counts_by_its_kind(reason: str, kind: str) -> None:
+    from mdark_dask.plan.night import reason_kind
+
+    assert reason_kind(reason) == kind
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab ':;(s)", max_size=24))
+def test_a_reason_kind_is_a_prefix_and_the_old_cut_without_quotes(reason: str) -> None:
+    """The kind is the start of the reason; without a quote it is the reason up to its first
+    colon, semicolon or `` (``."""
+    from mdark_dask.plan.night import reason_kind
+
+    kind = reason_kind(reason)
+    assert reason.lstrip().startswith(kind)
+    if "'" not in reason:
+        assert kind == reason.split(" (")[0].split(":")[0].split(";")[0].strip()

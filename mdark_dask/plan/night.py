@@ -11,10 +11,11 @@ grouped too. Nothing here reads pixels or computes: the result is a printable va
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from mdark_dask.errors import InputError
 from mdark_dask.instruments import instrument_of, keywords_of
@@ -66,10 +67,17 @@ class Skipped:
         return reason_kind(self.reason)
 
 
+#: A reason's kind: quoted values whole (a header's ``INSTRUME`` may hold a colon), then
+#: anything up to the first ``:``, ``;`` or `` (``.
+_KIND: Final = re.compile(r"(?:'[^']*'|'(?![^']*')|\s(?!\()|[^':;\s])*")
+
+
 def reason_kind(reason: str) -> str:
     """A left-out reason without its particulars: ``not a dark (DPR TYPE BIAS)`` and
-    ``only 2 frame(s); at least 3 needed`` count as ``not a dark`` and ``only 2 frame(s)``."""
-    return reason.split(" (")[0].split(":")[0].split(";")[0].strip()
+    ``only 2 frame(s); at least 3 needed`` count as ``not a dark`` and ``only 2 frame(s)``;
+    a quoted value is kept whole (``unknown instrument 'HIRES: High Resolution'``)."""
+    match = _KIND.match(reason)
+    return (match.group(0) if match else reason).strip()
 
 
 @dataclass(frozen=True)
