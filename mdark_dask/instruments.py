@@ -212,9 +212,8 @@ def instrument_of(instrume: object) -> str:
     try:
         return INSTRUMENT_NAMES[name]
     except KeyError:
-        raise InputError(
-            f"unknown instrument {instrume!r} (INSTRUME must be SOXS or XSHOOTER)"
-        ) from None
+        what = "no INSTRUME" if instrume is None else f"unknown instrument {instrume!r}"
+        raise InputError(f"{what} (INSTRUME must be SOXS or XSHOOTER)") from None
 
 
 def arm_spec(instrument: str, arm: object) -> ArmSpec:

@@ -171,7 +171,8 @@ def classify(frame: RawFrame) -> str | None:
     """Why a scanned frame is not a raw dark of a known instrument, or None if it is."""
     kw = _kw(frame)
     if kw is None:
-        return f"unknown instrument {frame.get('INSTRUME')!r}"
+        instrume = frame.get("INSTRUME")
+        return "no INSTRUME" if instrume is None else f"unknown instrument {instrume!r}"
     if any(key.startswith("ESO PRO ") for key, _ in frame.cards):
         return "a product, not a raw frame"
     dpr = frame.get(kw.dpr_type)
