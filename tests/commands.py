@@ -3,6 +3,7 @@ batch benchmark's) one way to start a command in a subprocess."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,13 @@ def console(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=300
     )
+
+
+def _interruptible() -> None:
+    """Ctrl-C's default in the child, as a terminal starts a command: a test run started in
+    the background (``nohup``, ``cmd &`` in a script) ignores SIGINT, and a child inherits
+    that, so a Ctrl-C sent by the test would be ignored as the shell meant it to be."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def reducing(
@@ -40,6 +48,7 @@ def reducing(
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_interruptible,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
