@@ -6,7 +6,7 @@ Usage::
 
 Simulates five raw darks of 600 s (seeded: the same frames every time), reduces them
 with ``mdark-dask mdark`` as a user would, and copies the five QC plots under ``--out``
-with short names, each reduced to a 32-colour palette so that it stays a few tens of
+with short names, each reduced to a 64-colour palette so that it stays a few tens of
 kilobytes in git. A tall VIS frame is used on purpose: its plots show the aspect ratio
 kept.
 """
@@ -41,7 +41,7 @@ def main() -> int:
         for kind in KINDS:
             (png,) = (ws / "qc" / "soxs_mdark").glob(f"*_{kind}.png")
             with Image.open(png) as image:
-                small = image.convert("RGB").quantize(32, method=Image.Quantize.FASTOCTREE)
+                small = image.convert("RGB").quantize(64, method=Image.Quantize.MEDIANCUT)
             target = args.out / f"{kind}.png"
             small.save(target, format="PNG", optimize=True)
             print(f"{target}: {target.stat().st_size // 1024} KB")
