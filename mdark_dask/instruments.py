@@ -61,6 +61,12 @@ XSH_KEYWORDS: Final = Keywords(
 )
 
 
+def detector_temp_unit(arm: str) -> str:
+    """The unit of a SOXS arm's detector temperature keyword: the NIR array's sensor reads
+    kelvin, the VIS CCD's reads degrees Celsius (soxspipe's QC calls both kelvin)."""
+    return "K" if arm == "NIR" else "\N{DEGREE SIGN}C"
+
+
 def keywords_of(instrument: str) -> Keywords:
     """The keyword dictionary of ``soxs``; X-shooter's for anything else (frames whose
     instrument is unknown are named by X-shooter's keywords, as soxspipe reads them)."""

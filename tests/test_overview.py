@@ -58,6 +58,38 @@ def test_the_night_page_lists_every_set_with_its_files(night: Path) -> None:
     assert "<script" not in page and "data:image" not in page  # static, files linked
 
 
+def test_the_night_page_links_every_file_and_plot_of_a_set(tmp_path: Path) -> None:
+    """Every product file and every QC plot of a set is linked from its row, files and plots
+    on a line each, and every link of the page leads to a file."""
+    spec = SPECS[1]
+    simulate_set(spec, tmp_path / "raw")
+    ws = tmp_path / "ws"
+    assert main(["night", str(tmp_path / "raw"), "-o", str(ws), "--cluster", "sync"]) == 0
+    nights = ws / "qc" / "nights"
+    page = (nights / "2026-01-10.html").read_text(encoding="utf-8")
+    name = sof_name(spec)[:-4]
+    (row,) = re.findall(rf'<tr id="set-{name}">.*?</tr>', page, re.S)
+    links = re.findall(r'href="([^"]+)"', row)
+    written = [
+        p
+        for p in [*ws.glob(f"products/soxs_mdark/{name}*"), *ws.glob(f"qc/soxs_mdark/{name}_*")]
+        if not p.name.endswith("_thumb.png")
+    ]
+    assert len(written) == 8  # master, hot-pixel map, noise image and five plots
+    assert sorted((nights / link).resolve() for link in links) == sorted(
+        p.resolve() for p in written
+    )
+    files, plots = re.search(r'<td class="links">(.*?)</td>', row, re.S).group(1).split("<br>")
+    assert files.startswith("<span>files:</span>") and plots.startswith("<span>plots:</span>")
+    assert ">hot pixels<" in plots and ">dark current<" in plots
+    for link in re.findall(r'href="([^"]+)"', page):
+        if link.startswith("#"):
+            assert f'id="{link[1:]}"' in page, link
+        else:
+            assert (nights / link).exists(), link
+    assert "-110.00 \N{DEGREE SIGN}C" in row  # the VIS detector's temperature, in its unit
+
+
 def test_the_index_links_every_night_and_counts_what_was_left_out(night: Path) -> None:
     index = (night / "qc" / "index.html").read_text(encoding="utf-8")
     assert 'href="nights/2026-01-10.html"' in index

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from mdark_dask.instruments import detector_temp_unit
 from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
 from mdark_dask.plan.night import reason_kind
@@ -52,8 +53,9 @@ th { background: #eee; } th small { font-weight: normal; color: #555; }
 td.name { text-align: left; font-family: monospace; }
 td.pass { background: #dff3df; } td.fail { background: #f8d0d0; font-weight: bold; }
 td.failed { background: #f8d0d0; text-align: left; } td.na { color: #999; }
-td.links { text-align: left; font-size: 0.9em; min-width: 24em; }
-td.links a { white-space: nowrap; }
+th.name, th.links { text-align: left; }
+td.links { text-align: left; font-size: 0.9em; min-width: 21em; }
+td.links a { white-space: nowrap; } td.links span { color: #555; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-end; }
 figure { margin: 0; font-size: 0.75em; word-break: break-all; max-width: 260px; }
 figure img { border: 1px solid #ccc; display: block; }
@@ -109,23 +111,40 @@ def _unit(rows: Iterable[Mapping[str, Any]], name: str) -> str:
     return ""
 
 
+#: A set's product files (suffix, link text), in the order the night page lists them.
+PRODUCT_LINKS: Final = (
+    (".fits", "master"),
+    ("_HOTPIX.fits", "hot-pixel map"),
+    ("_NOISE.fits", "noise image"),
+    (".log", "log"),
+)
+#: A set's QC plots (suffix, link text), in the order the night page lists them.
+PLOT_LINKS: Final = (
+    ("_image.png", "image"),
+    ("_hotpix_map.png", "hot pixels"),
+    ("_frames.png", "frames"),
+    ("_histogram.png", "histogram"),
+    ("_dark_current.png", "dark current"),
+)
+
+
 def _links(row: Mapping[str, Any], qc_dir: Path, product_dir: Path) -> str:
-    """Relative links from a night page to a set's product files and plots."""
+    """Relative links from a night page to a set's product files and its plots, a line
+    each; only what exists is linked."""
     name = row["name"]
-    links = []
-    for suffix, label in (
-        (".fits", "master"),
-        ("_HOTPIX.fits", "hot-pixel map"),
-        ("_NOISE.fits", "noise image"),
-        (".log", "log"),
+    lines = []
+    for title, directory, href, links in (
+        ("files", product_dir, "../../products/soxs_mdark", PRODUCT_LINKS),
+        ("plots", qc_dir, "../soxs_mdark", PLOT_LINKS),
     ):
-        if (product_dir / f"{name}{suffix}").exists():
-            links.append(f'<a href="../../products/soxs_mdark/{_esc(name)}{suffix}">{label}</a>')
-    for plot in sorted(qc_dir.glob(f"{name}_*.png")):
-        kind = plot.stem[len(name) + 1 :]
-        if kind != "thumb":
-            links.append(f'<a href="../soxs_mdark/{_esc(plot.name)}">{_esc(kind)}</a>')
-    return " &middot; ".join(links) or "--"
+        found = [
+            f'<a href="{href}/{_esc(name)}{suffix}">{label}</a>'
+            for suffix, label in links
+            if (directory / f"{name}{suffix}").exists()
+        ]
+        if found:
+            lines.append(f"<span>{title}:</span> " + " &middot; ".join(found))
+    return "<br>".join(lines) or "--"
 
 
 def _association_table(entries: Sequence[Mapping[str, Any]]) -> str:
@@ -154,21 +173,25 @@ def render_night(
 ) -> str:
     """The page of one night, from its store rows and the association of its frames."""
     qc_dir, product_dir = workspace / "qc" / "soxs_mdark", workspace / "products" / "soxs_mdark"
-    head = "".join(
+    head = '<th class="name">set</th>' + "".join(
         f"<th>{_esc(h)}</th>"
-        for h in ("set", "inst", "arm", "exptime [s]", "frames", "detector temp.", "status")
+        for h in ("inst", "arm", "exptime [s]", "frames", "detector temp.", "status")
     )
     for name, label in TABLE_QC:
         unit = _unit(rows, name)
         head += f'<th title="{_esc(name)}">{_esc(label)}'
         head += f"<br><small>{_esc(name)}{f' [{_esc(unit)}]' if unit else ''}</small></th>"
-    head += "<th>files and plots</th>"
+    head += '<th class="links">files and plots</th>'
     body, thumbs = [], []
     for r in rows:
         status = r["status"] + (f": {r['reason']}" if r.get("reason") else "")
         ok = r["status"] in ("done", "up to date")
         cls = "name" if ok else "failed"
-        temp = f"{r['temperature']:.2f}" if r.get("temperature") is not None else "--"
+        temp = (
+            f"{r['temperature']:.2f} {detector_temp_unit(str(r['arm']))}"
+            if r.get("temperature") is not None
+            else "--"
+        )
         cells = "".join(_qc_cell(r["qc"], name) for name, _ in TABLE_QC)
         body.append(
             f'<tr id="set-{_esc(r["name"])}"><td class="name">{_esc(r["name"])}</td>'
