@@ -29,20 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_night import NIGHT, make_night  # noqa: E402
-from tests.commands import reducing  # noqa: E402
-
-
-def slurm_env() -> dict[str, str]:
-    """This process's environment plus the test SLURM's (``MDARK_SLURM_ENV``)."""
-    env = dict(os.environ)
-    path = os.environ.get("MDARK_SLURM_ENV")
-    if path:
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            line = line.strip().removeprefix("export ").strip()
-            if "=" in line and not line.startswith("#"):
-                key, _, value = line.partition("=")
-                env[key] = value.strip("'\"")
-    return env
+from tests.commands import reducing, slurm_env  # noqa: E402
 
 
 def definition(folder: Path) -> Path:
@@ -94,6 +81,9 @@ def main() -> int:
     make_night(args.data)
     raw = args.data / "raw"
     env = slurm_env()
+    if env is None:
+        print("no SLURM reachable: start one and set MDARK_SLURM_ENV (see above)", file=sys.stderr)
+        return 1
     if queue(env):
         print("the SLURM queue is not empty: stop the other jobs first", file=sys.stderr)
         return 1

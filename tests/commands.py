@@ -3,6 +3,7 @@ batch benchmark's) one way to start a command in a subprocess."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -56,3 +57,23 @@ def reducing(
             return proc, time.perf_counter() - start
     _, err = proc.communicate()
     raise RuntimeError(f"night ended before reducing ({proc.returncode}): {err[-800:]}")
+
+
+def slurm_env() -> dict[str, str] | None:
+    """This process's environment plus what reaches the test SLURM (the variables of the
+    file ``$MDARK_SLURM_ENV`` that ``scripts/slurm-test-cluster.sh`` writes, such as
+    ``SLURM_CONF``), or None when that file is missing or ``sinfo`` cannot reach it."""
+    path = os.environ.get("MDARK_SLURM_ENV")
+    if not path or not Path(path).is_file():
+        return None
+    env = dict(os.environ)
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip().removeprefix("export ").strip()
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value.strip("'\"")
+    try:
+        probe = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, timeout=30)
+    except OSError:  # no sinfo on this machine
+        return None
+    return env if probe.returncode == 0 else None

@@ -15,22 +15,7 @@ from typing import Any
 import pytest
 
 from mdark_dask.simulate import DarkSetSpec, simulate_set
-from tests.commands import EXE, reducing
-
-
-def slurm_env() -> dict[str, str] | None:
-    """The environment that reaches the test SLURM (``SLURM_CONF``), or None."""
-    path = os.environ.get("MDARK_SLURM_ENV")
-    if not path or not Path(path).is_file():
-        return None
-    env = dict(os.environ)
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        line = line.strip().removeprefix("export ").strip()
-        if "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value.strip("'\"")
-    probe = subprocess.run(["sinfo", "-h"], env=env, capture_output=True, timeout=30)
-    return env if probe.returncode == 0 else None
+from tests.commands import EXE, reducing, slurm_env
 
 
 @pytest.fixture(scope="module")
