@@ -167,6 +167,11 @@ def _kw(frame: RawFrame) -> Any:
         return None
 
 
+#: The reason of a known instrument's raw frame that is not a dark (an arc, a flat, a science
+#: frame): the frames the night's masters will calibrate, which the association looks at.
+NOT_A_DARK: Final = "not a dark"
+
+
 def classify(frame: RawFrame) -> str | None:
     """Why a scanned frame is not a raw dark of a known instrument, or None if it is."""
     kw = _kw(frame)
@@ -177,7 +182,7 @@ def classify(frame: RawFrame) -> str | None:
         return "a product, not a raw frame"
     dpr = frame.get(kw.dpr_type)
     if dpr != "DARK":
-        return f"not a dark (DPR TYPE {dpr})" if dpr else "no DPR TYPE"
+        return f"{NOT_A_DARK} (DPR TYPE {dpr})" if dpr else "no DPR TYPE"
     for key in (kw.arm, kw.exptime, kw.mjd_obs):
         if frame.get(key) is None:
             return f"no {key}"
@@ -295,7 +300,7 @@ def plan_night(
         why = classify(frame)
         if why is not None:
             skipped.append(Skipped(frame.path, why))
-            if why.startswith("not a dark"):
+            if why.startswith(NOT_A_DARK):
                 others.append(frame)
             continue
         groups.setdefault(group_key(frame), []).append(frame)
