@@ -57,6 +57,22 @@ NOISE_QUANTILE: Final = 0.9999
 #: The stretch of the frame images (astropy.visualization's ``ZScaleInterval``), named on
 #: the plots.
 STRETCH: Final = "zscale"
+#: The QC plots of a master, each ``<name>_<kind>.png``: the kind and what the pages and the
+#: README call the plot.
+PLOT_KINDS: Final = (
+    ("image", "image"),
+    ("hotpix_map", "hot pixels"),
+    ("frames", "frames"),
+    ("histogram", "histogram"),
+    ("dark_current", "dark current"),
+)
+
+
+def plot_path(directory: Path, name: str, kind: str) -> str:
+    """The file of the ``kind`` plot (one of :data:`PLOT_KINDS`) of the master ``name``."""
+    if kind not in dict(PLOT_KINDS):
+        raise ValueError(f"no QC plot of kind {kind!r}")
+    return str(directory / f"{name}_{kind}.png")
 
 
 def sig(value: float) -> str:
@@ -434,7 +450,7 @@ def master_figures(master: Master, directory: Path, ctx: Context) -> tuple[Figur
         f"({n_masked}, {_percent(n_masked, master.qual.size)})"
     )
     hist = HistogramFigure(
-        str(directory / f"{ctx.name}_histogram.png"),
+        plot_path(directory, ctx.name, "histogram"),
         ctx.title(what),
         edges,
         counts,
@@ -460,7 +476,7 @@ def frames_figures(
     named = f"{head}<frame>{tail}" if head or tail else "<frame>"
     return (
         FramesFigure(
-            str(directory / f"{ctx.name}_frames.png"),
+            plot_path(directory, ctx.name, "frames"),
             ctx.title("level (clipped mean) and scatter (RAW RON) of each frame"),
             shorts,
             f"frame, in order of observation (file {named})",
@@ -560,7 +576,7 @@ def image_figures(master: Master, directory: Path, ctx: Context) -> tuple[Figure
     what = "master dark (FLUX)" + (f" / {ctx.exptime:g} s" if ctx.exptime > 0 else "")
     return (
         ImageFigure(
-            str(directory / f"{ctx.name}_image.png"),
+            plot_path(directory, ctx.name, "image"),
             ctx.title(what),
             image,
             (int(master.flux.shape[0]), int(master.flux.shape[1])),
@@ -613,7 +629,7 @@ def hotpix_figures(
     shade = f"{MASKED_LABEL}: {n_masked} ({_percent(n_masked, qual.size)}); shade = share"
     shade += f" per {block} x {block} block" if block > 1 else ""
     hot_map = FlagMapFigure(
-        str(directory / f"{ctx.name}_hotpix_map.png"),
+        plot_path(directory, ctx.name, "hotpix_map"),
         ctx.title(f"{HOT_LABEL}, {NOISY_LABEL} and {MASKED_LABEL}"),
         masked,
         (int(qual.shape[0]), int(qual.shape[1])),
@@ -624,7 +640,7 @@ def hotpix_figures(
         ctx.rate_unit,
     )
     dist = DistributionFigure(
-        str(directory / f"{ctx.name}_dark_current.png"),
+        plot_path(directory, ctx.name, "dark_current"),
         ctx.title(f"{HOT_LABEL} and {NOISY_LABEL}"),
         dark_panel(hot, ctx),
         noise_panel(hot, noise, noise_peel, ctx),

@@ -25,6 +25,7 @@ from mdark_dask.instruments import detector_temp_unit
 from mdark_dask.io.atomic import write_text
 from mdark_dask.numerics.qc import HOT_LABEL, MASKED_LABEL, NOISY_LABEL
 from mdark_dask.plan.night import reason_kind
+from mdark_dask.report.figures import PLOT_KINDS
 
 #: QC columns of a night page: (keyword, what the reader sees). soxspipe's HOTPIX NUM
 #: counts every masked pixel; the physical hot pixels are counted apart.
@@ -119,13 +120,7 @@ PRODUCT_LINKS: Final = (
     (".log", "log"),
 )
 #: A set's QC plots (suffix, link text), in the order the night page lists them.
-PLOT_LINKS: Final = (
-    ("_image.png", "image"),
-    ("_hotpix_map.png", "hot pixels"),
-    ("_frames.png", "frames"),
-    ("_histogram.png", "histogram"),
-    ("_dark_current.png", "dark current"),
-)
+PLOT_LINKS: Final = tuple((f"_{kind}.png", label) for kind, label in PLOT_KINDS)
 
 
 def _links(row: Mapping[str, Any], qc_dir: Path, product_dir: Path) -> str:
