@@ -290,6 +290,10 @@ def _string(text: str) -> str:
         rest = text[j + 1 :].strip()
         if rest and not rest.startswith("/"):
             raise _Unsure
+        if "'" in rest:
+            # astropy's card regex may close the string at a quote of the comment instead
+            # (it reads ``'' / '`` as the string ``' /``)
+            raise _Unsure
         break
     value = "".join(out)
     if not value.isprintable() or value.endswith("&"):
