@@ -543,14 +543,16 @@ def _association(
 ) -> list[dict[str, Any]]:
     """Hand the masters to soxspipe (``layout`` ``soxspipe``), print which master soxspipe
     will calibrate each non-dark frame with, and return that for the JSON report."""
-    from mdark_dask.plan.association import associate, summary_lines
+    from mdark_dask.plan.association import associate, recorded_masters, summary_lines
 
     if layout == "soxspipe":
         from mdark_dask.handoff import Made, hand_off
 
         made = [Made(o.name, o.qc, o.date_obs, o.status == "done") for o in outcomes if o.product]
         out(hand_off(workspace, made))
-    rows = associate(night, outcomes)
+    from mdark_dask.io import store
+
+    rows = associate(night, outcomes, recorded_masters(store.products(workspace)))
     for line in summary_lines(rows):
         out(line)
     return [a.as_dict() for a in rows]

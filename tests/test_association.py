@@ -25,6 +25,7 @@ from mdark_dask.plan.association import (
     page_rows,
     pick,
     record_rows,
+    recorded_masters,
     summary_lines,
 )
 from mdark_dask.plan.night import NightPlan, NightSet
@@ -128,9 +129,9 @@ def test_frames_without_a_dark_say_why() -> None:
     assert "takes no dark" in rows["nod.fits"].note
     assert "X-shooter" in rows["xsh.fits"].note
     assert rows["nomode.fits"].warnings == (
-        "no passing master of the night matches (the frame has no readout mode)",
+        "no passing master in the workspace matches (the frame has no readout mode)",
     )
-    assert rows["slow.fits"].warnings == ("no passing master of the night matches",)
+    assert rows["slow.fits"].warnings == ("no passing master in the workspace matches",)
 
 
 def test_a_template_is_one_row_at_its_mean_time() -> None:
@@ -233,3 +234,50 @@ def test_the_status_soxspipe_sees_ignores_mdark_dasks_own_pixel_counts() -> None
     assert soxspipe_status([row("MDARK MEDIAN", "pass"), *ours]) == "pass"
     assert soxspipe_status([row("MDARK MEDIAN", "fail"), *ours]) == "fail"
     assert soxspipe_status([]) == "pass"
+
+
+def stored(name: str, mjd: float | None, exptime: float, **qc_flags: str) -> dict[str, object]:
+    """A store row of a SOXS NIR master (as :func:`mdark_dask.io.store.products` gives it)."""
+    qc = {"MDARK MEDIAN": {"value": 12.0, "flag": "pass"}}
+    qc.update({name.replace("_", " "): {"value": 1.0, "flag": f} for name, f in qc_flags.items()})
+    return {
+        "name": name,
+        "instrument": "soxs",
+        "arm": "NIR",
+        "exptime": exptime,
+        "status": "done",
+        "product": f"/ws/{name}.fits",
+        "rospeed": "3",
+        "mjd": mjd,
+        "qc": qc,
+    }
+
+
+def test_recorded_masters_carry_the_status_soxspipe_records() -> None:
+    rows = [
+        stored("OK", 90.0, 60.0, HOTPIX_PHYS_NUM="fail"),  # mdark-dask's own count: no matter
+        stored("BAD", 90.1, 60.0, RAW_RON="fail"),
+        stored("OLD", None, 60.0),  # recorded before the store kept the mean MJD
+        {**stored("FAILED", 90.2, 60.0), "status": "failed", "product": None},
+    ]
+    masters = {m.name: m for m in recorded_masters(rows)}
+    assert set(masters) == {"OK", "BAD"}
+    assert (masters["OK"].status, masters["BAD"].status) == ("pass", "fail")
+    assert masters["OK"] == Master("OK", "soxs", "NIR", "3", 60.0, 90.0, "pass", 12.0)
+
+
+def test_an_earlier_master_is_chosen_as_soxspipe_would_and_this_run_decides_its_own() -> None:
+    """No time window: a master recorded nights earlier with the frame's exposure time is
+    nearer than tonight's; a set of this run is taken as this run left it, whatever the
+    record says of it."""
+    night, outcomes = plan(
+        [dark_set("D5", 100.0, 5.0, 12.0), dark_set("D60_REDONE", 100.0, 60.0, 40.0, "fail")],
+        [frame("arc60", 100.05, 60.0, "LAMP,WAVE", "ECHELLE,PINHOLE")],
+    )
+    recorded = recorded_masters([stored("D60_OLD", 90.0, 60.0), stored("D60_REDONE", 99.0, 60.0)])
+    (row,) = associate(night, outcomes, recorded)
+    assert row.master == "D60_OLD" and row.d_exptime == 0.0
+    assert row.d_hours == pytest.approx((100.05 - 90.0) * 24)
+    assert any("D60_REDONE failed QC" in w for w in row.warnings)  # this run's verdict
+    (alone,) = associate(night, outcomes)
+    assert alone.master == "D5" and alone.note == "scaled x12"

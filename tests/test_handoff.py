@@ -174,3 +174,41 @@ def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: P
     page = (ws / "qc" / "nights" / "2026-01-10.html").read_text(encoding="utf-8")
     assert f'<td class="failed">{frame.name}</td>' in page
     assert f'<td class="failed">{NAME}</td>' in page
+
+
+def test_the_association_takes_a_master_of_an_earlier_run(raw: Path, tmp_path: Path) -> None:
+    """soxspipe chooses among every master it knows, with no time window: a 60 s arc of
+    the next night is calibrated with this night's 60 s master (recorded by an earlier
+    run), not scaled from the next night's own 5 s one."""
+    long_darks = DarkSetSpec(
+        "soxs", "NIR", n_frames=3, exptime=60.0, start="2026-01-11T07:00:00.000", seed=5
+    )
+    first = simulate_set(long_darks, tmp_path / "first")
+    ws = tmp_path / "ws"
+    options = ("-o", str(ws), "--cluster", "sync", "--no-plots")
+    run = console("night", str(tmp_path / "first"), *options, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    earlier = sof_name(long_darks)[: -len(".sof")]
+    assert len(first) == 3 and (ws / "products" / "soxs_mdark" / f"{earlier}.fits").is_file()
+    short_darks = DarkSetSpec(
+        "soxs", "NIR", n_frames=3, exptime=5.0, start="2026-01-12T08:00:00.000", seed=6
+    )
+    simulate_set(short_darks, tmp_path / "second")
+    arc = DarkSetSpec(
+        "soxs",
+        "NIR",
+        n_frames=1,
+        exptime=60.0,
+        start="2026-01-12T09:00:00.000",
+        seed=9,
+        dpr_type="LAMP,WAVE",
+        dpr_tech="ECHELLE,PINHOLE",
+        slit="PINHOLE",
+    )
+    (frame,) = simulate_set(arc, tmp_path / "second")
+    run = console("night", str(tmp_path / "second"), *options, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    (row,) = json.loads((ws / "night_report.json").read_text())["association"]
+    assert row["frames"] == [frame.name] and row["recipe"] == "disp_solution"
+    assert row["master"] == earlier and row["d_exptime"] == 0.0 and row["note"] == ""
+    assert f"1 NIR disp_solution frame(s) <- {earlier}" in run.stdout

@@ -3,7 +3,8 @@
 Every run adds to it, so a workspace fed night by night, or a month in one command, ends
 with the same table: one row per set (the latest outcome of that set wins: a recomputed
 product replaces its row, never duplicates it) with its night, arm, exposure time, status,
-QC values and product path, plus one row per run. The night pages, the index page, the
+QC values, product path, readout mode and mean MJD-OBS (what soxspipe's organiser matches
+a frame to a master by), plus one row per run. The night pages, the index page, the
 history page and ``night_report.json`` are all drawn from it, so none of them forgets
 what an earlier run made, and none of them reads a product's pixels.
 
@@ -43,6 +44,8 @@ PRODUCT_COLUMNS: Final = (
     "product",
     "fingerprint",
     "run",
+    "rospeed",
+    "mjd",
 )
 
 #: Columns of a run row.
@@ -62,7 +65,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
     name TEXT PRIMARY KEY, night TEXT, instrument TEXT, arm TEXT, exptime REAL,
     frames INTEGER, date_obs TEXT, temperature REAL, status TEXT, reason TEXT,
-    qc_flag TEXT, qc TEXT, product TEXT, fingerprint TEXT, run TEXT
+    qc_flag TEXT, qc TEXT, product TEXT, fingerprint TEXT, run TEXT, rospeed TEXT, mjd REAL
 );
 CREATE INDEX IF NOT EXISTS products_night ON products (night);
 CREATE TABLE IF NOT EXISTS runs (
@@ -83,9 +86,22 @@ def _connect(workspace: Path) -> Iterator[sqlite3.Connection]:
     try:
         db.row_factory = sqlite3.Row
         db.executescript(_SCHEMA)
+        _add_missing_columns(db)
         yield db
     finally:
         db.close()
+
+
+#: Columns added to ``products`` since the first store, with their types: a store written by
+#: an earlier version gains them (NULL in its old rows) when it is next opened.
+_ADDED_COLUMNS: Final = (("rospeed", "TEXT"), ("mjd", "REAL"))
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(products)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE products ADD COLUMN {name} {kind}")
 
 
 def record_run(

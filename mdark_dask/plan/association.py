@@ -1,7 +1,8 @@
 """Which master dark soxspipe 0.17.4 will calibrate each frame of a night with.
 
-Pure: a night's plan and its outcomes in, frozen rows out. The rules are soxspipe
-0.17.4's own, read from its code:
+Pure: a night's plan and its outcomes in, with the masters the workspace recorded in
+earlier runs (soxspipe chooses among every master it knows, with no time window), frozen
+rows out. The rules are soxspipe 0.17.4's own, read from its code:
 
 * **Which recipes take a dark** (``resources/soxs_sof_map.yaml``): for SOXS NIR,
   ``disp_solution`` (``LAMP,WAVE``; ``ECHELLE,PINHOLE`` or ``IMAGE``), ``order_centres``
@@ -39,7 +40,7 @@ from typing import Any
 
 from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame
-from mdark_dask.numerics.qc import soxspipe_status
+from mdark_dask.numerics.qc import HOTPIX_QC, soxspipe_status
 from mdark_dask.plan.names import rospeed_field
 from mdark_dask.plan.night import NightPlan
 from mdark_dask.plan.sets import SetOutcome
@@ -65,7 +66,8 @@ PAGE_HEADERS = ("frames", "arm", "recipe", "exptime", "master", "Î” exptime", "Î
 
 @dataclass(frozen=True)
 class Master:
-    """A master dark of the night as soxspipe's organiser sees it.
+    """A master dark (of the night, or recorded by an earlier run) as soxspipe's organiser
+    sees it.
 
     ``status`` is ``pass`` or ``fail`` (QC); ``median`` its MDARK MEDIAN (e-), if known.
     """
@@ -178,6 +180,40 @@ def masters_of(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Master
     return tuple(out)
 
 
+def recorded_masters(rows: Iterable[Mapping[str, Any]]) -> tuple[Master, ...]:
+    """The masters of a workspace's record (:func:`mdark_dask.io.store.products` rows): every
+    set with a product and its readout mode and mean MJD, with the QC status soxspipe
+    would record (``fail`` when a QC value soxspipe knows failed its range).
+
+    soxspipe's organiser chooses among every master in its database, with no time window,
+    so a master made on an earlier night (or by an earlier run) can be the one it uses.
+    """
+    out = []
+    for r in rows:
+        if r.get("status") not in ("done", "up to date") or not r.get("product"):
+            continue
+        if r.get("mjd") is None:
+            continue  # recorded before the store kept the mean MJD: rerun its night
+        qc = r.get("qc") or {}
+        fails = any(
+            (q or {}).get("flag") == "fail" for name, q in qc.items() if name not in HOTPIX_QC
+        )
+        median = (qc.get("MDARK MEDIAN") or {}).get("value")
+        out.append(
+            Master(
+                name=str(r["name"]),
+                instrument=str(r["instrument"]),
+                arm=str(r["arm"]),
+                rospeed=None if r.get("rospeed") is None else str(r["rospeed"]),
+                exptime=round(float(r["exptime"]), 2),
+                mjd=float(r["mjd"]),
+                status="fail" if fails else "pass",
+                median=None if median is None else float(median),
+            )
+        )
+    return tuple(out)
+
+
 def _rank(master: Master, exptime: float, mjd: float) -> tuple[float, float, str]:
     """cal_mdark's order: |exptime difference|, then |MJD difference| (then name)."""
     return (abs(exptime - master.exptime), abs(mjd - master.mjd), master.name)
@@ -206,7 +242,7 @@ def pick(
 
 def pedestal(masters: Sequence[Master], master: Master) -> tuple[float, bool] | None:
     """``(P, fitted)``: the pedestal estimated for ``master``, fitted as the intercept of
-    MDARK MEDIAN against exposure time over the night's passing masters of its arm and
+    MDARK MEDIAN against exposure time over the passing masters of its arm and
     readout mode when they span two or more exposure times, else ``master``'s median (a
     bound). Failed masters stay out: a QC failure is often an odd level."""
     pts = [
@@ -245,10 +281,16 @@ def _groups(frames: Iterable[RawFrame]) -> list[list[RawFrame]]:
     return list(groups.values())
 
 
-def associate(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Association, ...]:
+def associate(
+    night: NightPlan, outcomes: Iterable[SetOutcome], recorded: Sequence[Master] = ()
+) -> tuple[Association, ...]:
     """The association of every set of non-dark raw frames of ``night`` (biases left
-    out), in time order."""
-    masters = masters_of(night, outcomes)
+    out), in time order, among the night's masters and the ``recorded`` ones
+    (:func:`recorded_masters`: the workspace's earlier masters; a set of this run is
+    taken as this run left it)."""
+    outcomes = tuple(outcomes)
+    this_run = {o.name for o in outcomes}
+    masters = masters_of(night, outcomes) + tuple(m for m in recorded if m.name not in this_run)
     rows = []
     for group in _groups(night.others):
         first = group[0]
@@ -292,7 +334,7 @@ def _associate_one(
         warnings.append(f"nearest master {nearest.name} failed QC: not used")
     if chosen is None:
         mode = "" if rospeed is not None else " (the frame has no readout mode)"
-        warnings.append(f"no passing master of the night matches{mode}")
+        warnings.append(f"no passing master in the workspace matches{mode}")
         return replace(base, warnings=tuple(warnings))
     note = ""
     if int(chosen.exptime) != int(base.exptime):

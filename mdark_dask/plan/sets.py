@@ -16,7 +16,7 @@ from mdark_dask.errors import MdarkError
 from mdark_dask.instruments import keywords_of
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
 from mdark_dask.plan.frameset import Mapper, batches
-from mdark_dask.plan.names import night_of_mjd, night_of_sof
+from mdark_dask.plan.names import night_of_mjd, night_of_sof, rospeed_field
 from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.plan.product import ProductPlan, check_batch, plan_frames
 from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
@@ -40,6 +40,8 @@ class SetOutcome:
     night: str = ""
     date_obs: str = ""
     temperature: float | None = None
+    rospeed: str | None = None
+    mjd: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,7 +73,8 @@ def outcome(s: NightSet, status: str, **kw: Any) -> SetOutcome:
 
 
 def describe(s: NightSet) -> dict[str, Any]:
-    """``night``, ``date_obs`` and ``temperature`` of a set, from its headers."""
+    """``night``, ``date_obs``, ``temperature``, ``rospeed`` and ``mjd`` of a set, from its
+    headers."""
     if not s.frames:
         return {"night": night_of_sof(s.name) or ""}
     first, last = s.frames[0], s.frames[-1]
@@ -82,10 +85,19 @@ def describe(s: NightSet) -> dict[str, Any]:
         value = last.get(name) if name else None
         temperature = float(value) if isinstance(value, int | float) else None
     mjd = first.get(keywords.mjd_obs)
+    mjds = [f.get(keywords.mjd_obs) for f in s.frames]
+    speed = first.get(keywords.read_speed)
     return {
         "night": night_of_mjd(float(mjd)) if isinstance(mjd, int | float) else "",
         "date_obs": str(first.get(keywords.date_obs) or ""),
         "temperature": temperature,
+        # as soxspipe's organiser records a master: the readout mode, the frames' mean MJD
+        "rospeed": None if speed is None else rospeed_field(s.instrument, speed),
+        "mjd": (
+            sum(float(m) for m in mjds) / len(mjds)
+            if all(isinstance(m, int | float) for m in mjds)
+            else None
+        ),
     }
 
 

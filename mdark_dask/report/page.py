@@ -223,7 +223,8 @@ counts the physical hot pixels only.</p>
 <div class="thumbs">{"".join(thumbs) or "<p>No products.</p>"}</div>
 <h2>The masters soxspipe will calibrate this night's frames with</h2>
 <p>By soxspipe 0.17.4's own rule (same arm and readout mode, the nearest exposure time,
-then the nearest time; masters that failed QC are not used).</p>
+then the nearest time, among every master the workspace holds, from any night; masters
+that failed QC are not used).</p>
 {_association_table(association)}
 </body></html>
 """
