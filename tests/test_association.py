@@ -29,7 +29,7 @@ from mdark_dask.plan.association import (
     summary_lines,
 )
 from mdark_dask.plan.night import NightPlan, NightSet
-from mdark_dask.plan.sets import SetOutcome
+from mdark_dask.plan.sets import SetOutcome, outcome
 from tests.oracle import oracle_venv
 
 
@@ -64,8 +64,7 @@ def dark_set(name: str, mjd: float, exptime: float, median: float, flag: str = "
     frames = tuple(frame(f"{name}-{i}", mjd + i * 1e-4, exptime) for i in range(3))
     qc = (QCRow("MDARK MEDIAN", median, "electrons", "", True, flag),)
     s = NightSet(name, frames, (), "soxs", "NIR", exptime)
-    o = SetOutcome(name, "soxs", "NIR", exptime, 3, "done", f"/ws/{name}.fits", qc=qc)
-    return s, o
+    return s, outcome(s, "done", product=f"/ws/{name}.fits", qc=qc)
 
 
 def plan(sets: list[tuple], others: list[RawFrame]) -> tuple[NightPlan, list[SetOutcome]]:

@@ -142,20 +142,24 @@ def test_session_ids_are_soxspipes(tmp_path: Path) -> None:
         current_session(tmp_path)
 
 
-def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: Path) -> None:
-    """The default layout: the association in the terminal and the JSON report."""
-    arc = DarkSetSpec(
+def arc(start: str) -> DarkSetSpec:
+    """One SOXS NIR arc of 60 s (a frame soxspipe's disp_solution calibrates with a dark)."""
+    return DarkSetSpec(
         "soxs",
         "NIR",
         n_frames=1,
         exptime=60.0,
-        start="2026-01-11T09:00:00.000",
+        start=start,
         seed=9,
         dpr_type="LAMP,WAVE",
         dpr_tech="ECHELLE,PINHOLE",
         slit="PINHOLE",
     )
-    (frame,) = simulate_set(arc, tmp_path / "arc")
+
+
+def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: Path) -> None:
+    """The default layout: the association in the terminal and the JSON report."""
+    (frame,) = simulate_set(arc("2026-01-11T09:00:00.000"), tmp_path / "arc")
     ws = tmp_path / "ws"
     args = ("night", str(raw / "raw"), str(frame), "-o", str(ws))
     run = console(*args, "--cluster", "sync", "--no-plots", cwd=tmp_path)
@@ -176,7 +180,7 @@ def test_night_reports_which_master_calibrates_each_frame(raw: Path, tmp_path: P
     assert f'<td class="failed">{NAME}</td>' in page
 
 
-def test_the_association_takes_a_master_of_an_earlier_run(raw: Path, tmp_path: Path) -> None:
+def test_the_association_takes_a_master_of_an_earlier_run(tmp_path: Path) -> None:
     """soxspipe chooses among every master it knows, with no time window: a 60 s arc of
     the next night is calibrated with this night's 60 s master (recorded by an earlier
     run), not scaled from the next night's own 5 s one."""
@@ -194,18 +198,7 @@ def test_the_association_takes_a_master_of_an_earlier_run(raw: Path, tmp_path: P
         "soxs", "NIR", n_frames=3, exptime=5.0, start="2026-01-12T08:00:00.000", seed=6
     )
     simulate_set(short_darks, tmp_path / "second")
-    arc = DarkSetSpec(
-        "soxs",
-        "NIR",
-        n_frames=1,
-        exptime=60.0,
-        start="2026-01-12T09:00:00.000",
-        seed=9,
-        dpr_type="LAMP,WAVE",
-        dpr_tech="ECHELLE,PINHOLE",
-        slit="PINHOLE",
-    )
-    (frame,) = simulate_set(arc, tmp_path / "second")
+    (frame,) = simulate_set(arc("2026-01-12T09:00:00.000"), tmp_path / "second")
     run = console("night", str(tmp_path / "second"), *options, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     (row,) = json.loads((ws / "night_report.json").read_text())["association"]

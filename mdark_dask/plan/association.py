@@ -41,7 +41,7 @@ from typing import Any
 from mdark_dask.instruments import instrument_of, keywords_of
 from mdark_dask.io.fits import RawFrame
 from mdark_dask.numerics.qc import HOTPIX_QC, soxspipe_status
-from mdark_dask.plan.names import rospeed_field
+from mdark_dask.plan.names import rospeed_of
 from mdark_dask.plan.night import NightPlan
 from mdark_dask.plan.sets import SetOutcome
 
@@ -145,34 +145,26 @@ def recipe_of(instrument: str, dpr_type: str, dpr_tech: str) -> tuple[str, bool]
     return None
 
 
-def _rospeed(instrument: str, value: object) -> str | None:
-    """The organiser's ``rospeed``; None (SQL NULL) where the header has none."""
-    return None if value is None else rospeed_field(instrument, value)
-
-
-def masters_of(night: NightPlan, outcomes: Iterable[SetOutcome]) -> tuple[Master, ...]:
-    """The night's masters that have a product, with their QC status and median.
+def masters_of(outcomes: Iterable[SetOutcome]) -> tuple[Master, ...]:
+    """This run's masters that have a product, with their QC status and median (their
+    readout mode and mean MJD-OBS as :func:`mdark_dask.plan.sets.describe` read them).
 
     A set without a product is left out: soxspipe would make that master itself, and
     the report cannot know its QC.
     """
-    by_name = {o.name: o for o in outcomes}
     out = []
-    for s in night.sets:
-        o = by_name.get(s.name)
-        if o is None or not o.product or not s.frames:
+    for o in outcomes:
+        if not o.product or o.mjd is None:
             continue
-        kw = keywords_of(s.instrument)
-        mjds = [float(f.get(kw.mjd_obs)) for f in s.frames]
         median = next((r.value for r in o.qc if r.name == "MDARK MEDIAN"), None)
         out.append(
             Master(
-                name=s.name,
-                instrument=s.instrument,
-                arm=s.arm,
-                rospeed=_rospeed(s.instrument, s.frames[0].get(kw.read_speed)),
-                exptime=round(s.exptime, 2),
-                mjd=sum(mjds) / len(mjds),
+                name=o.name,
+                instrument=o.instrument,
+                arm=o.arm,
+                rospeed=o.rospeed,
+                exptime=round(o.exptime, 2),
+                mjd=o.mjd,
                 status=soxspipe_status(o.qc),
                 median=None if median is None else float(median),
             )
@@ -290,7 +282,7 @@ def associate(
     taken as this run left it)."""
     outcomes = tuple(outcomes)
     this_run = {o.name for o in outcomes}
-    masters = masters_of(night, outcomes) + tuple(m for m in recorded if m.name not in this_run)
+    masters = masters_of(outcomes) + tuple(m for m in recorded if m.name not in this_run)
     rows = []
     for group in _groups(night.others):
         first = group[0]
@@ -307,7 +299,7 @@ def associate(
         base = Association(
             tuple(sorted(f.path for f in group)), inst, arm, dpr_type, dpr_tech, None, exptime, mjd
         )
-        rows.append(_associate_one(base, masters, _rospeed(inst, first.get(kw.read_speed))))
+        rows.append(_associate_one(base, masters, rospeed_of(inst, first.get(kw.read_speed))))
     return tuple(sorted(rows, key=lambda a: (a.mjd, a.frames)))
 
 

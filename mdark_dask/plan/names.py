@@ -35,6 +35,12 @@ def exptime_field(exptime: float) -> str:
     return f"{round(float(exptime), 2)}s"
 
 
+def rospeed_of(instrument: str, read_speed: object) -> str | None:
+    """The organiser's ``rospeed`` of a frame or master (:func:`rospeed_field`); None (SQL
+    NULL, which matches nothing) where the header has no readout mode."""
+    return None if read_speed is None else rospeed_field(instrument, read_speed)
+
+
 def rospeed_field(instrument: str, read_speed: object) -> str:
     """Readout-mode field: SOXS ``ESO DET READ CURID``; X-shooter ``fast``/``slow``, as the
     data organiser names the readout speeds ``1pt/400k/lg`` and ``1pt/100k/hg``."""

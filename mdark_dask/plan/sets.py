@@ -16,7 +16,7 @@ from mdark_dask.errors import MdarkError
 from mdark_dask.instruments import keywords_of
 from mdark_dask.numerics.qc import QCRow, apply_ranges, failed
 from mdark_dask.plan.frameset import Mapper, batches
-from mdark_dask.plan.names import night_of_mjd, night_of_sof, rospeed_field
+from mdark_dask.plan.names import night_of_mjd, night_of_sof, rospeed_of
 from mdark_dask.plan.night import NightPlan, NightSet
 from mdark_dask.plan.product import ProductPlan, check_batch, plan_frames
 from mdark_dask.plan.sizing import NIGHT_TASK_BYTES
@@ -86,13 +86,12 @@ def describe(s: NightSet) -> dict[str, Any]:
         temperature = float(value) if isinstance(value, int | float) else None
     mjd = first.get(keywords.mjd_obs)
     mjds = [f.get(keywords.mjd_obs) for f in s.frames]
-    speed = first.get(keywords.read_speed)
     return {
         "night": night_of_mjd(float(mjd)) if isinstance(mjd, int | float) else "",
         "date_obs": str(first.get(keywords.date_obs) or ""),
         "temperature": temperature,
         # as soxspipe's organiser records a master: the readout mode, the frames' mean MJD
-        "rospeed": None if speed is None else rospeed_field(s.instrument, speed),
+        "rospeed": rospeed_of(s.instrument, first.get(keywords.read_speed)),
         "mjd": (
             sum(float(m) for m in mjds) / len(mjds)
             if all(isinstance(m, int | float) for m in mjds)
