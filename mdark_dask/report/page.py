@@ -55,7 +55,8 @@ td.name { text-align: left; font-family: monospace; }
 td.pass { background: #dff3df; } td.fail { background: #f8d0d0; font-weight: bold; }
 td.failed { background: #f8d0d0; text-align: left; } td.na { color: #999; }
 th.name, th.links { text-align: left; }
-td.links { text-align: left; font-size: 0.9em; min-width: 21em; }
+td.links { text-align: left; font-size: 0.9em; min-width: 15em; }
+td.unit { white-space: nowrap; }
 td.links a { white-space: nowrap; } td.links span { color: #555; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-end; }
 figure { margin: 0; font-size: 0.75em; word-break: break-all; max-width: 260px; }
@@ -191,7 +192,8 @@ def render_night(
         body.append(
             f'<tr id="set-{_esc(r["name"])}"><td class="name">{_esc(r["name"])}</td>'
             f"<td>{_esc(str(r['instrument']).upper())}</td><td>{_esc(r['arm'])}</td>"
-            f"<td>{float(r['exptime']):g}</td><td>{r['frames']}</td><td>{temp}</td>"
+            f"<td>{float(r['exptime']):g}</td><td>{r['frames']}</td>"
+            f'<td class="unit">{temp}</td>'
             f'<td class="{cls}">{_esc(status)}</td>{cells}'
             f'<td class="links">{_links(r, qc_dir, product_dir)}</td></tr>'
         )
